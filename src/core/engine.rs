@@ -1,0 +1,727 @@
+//! Owns every peer (one str0m `Rtc` each) and every room: routes datagrams, runs the 20 ms tick, fans payloads out.
+//!
+//! The drain loop contract (as in str0m and quinn-proto): after any
+//! `handle_*` call, call [`Engine::poll_output`] until it returns
+//! [`Output::Timeout`], carry out every other output, then wait for input or
+//! that instant and call [`Engine::handle_timeout`]. The engine never reads
+//! the clock, never does IO and never blocks.
+
+use super::mixer::DuckSettings;
+use super::room::{Channel, PeerId, Room, Source, Stream};
+use crate::protocol::{ChannelInfo, Error, ErrorCode, FloorInfo, Role, ServerMsg};
+use crate::token::Claims;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use str0m::change::SdpOffer;
+use str0m::format::Codec;
+use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Rtc};
+
+/// The media plane's tick: one Opus frame.
+pub const TICK: Duration = Duration::from_millis(20);
+/// If the engine falls this far behind (a stalled host), it skips ticks instead of bursting.
+const MAX_LATE: Duration = Duration::from_millis(100);
+/// Room state goes out at most this often: listener counts move with every
+/// join, and a room of 1,000 listeners must not send a million messages.
+const STATE_EVERY: Duration = Duration::from_millis(250);
+/// Most rooms one engine holds; each costs a few encoders.
+pub const MAX_ROOMS: usize = 1000;
+/// Most channels in a room.
+pub const MAX_CHANNELS: usize = 32;
+
+pub struct EngineConfig {
+    /// Addresses put in every SDP answer as host candidates: the shared UDP socket as clients reach it.
+    pub candidates: Vec<SocketAddr>,
+}
+
+/// What the engine asks its driver to do.
+#[derive(Debug)]
+pub enum Output {
+    Transmit { source: SocketAddr, destination: SocketAddr, contents: Vec<u8> },
+    /// A signalling message for one session.
+    Event { peer: PeerId, msg: ServerMsg },
+    /// Nothing more to do before this instant (or new input).
+    Timeout(Instant),
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct ChannelSpec {
+    pub lang: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub duck: DuckSettings,
+}
+
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct RoomSpec {
+    pub id: String,
+    #[serde(default)]
+    pub floor_lang: Option<String>,
+    #[serde(default)]
+    pub channels: Vec<ChannelSpec>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RoomView {
+    pub id: String,
+    pub floor_lang: Option<String>,
+    pub floor: FloorInfo,
+    pub channels: Vec<ChannelInfo>,
+}
+
+/// Counters for datagrams and media the engine refused.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub datagrams_unparsed: u64,
+    pub datagrams_unrouted: u64,
+    pub datagrams_rejected: u64,
+    pub media_rejected: u64,
+    pub ticks_skipped: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DatagramError {
+    #[error("not STUN, DTLS, RTP or RTCP")]
+    Unparsed,
+    #[error("no peer accepts datagrams from {0}")]
+    Unrouted(SocketAddr),
+    #[error("peer rejected the datagram: {0}")]
+    Rejected(String),
+}
+
+struct Peer {
+    room: String,
+    role: Role,
+    name: String,
+    /// The channel an interpreter publishes into.
+    channel: Option<String>,
+    rtc: Option<Rtc>,
+    timeout: Option<Instant>,
+    /// The downstream track and its Opus payload type once known.
+    down: Option<(Mid, Option<Pt>)>,
+    up: Option<Mid>,
+    listening: Stream,
+    /// Queued for polling in the drain loop.
+    dirty: bool,
+}
+
+pub struct Engine {
+    config: EngineConfig,
+    peers: HashMap<PeerId, Peer>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    rooms: HashMap<String, Room>,
+    to_poll: Vec<PeerId>,
+    out: VecDeque<Output>,
+    /// When the next 20 ms tick is due.
+    next_tick: Option<Instant>,
+    /// Rooms whose state changed since it last went out.
+    stale: HashSet<String>,
+    next_state: Option<Instant>,
+    pub stats: Stats,
+}
+
+fn bad(code: ErrorCode, message: impl Into<String>) -> Error {
+    Error::new(code, message)
+}
+
+/// A language tag as BCP 47 spells them: letters, digits and dashes, short.
+fn valid_lang(lang: &str) -> bool {
+    !lang.is_empty() && lang.len() <= 35 && lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && lang != "floor"
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// What an SDP offer asks for, read from its audio sections.
+struct OfferShape {
+    audio: usize,
+    video: usize,
+    /// Some audio section sends from the client.
+    sends: bool,
+}
+
+fn offer_shape(sdp: &str) -> OfferShape {
+    let mut shape = OfferShape { audio: 0, video: 0, sends: false };
+    let mut in_audio = false;
+    let mut dir_seen = false;
+    let close = |in_audio: bool, dir_seen: bool, shape: &mut OfferShape| {
+        // An audio section without a direction attribute is sendrecv (RFC 8866).
+        if in_audio && !dir_seen {
+            shape.sends = true;
+        }
+    };
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(m) = line.strip_prefix("m=") {
+            close(in_audio, dir_seen, &mut shape);
+            dir_seen = false;
+            in_audio = m.starts_with("audio ");
+            if in_audio {
+                shape.audio += 1;
+            } else if m.starts_with("video ") {
+                shape.video += 1;
+            }
+        } else if in_audio {
+            match line {
+                "a=sendrecv" | "a=sendonly" => {
+                    dir_seen = true;
+                    shape.sends = true;
+                }
+                "a=recvonly" | "a=inactive" => dir_seen = true,
+                _ => {}
+            }
+        }
+    }
+    close(in_audio, dir_seen, &mut shape);
+    shape
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, now: Instant) -> Self {
+        Engine {
+            config,
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            rooms: HashMap::new(),
+            to_poll: Vec::new(),
+            out: VecDeque::new(),
+            next_tick: Some(now),
+            stale: HashSet::new(),
+            next_state: None,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn create_room(&mut self, spec: RoomSpec) -> Result<RoomView, Error> {
+        if !valid_id(&spec.id) {
+            return Err(bad(ErrorCode::BadMessage, "room id must be 1-64 letters, digits, '-' or '_'"));
+        }
+        if self.rooms.contains_key(&spec.id) {
+            return Err(bad(ErrorCode::AlreadyJoined, format!("room {} already exists", spec.id)));
+        }
+        if self.rooms.len() >= MAX_ROOMS {
+            return Err(bad(ErrorCode::Busy, format!("this server holds at most {MAX_ROOMS} rooms")));
+        }
+        if let Some(l) = &spec.floor_lang {
+            if !valid_lang(l) {
+                return Err(bad(ErrorCode::BadMessage, format!("bad floor language tag {l:?}")));
+            }
+        }
+        let id = spec.id.clone();
+        self.rooms.insert(id.clone(), Room::new(id.clone(), spec.floor_lang));
+        for c in spec.channels {
+            if let Err(e) = self.add_channel(&id, c) {
+                self.rooms.remove(&id);
+                return Err(e);
+            }
+        }
+        Ok(self.room_view(&id).expect("room was just inserted"))
+    }
+
+    pub fn add_channel(&mut self, room: &str, spec: ChannelSpec) -> Result<RoomView, Error> {
+        let r = self.rooms.get_mut(room).ok_or_else(|| bad(ErrorCode::NotFound, format!("no room {room}")))?;
+        if !valid_lang(&spec.lang) {
+            return Err(bad(ErrorCode::BadMessage, format!("bad channel language tag {:?}", spec.lang)));
+        }
+        if r.channel(&spec.lang).is_some() {
+            return Err(bad(ErrorCode::AlreadyJoined, format!("channel {} already exists", spec.lang)));
+        }
+        if r.channels.len() >= MAX_CHANNELS {
+            return Err(bad(ErrorCode::Busy, format!("a room holds at most {MAX_CHANNELS} channels")));
+        }
+        let name = if spec.name.is_empty() { spec.lang.clone() } else { spec.name };
+        if name.len() > 64 {
+            return Err(bad(ErrorCode::BadMessage, "channel name is longer than 64 bytes"));
+        }
+        r.channels.push(Channel::new(spec.lang, name, spec.duck));
+        self.stale.insert(room.to_string());
+        Ok(self.room_view(room).expect("room exists"))
+    }
+
+    pub fn room_view(&self, id: &str) -> Option<RoomView> {
+        let r = self.rooms.get(id)?;
+        let (floor, channels) = self.room_state(r);
+        Some(RoomView { id: r.id.clone(), floor_lang: r.floor_lang.clone(), floor, channels })
+    }
+
+    pub fn rooms(&self) -> Vec<String> {
+        let mut ids: Vec<_> = self.rooms.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    fn room_state(&self, r: &Room) -> (FloorInfo, Vec<ChannelInfo>) {
+        let mut floor = FloorInfo { sources: r.floor.len() as u32, listeners: 0 };
+        let mut channels: Vec<ChannelInfo> = r
+            .channels
+            .iter()
+            .map(|c| ChannelInfo {
+                lang: c.lang.clone(),
+                name: c.name.clone(),
+                live: c.live().and_then(|p| self.peers.get(&p)).map(|p| p.name.clone()),
+                listeners: 0,
+            })
+            .collect();
+        for p in self.peers.values().filter(|p| p.room == r.id && p.down.is_some()) {
+            match &p.listening {
+                Stream::Floor => floor.listeners += 1,
+                Stream::Channel(l) => {
+                    if let Some(c) = channels.iter_mut().find(|c| &c.lang == l) {
+                        c.listeners += 1;
+                    }
+                }
+            }
+        }
+        (floor, channels)
+    }
+
+    /// A participant joins a room with a verified token.
+    pub fn handle_join(&mut self, peer: PeerId, claims: &Claims, publish: Option<String>) -> Result<ServerMsg, Error> {
+        if self.peers.contains_key(&peer) {
+            return Err(bad(ErrorCode::AlreadyJoined, "this session has already joined"));
+        }
+        let room = self
+            .rooms
+            .get_mut(&claims.room)
+            .ok_or_else(|| bad(ErrorCode::NotFound, format!("no room {}", claims.room)))?;
+        let mut channel = None;
+        let mut listening = Stream::Floor;
+        match claims.role {
+            Role::Interpreter => {
+                let own = claims
+                    .channel
+                    .clone()
+                    .ok_or_else(|| bad(ErrorCode::BadToken, "interpreter token names no channel"))?;
+                let target = publish.unwrap_or_else(|| own.clone());
+                if target != own {
+                    return Err(bad(
+                        ErrorCode::Forbidden,
+                        format!("this token publishes only into channel {own}, not {target}"),
+                    ));
+                }
+                let c = room
+                    .channel_mut(&own)
+                    .ok_or_else(|| bad(ErrorCode::NotFound, format!("no channel {own} in room {}", claims.room)))?;
+                c.booth.push(peer);
+                channel = Some(own);
+            }
+            Role::Floor => {
+                if let Some(t) = publish.filter(|t| t != "floor") {
+                    return Err(bad(ErrorCode::Forbidden, format!("a floor token publishes only into the floor, not {t}")));
+                }
+            }
+            Role::Listener | Role::Host => {
+                if let Some(t) = publish {
+                    return Err(bad(
+                        ErrorCode::Forbidden,
+                        format!("a {} token cannot publish (asked to publish into {t})", claims.role.as_str()),
+                    ));
+                }
+                if let Some(l) = claims.channel.as_ref().filter(|l| room.channel(l).is_some()) {
+                    listening = Stream::Channel(l.clone());
+                }
+            }
+        }
+        self.peers.insert(
+            peer,
+            Peer {
+                room: claims.room.clone(),
+                role: claims.role,
+                name: claims.name.clone(),
+                channel: channel.clone(),
+                rtc: None,
+                timeout: None,
+                down: None,
+                up: None,
+                listening,
+                dirty: false,
+            },
+        );
+        self.stale.insert(claims.room.clone());
+        let r = self.rooms.get(&claims.room).expect("checked above");
+        let (_, channels) = self.room_state(r);
+        Ok(ServerMsg::Joined {
+            room: claims.room.clone(),
+            role: claims.role,
+            name: claims.name.clone(),
+            channel,
+            floor_lang: r.floor_lang.clone(),
+            channels,
+        })
+    }
+
+    /// Accepts a peer's SDP offer and returns the answer.
+    pub fn handle_offer(&mut self, now: Instant, peer: PeerId, sdp: &str) -> Result<String, Error> {
+        let p = self.peers.get_mut(&peer).ok_or_else(|| bad(ErrorCode::NotJoined, "join before sending an offer"))?;
+        if p.rtc.is_some() {
+            return Err(bad(ErrorCode::BadSdp, "this session already has media; renegotiation is not supported"));
+        }
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| bad(ErrorCode::BadSdp, format!("unreadable SDP offer: {e}")))?;
+        let shape = offer_shape(sdp);
+        if shape.audio != 1 || shape.video > 0 {
+            return Err(bad(
+                ErrorCode::BadSdp,
+                format!("offer one audio section and no video (got {} audio, {} video)", shape.audio, shape.video),
+            ));
+        }
+        match (p.role, shape.sends) {
+            (Role::Listener | Role::Host, true) => {
+                return Err(bad(
+                    ErrorCode::Forbidden,
+                    format!("a {} cannot publish: offer a recvonly audio track", p.role.as_str()),
+                ))
+            }
+            (Role::Floor | Role::Interpreter, false) => {
+                return Err(bad(ErrorCode::BadSdp, "a floor speaker or interpreter must offer a sending audio track"))
+            }
+            _ => {}
+        }
+        let mut rtc = Rtc::builder().set_ice_lite(true).clear_codecs().enable_opus(true, false).build(now);
+        for c in &self.config.candidates {
+            let cand = Candidate::host(*c, "udp").map_err(|e| bad(ErrorCode::Busy, format!("bad server candidate: {e}")))?;
+            rtc.add_local_candidate(cand);
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| bad(ErrorCode::BadSdp, format!("offer not acceptable: {e}")))?;
+        p.rtc = Some(rtc);
+        if shape.sends {
+            let room = self.rooms.get_mut(&p.room).expect("a peer's room outlives it");
+            match p.role {
+                Role::Floor => room.floor.push(Source::new(peer)),
+                Role::Interpreter => {
+                    let lang = p.channel.as_deref().expect("interpreters have a channel");
+                    let c = room.channel_mut(lang).expect("an interpreter's channel outlives it");
+                    if c.voice.is_none() {
+                        c.voice = Some(Source::new(peer));
+                        self.out.push_back(Output::Event { peer, msg: ServerMsg::Booth { live: true } });
+                    } else {
+                        self.out.push_back(Output::Event { peer, msg: ServerMsg::Booth { live: false } });
+                    }
+                }
+                _ => unreachable!("only floor and interpreters send, checked above"),
+            }
+        }
+        self.stale.insert(p.room.clone());
+        self.mark(peer);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// A listener picks what it hears: the floor (`None`) or a channel.
+    pub fn handle_select(&mut self, peer: PeerId, channel: Option<String>) -> Result<(), Error> {
+        let p = self.peers.get_mut(&peer).ok_or_else(|| bad(ErrorCode::NotJoined, "join before selecting"))?;
+        let stream = match channel.as_deref() {
+            None | Some("floor") => Stream::Floor,
+            Some(l) => {
+                let room = self.rooms.get(&p.room).expect("a peer's room outlives it");
+                if room.channel(l).is_none() {
+                    return Err(bad(ErrorCode::NotFound, format!("no channel {l} in room {}", p.room)));
+                }
+                if p.channel.as_deref() == Some(l) {
+                    return Err(bad(ErrorCode::Forbidden, "an interpreter cannot listen to its own channel"));
+                }
+                Stream::Channel(l.to_string())
+            }
+        };
+        p.listening = stream;
+        self.stale.insert(p.room.clone());
+        self.out.push_back(Output::Event {
+            peer,
+            msg: ServerMsg::Selected { channel: channel.filter(|c| c != "floor") },
+        });
+        Ok(())
+    }
+
+    /// A session ended: its media stops, its booth moves on.
+    pub fn handle_leave(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.remove(&peer) else { return };
+        self.by_addr.retain(|_, id| *id != peer);
+        self.leave_room(peer, &p.room);
+    }
+
+    /// One UDP datagram arrived on the shared socket.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DatagramError> {
+        let Ok(recv) = Receive::new(Protocol::Udp, source, destination, data) else {
+            self.stats.datagrams_unparsed += 1;
+            return Err(DatagramError::Unparsed);
+        };
+        let input = Input::Receive(now, recv);
+        let known = self.by_addr.get(&source).copied().filter(|id| {
+            self.peers.get(id).and_then(|p| p.rtc.as_ref()).is_some_and(|r| r.accepts(&input))
+        });
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let found = self
+                    .peers
+                    .iter()
+                    .find(|(_, p)| p.rtc.as_ref().is_some_and(|r| r.accepts(&input)))
+                    .map(|(id, _)| *id);
+                let Some(id) = found else {
+                    self.stats.datagrams_unrouted += 1;
+                    return Err(DatagramError::Unrouted(source));
+                };
+                self.by_addr.insert(source, id);
+                id
+            }
+        };
+        let rtc = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()).expect("routed to a peer with media");
+        let result = rtc.handle_input(input);
+        self.mark(id);
+        result.map_err(|e| {
+            self.stats.datagrams_rejected += 1;
+            DatagramError::Rejected(e.to_string())
+        })
+    }
+
+    /// Time passed: run due ticks and peers' timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let next = *self.next_tick.get_or_insert(now);
+        if now >= next {
+            if now - next > MAX_LATE {
+                self.stats.ticks_skipped += ((now - next).as_millis() / TICK.as_millis()) as u64;
+                self.next_tick = Some(now + TICK);
+            } else {
+                self.next_tick = Some(next + TICK);
+            }
+            self.tick(now);
+        }
+        let due: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.rtc.is_some() && p.timeout.is_some_and(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(rtc) = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()) {
+                // A timer error means the peer is gone; the drain loop removes it.
+                let _ = rtc.handle_input(Input::Timeout(now));
+            }
+            self.mark(id);
+        }
+        if self.next_state.is_none_or(|t| now >= t) && !self.stale.is_empty() {
+            self.next_state = Some(now + STATE_EVERY);
+            self.send_state();
+        }
+    }
+
+    fn send_state(&mut self) {
+        let stale: Vec<String> = self.stale.drain().collect();
+        for id in stale {
+            let Some(r) = self.rooms.get(&id) else { continue };
+            let (floor, channels) = self.room_state(r);
+            let msg = ServerMsg::State { floor, channels };
+            for (pid, _) in self.peers.iter().filter(|(_, p)| p.room == id) {
+                self.out.push_back(Output::Event { peer: *pid, msg: msg.clone() });
+            }
+        }
+    }
+
+    /// The 20 ms tick: every room mixes and encodes once; every listener gets its stream's payload.
+    fn tick(&mut self, now: Instant) {
+        for r in self.rooms.values_mut() {
+            r.floor_listeners = 0;
+            for c in &mut r.channels {
+                c.listeners = 0;
+            }
+        }
+        for p in self.peers.values().filter(|p| p.down.is_some()) {
+            let Some(r) = self.rooms.get_mut(&p.room) else { continue };
+            match &p.listening {
+                Stream::Floor => r.floor_listeners += 1,
+                Stream::Channel(l) => {
+                    if let Some(c) = r.channel_mut(l) {
+                        c.listeners += 1;
+                    }
+                }
+            }
+        }
+        for r in self.rooms.values_mut() {
+            r.tick();
+        }
+        for (id, p) in self.peers.iter_mut() {
+            let Some((mid, pt)) = p.down.as_mut() else { continue };
+            let Some(rtc) = p.rtc.as_mut() else { continue };
+            if !rtc.is_connected() {
+                continue;
+            }
+            let Some(r) = self.rooms.get(&p.room) else { continue };
+            let Some(payload) = r.payload(&p.listening) else { continue };
+            let Some(mut writer) = rtc.writer(*mid) else { continue };
+            let pt = match pt {
+                Some(pt) => *pt,
+                None => {
+                    let Some(found) = writer.payload_params().find(|pp| pp.spec().codec == Codec::Opus).map(|pp| pp.pt()) else {
+                        continue;
+                    };
+                    *pt = Some(found);
+                    writer = rtc.writer(*mid).expect("writer existed a moment ago");
+                    found
+                }
+            };
+            // The room's own clock, so a listener's one track stays continuous across switches.
+            let time = MediaTime::new(r.ticks * super::codec::FRAME as u64, Frequency::FORTY_EIGHT_KHZ);
+            if writer.write(pt, now, time, payload.clone()).is_ok() && !p.dirty {
+                p.dirty = true;
+                self.to_poll.push(*id);
+            }
+        }
+    }
+
+    fn mark(&mut self, id: PeerId) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            if !p.dirty {
+                p.dirty = true;
+                self.to_poll.push(id);
+            }
+        }
+    }
+
+    /// The next thing to do: transmit, deliver an event, or wait.
+    pub fn poll_output(&mut self) -> Output {
+        loop {
+            if let Some(o) = self.out.pop_front() {
+                return o;
+            }
+            let Some(id) = self.to_poll.pop() else {
+                return Output::Timeout(self.next_timeout());
+            };
+            self.drain_peer(id);
+        }
+    }
+
+    fn next_timeout(&self) -> Instant {
+        let mut t = self.next_tick.expect("scheduled from construction on");
+        for p in self.peers.values() {
+            if let Some(pt) = p.timeout {
+                t = t.min(pt);
+            }
+        }
+        if !self.stale.is_empty() {
+            if let Some(s) = self.next_state {
+                t = t.min(s);
+            }
+        }
+        t
+    }
+
+    /// Polls one peer's `Rtc` until it has nothing more to say.
+    fn drain_peer(&mut self, id: PeerId) {
+        let mut dead = false;
+        {
+            let Some(p) = self.peers.get_mut(&id) else { return };
+            p.dirty = false;
+            let Some(rtc) = p.rtc.as_mut() else { return };
+            loop {
+                if !rtc.is_alive() {
+                    dead = true;
+                    break;
+                }
+                match rtc.poll_output() {
+                    Ok(str0m::Output::Timeout(t)) => {
+                        p.timeout = Some(t);
+                        break;
+                    }
+                    Ok(str0m::Output::Transmit(t)) => self.out.push_back(Output::Transmit {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                    }),
+                    Ok(str0m::Output::Event(e)) => match e {
+                        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                            dead = true;
+                            break;
+                        }
+                        Event::MediaAdded(m) if m.kind == MediaKind::Audio => {
+                            if m.direction.is_sending() {
+                                p.down = Some((m.mid, None));
+                            }
+                            if m.direction.is_receiving() {
+                                p.up = Some(m.mid);
+                            }
+                            self.stale.insert(p.room.clone());
+                        }
+                        Event::MediaData(d) if Some(d.mid) == p.up => {
+                            let room = self.rooms.get_mut(&p.room);
+                            let source = room.and_then(|r| r.source_mut(id));
+                            let ok = d.time.frequency() == Frequency::FORTY_EIGHT_KHZ
+                                && source.is_some_and(|s| s.push(d.time.numer(), &d.data).is_ok());
+                            if !ok {
+                                self.stats.media_rejected += 1;
+                            }
+                        }
+                        _ => {}
+                    },
+                    Err(_) => {
+                        dead = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if dead {
+            self.drop_media(id);
+        }
+    }
+
+    /// A peer's transport died: drop its media, keep its session so it can say why.
+    fn drop_media(&mut self, id: PeerId) {
+        let Some(p) = self.peers.get_mut(&id) else { return };
+        p.rtc = None;
+        p.down = None;
+        p.up = None;
+        p.timeout = None;
+        let room = p.room.clone();
+        self.by_addr.retain(|_, pid| *pid != id);
+        self.out.push_back(Output::Event {
+            peer: id,
+            msg: Error::new(ErrorCode::NotJoined, "media connection lost; join again").to_msg(),
+        });
+        self.leave_room(id, &room);
+    }
+
+    /// Takes a peer out of its room's sources and booths; the next booth partner with media goes live.
+    fn leave_room(&mut self, id: PeerId, room: &str) {
+        let Some(r) = self.rooms.get_mut(room) else { return };
+        for lang in r.remove_peer(id) {
+            let c = r.channel_mut(&lang).expect("channel just reported");
+            let next = c.booth.iter().copied().find(|pid| self.peers.get(pid).is_some_and(|p| p.rtc.is_some()));
+            if let Some(next) = next {
+                c.voice = Some(Source::new(next));
+                self.out.push_back(Output::Event { peer: next, msg: ServerMsg::Booth { live: true } });
+            }
+        }
+        self.stale.insert(room.to_string());
+    }
+
+    /// Peers with media, for metrics and tests.
+    pub fn peer_count(&self) -> usize {
+        self.peers.values().filter(|p| p.rtc.is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_offer_directions() {
+        let s = offer_shape("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=recvonly\r\n");
+        assert_eq!((s.audio, s.sends), (1, false));
+        let s = offer_shape("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n");
+        assert!(s.sends, "no direction means sendrecv");
+        let s = offer_shape("v=0\r\nm=audio 9 X 111\r\na=sendonly\r\nm=video 9 X 96\r\na=recvonly\r\n");
+        assert_eq!((s.audio, s.video, s.sends), (1, 1, true));
+    }
+}

@@ -1,0 +1,188 @@
+//! Sums, ducks and limits PCM frames in caller-owned buffers; no allocation, no codec.
+
+use super::codec::{FRAME, SAMPLE_RATE};
+
+/// Level above which a frame counts as voice: -45 dBFS RMS sits above a quiet
+/// room and a headset's hiss, below any speech at a working microphone level.
+const VOICE_DBFS: f32 = -45.0;
+
+/// `dst += src * gain`.
+pub fn add(dst: &mut [f32; FRAME], src: &[f32; FRAME], gain: f32) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d += s * gain;
+    }
+}
+
+/// RMS level of a frame in dBFS (-120 for digital silence).
+pub fn level_dbfs(pcm: &[f32; FRAME]) -> f32 {
+    let ms = pcm.iter().map(|s| s * s).sum::<f32>() / FRAME as f32;
+    if ms <= 1e-12 {
+        -120.0
+    } else {
+        10.0 * ms.log10()
+    }
+}
+
+pub fn is_voice(pcm: &[f32; FRAME]) -> bool {
+    level_dbfs(pcm) > VOICE_DBFS
+}
+
+/// How a channel lowers the floor under its interpreter.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct DuckSettings {
+    /// Floor gain while the interpreter speaks, in dB (negative).
+    pub depth_db: f32,
+    /// Time to reach full depth once the interpreter speaks.
+    pub attack_ms: f32,
+    /// Time to return to full level once the hold has passed.
+    pub release_ms: f32,
+    /// Silence of the interpreter after which the floor returns to full level.
+    pub hold_ms: f32,
+}
+
+impl Default for DuckSettings {
+    fn default() -> Self {
+        DuckSettings { depth_db: -15.0, attack_ms: 50.0, release_ms: 400.0, hold_ms: 2000.0 }
+    }
+}
+
+/// Floor gain envelope driven by the interpreter's voice activity, ramped
+/// linearly in dB per sample so that it never clicks.
+pub struct Ducker {
+    settings: DuckSettings,
+    gain_db: f32,
+    /// Samples since the interpreter's voice was last heard.
+    silent_for: u64,
+}
+
+impl Ducker {
+    pub fn new(settings: DuckSettings) -> Self {
+        Ducker { settings, gain_db: 0.0, silent_for: u64::MAX / 2 }
+    }
+
+    pub fn gain_db(&self) -> f32 {
+        self.gain_db
+    }
+
+    /// Applies the envelope to `floor` in place, given whether the interpreter spoke in this frame.
+    pub fn apply(&mut self, floor: &mut [f32; FRAME], voice: bool) {
+        let s = &self.settings;
+        if voice {
+            self.silent_for = 0;
+        } else {
+            self.silent_for = self.silent_for.saturating_add(FRAME as u64);
+        }
+        let hold = (s.hold_ms / 1000.0 * SAMPLE_RATE as f32) as u64;
+        let target = if self.silent_for <= hold { s.depth_db.min(0.0) } else { 0.0 };
+        let depth = s.depth_db.abs().max(0.1);
+        let down = depth / (s.attack_ms.max(1.0) / 1000.0 * SAMPLE_RATE as f32);
+        let up = depth / (s.release_ms.max(1.0) / 1000.0 * SAMPLE_RATE as f32);
+        for x in floor.iter_mut() {
+            if self.gain_db > target {
+                self.gain_db = (self.gain_db - down).max(target);
+            } else if self.gain_db < target {
+                self.gain_db = (self.gain_db + up).min(target);
+            }
+            *x *= db_to_gain(self.gain_db);
+        }
+    }
+}
+
+pub fn db_to_gain(db: f32) -> f32 {
+    10f32.powf(db / 20.0)
+}
+
+/// Peak limiter for everything sent down (acoustic shock protection): no
+/// sample leaves above the ceiling; gain recovers smoothly afterwards.
+pub struct Limiter {
+    /// Current gain reduction (1.0 = none).
+    gain: f32,
+    ceiling: f32,
+    /// Per-sample recovery factor: back to unity in about 100 ms.
+    recover: f32,
+}
+
+/// -1 dBFS: headroom for the decoder's overshoot while keeping loud speech loud.
+const CEILING: f32 = 0.891;
+
+impl Limiter {
+    pub fn new() -> Self {
+        let recover = (1.0f32 / 0.001).powf(1.0 / (0.1 * SAMPLE_RATE as f32)).min(1.001);
+        Limiter { gain: 1.0, ceiling: CEILING, recover }
+    }
+
+    pub fn apply(&mut self, pcm: &mut [f32; FRAME]) {
+        for x in pcm.iter_mut() {
+            self.gain = (self.gain * self.recover).min(1.0);
+            let peak = x.abs() * self.gain;
+            if peak > self.ceiling {
+                self.gain = self.ceiling / x.abs();
+            }
+            *x *= self.gain;
+        }
+    }
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(level: f32) -> [f32; FRAME] {
+        let mut f = [0f32; FRAME];
+        for (i, s) in f.iter_mut().enumerate() {
+            *s = level * (i as f32 * 0.1).sin();
+        }
+        f
+    }
+
+    #[test]
+    fn ducks_then_holds_then_releases() {
+        let settings = DuckSettings::default();
+        let mut d = Ducker::new(settings);
+        let mut f = tone(0.5);
+        // 100 ms of voice: well past the 50 ms attack.
+        for _ in 0..5 {
+            f = tone(0.5);
+            d.apply(&mut f, true);
+        }
+        assert!((d.gain_db() - settings.depth_db).abs() < 0.01);
+        assert!(level_dbfs(&f) < level_dbfs(&tone(0.5)) - 14.0);
+        // Silence shorter than the hold keeps the floor down.
+        for _ in 0..90 {
+            d.apply(&mut f, false);
+        }
+        assert!((d.gain_db() - settings.depth_db).abs() < 0.01, "held at {}", d.gain_db());
+        // After the hold plus the release the floor is back at full level.
+        for _ in 0..35 {
+            d.apply(&mut f, false);
+        }
+        assert_eq!(d.gain_db(), 0.0);
+    }
+
+    #[test]
+    fn limiter_caps_peaks() {
+        let mut l = Limiter::new();
+        let mut f = tone(4.0);
+        l.apply(&mut f);
+        assert!(f.iter().all(|s| s.abs() <= CEILING + 1e-6));
+        let mut quiet = tone(0.1);
+        let before = quiet;
+        let mut l = Limiter::new();
+        l.apply(&mut quiet);
+        assert_eq!(quiet, before, "quiet audio passes untouched");
+    }
+
+    #[test]
+    fn voice_detection_threshold() {
+        assert!(is_voice(&tone(0.1)));
+        assert!(!is_voice(&tone(0.001)));
+        assert!(!is_voice(&[0.0; FRAME]));
+    }
+}

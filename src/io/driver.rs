@@ -1,0 +1,122 @@
+//! The media thread: owns the engine and the shared UDP socket, feeds it datagrams, time and commands, carries out its outputs.
+
+use crate::core::engine::{ChannelSpec, Engine, Output, RoomSpec, RoomView};
+use crate::core::room::PeerId;
+use crate::protocol::{Error, ServerMsg};
+use crate::token::Claims;
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+/// Commands from the HTTP and signalling tasks. Each carries its own reply channel.
+pub enum Command {
+    Join {
+        peer: PeerId,
+        claims: Claims,
+        publish: Option<String>,
+        events: mpsc::Sender<ServerMsg>,
+        reply: oneshot::Sender<Result<ServerMsg, Error>>,
+    },
+    Offer { peer: PeerId, sdp: String, reply: oneshot::Sender<Result<String, Error>> },
+    Select { peer: PeerId, channel: Option<String>, reply: oneshot::Sender<Result<(), Error>> },
+    Leave { peer: PeerId },
+    CreateRoom { spec: RoomSpec, reply: oneshot::Sender<Result<RoomView, Error>> },
+    AddChannel { room: String, spec: ChannelSpec, reply: oneshot::Sender<Result<RoomView, Error>> },
+    Room { id: String, reply: oneshot::Sender<Option<RoomView>> },
+    Rooms { reply: oneshot::Sender<Vec<String>> },
+}
+
+/// Queue of commands into the media thread: deep enough for a burst of joins,
+/// bounded so a flood of API calls waits in axum rather than in memory here.
+pub const COMMAND_QUEUE: usize = 1024;
+/// Longest the thread sleeps in `recv`: commands wait at most this long.
+const MAX_WAIT: Duration = Duration::from_millis(10);
+
+/// Runs the engine until every command sender is gone.
+pub fn run(mut engine: Engine, socket: UdpSocket, destination: SocketAddr, mut commands: mpsc::Receiver<Command>) {
+    let mut sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>> = HashMap::new();
+    // Largest datagram we accept: an Ethernet MTU plus headroom; bigger is not WebRTC.
+    let mut buf = vec![0u8; 2048];
+    loop {
+        loop {
+            match commands.try_recv() {
+                Ok(cmd) => apply(&mut engine, &mut sessions, cmd),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    info!("media thread stops");
+                    return;
+                }
+            }
+        }
+        let deadline = loop {
+            match engine.poll_output() {
+                Output::Transmit { destination, contents, .. } => {
+                    if let Err(e) = socket.send_to(&contents, destination) {
+                        debug!(%destination, "send failed: {e}");
+                    }
+                }
+                Output::Event { peer, msg } => {
+                    if let Some(tx) = sessions.get(&peer) {
+                        // A session that does not read its messages loses them, never stalls media.
+                        if tx.try_send(msg).is_err() {
+                            debug!(peer, "session queue full or closed; message dropped");
+                        }
+                    }
+                }
+                Output::Timeout(t) => break t,
+            }
+        };
+        let wait = deadline.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), MAX_WAIT);
+        socket.set_read_timeout(Some(wait)).expect("a non-zero read timeout is valid");
+        match socket.recv_from(&mut buf) {
+            Ok((n, source)) => {
+                if let Err(e) = engine.handle_datagram(Instant::now(), source, destination, &buf[..n]) {
+                    debug!(%source, "datagram dropped: {e}");
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // ICMP port unreachable from a peer that left shows up here on Linux.
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+            Err(e) => warn!("UDP receive failed: {e}"),
+        }
+        engine.handle_timeout(Instant::now());
+    }
+}
+
+fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<ServerMsg>>, cmd: Command) {
+    // A reply nobody waits for any more (the session closed) is simply dropped.
+    match cmd {
+        Command::Join { peer, claims, publish, events, reply } => {
+            let r = engine.handle_join(peer, &claims, publish);
+            if r.is_ok() {
+                sessions.insert(peer, events);
+            }
+            let _ = reply.send(r);
+        }
+        Command::Offer { peer, sdp, reply } => {
+            let _ = reply.send(engine.handle_offer(Instant::now(), peer, &sdp));
+        }
+        Command::Select { peer, channel, reply } => {
+            let _ = reply.send(engine.handle_select(peer, channel));
+        }
+        Command::Leave { peer } => {
+            sessions.remove(&peer);
+            engine.handle_leave(peer);
+        }
+        Command::CreateRoom { spec, reply } => {
+            let _ = reply.send(engine.create_room(spec));
+        }
+        Command::AddChannel { room, spec, reply } => {
+            let _ = reply.send(engine.add_channel(&room, spec));
+        }
+        Command::Room { id, reply } => {
+            let _ = reply.send(engine.room_view(&id));
+        }
+        Command::Rooms { reply } => {
+            let _ = reply.send(engine.rooms());
+        }
+    }
+}

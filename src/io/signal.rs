@@ -1,0 +1,86 @@
+//! One signalling session per WebSocket: parses client messages, checks the token, relays to the media thread and back.
+
+use super::App;
+use crate::protocol::{self, ClientMsg, Error, ErrorCode, ServerMsg};
+use axum::extract::ws::{Message, WebSocket};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
+
+/// Messages the media thread may queue for one session before it drops them
+/// (a client that stops reading must not grow server memory).
+const SESSION_QUEUE: usize = 64;
+
+static NEXT_PEER: AtomicU64 = AtomicU64::new(1);
+
+pub async fn session(socket: WebSocket, app: App) {
+    let peer = NEXT_PEER.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = socket.split();
+    let (events_tx, mut events) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
+    let mut joined = false;
+    loop {
+        let reply = tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => handle(&app, peer, &mut joined, &events_tx, text.as_str()).await,
+                Some(Ok(Message::Binary(_))) => Some(Error::new(ErrorCode::BadMessage, "binary messages are not part of the protocol; send JSON text").to_msg()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Err(e)) => {
+                    tracing::debug!(peer, "websocket closed: {e}");
+                    break;
+                }
+            },
+            Some(ev) = events.recv() => Some(ev),
+        };
+        if let Some(reply) = reply {
+            let text = serde_json::to_string(&reply).expect("server messages serialise");
+            if sink.send(Message::Text(text.into())).await.is_err() {
+                break;
+            }
+        }
+    }
+    if joined {
+        app.send(|_| super::driver::Command::Leave { peer }).await.ok();
+    }
+}
+
+async fn handle(
+    app: &App,
+    peer: u64,
+    joined: &mut bool,
+    events: &mpsc::Sender<ServerMsg>,
+    text: &str,
+) -> Option<ServerMsg> {
+    use super::driver::Command;
+    let msg = match protocol::parse(text) {
+        Ok(m) => m,
+        Err(e) => return Some(e.to_msg()),
+    };
+    let result = match msg {
+        ClientMsg::Join { token, publish } => {
+            if *joined {
+                return Some(Error::new(ErrorCode::AlreadyJoined, "this session has already joined").to_msg());
+            }
+            let claims = match app.keys().verify(&token) {
+                Ok(c) => c,
+                Err(e) => return Some(e.to_msg()),
+            };
+            let events = events.clone();
+            let r = app.request(|reply| Command::Join { peer, claims, publish, events, reply }).await;
+            if r.is_ok() {
+                *joined = true;
+            }
+            r
+        }
+        _ if !*joined => Err(Error::new(ErrorCode::NotJoined, "send a join message with a token first")),
+        ClientMsg::Offer { sdp } => app
+            .request(|reply| Command::Offer { peer, sdp, reply })
+            .await
+            .map(|sdp| ServerMsg::Answer { sdp }),
+        // The confirmation comes back through the event queue, in order with state updates.
+        ClientMsg::Select { channel } => {
+            return app.request(|reply| Command::Select { peer, channel, reply }).await.err().map(|e| e.to_msg())
+        }
+    };
+    Some(result.unwrap_or_else(|e| e.to_msg()))
+}

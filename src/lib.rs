@@ -1,0 +1,28 @@
+//! tolk: real-time interpretation channels for online meetings.
+//!
+//! A room's **Floor** (the meeting's original audio) goes to **interpreters**;
+//! each interpreter's voice becomes a language **Channel**; every **Listener**
+//! picks a channel and can switch at any moment, on one WebRTC track.
+//!
+//! ```text
+//!  floor sources ─► jitter ─► decode ─► floor mix ──┬──────────────► floor listeners (forwarded or encoded once)
+//!                                                   └──► interpreters (their one downstream track)
+//!  interpreter (live) ─► jitter ─► decode ─► channel mix = voice + ducked floor ─► limit ─► encode once ─► N listeners
+//! ```
+//!
+//! Layout:
+//! - [`core`]: the sans-IO engine. No sockets, no clock, no threads: every
+//!   input carries `now`, every output is polled ([`core::engine`]). Rooms
+//!   ([`core::room`]) mix once per 20 ms tick; [`core::jitter`],
+//!   [`core::mixer`] and [`core::codec`] do the per-frame work.
+//! - [`io`]: the thin drivers. One thread owns the engine and the UDP socket
+//!   ([`io::driver`]); axum serves the API, the web client and the signalling
+//!   WebSocket ([`io::http`], [`io::signal`]).
+//! - [`protocol`]: the signalling messages (the wire contract, written down there).
+//! - [`token`]: signed invitations; [`config`]: configuration.
+
+pub mod config;
+pub mod core;
+pub mod io;
+pub mod protocol;
+pub mod token;

@@ -1,0 +1,171 @@
+//! The signalling protocol: JSON messages over one WebSocket per participant (the wire contract).
+//!
+//! Every message is a JSON object with a `type` field. A session is:
+//!
+//! 1. client `{"type":"join","token":"<jwt>"}`; an interpreter may add
+//!    `"publish":"es"` (defaults to its token's channel). Server answers
+//!    `{"type":"joined",...}` with the room, the role and the channel list.
+//! 2. client `{"type":"offer","sdp":"v=0..."}`; server `{"type":"answer","sdp":"..."}`.
+//!    Floor speakers offer one send-only audio track; interpreters one
+//!    send-receive track (they send their voice, they hear the floor); listeners
+//!    and hosts one receive-only track. ICE is lite on the server, every
+//!    candidate is in the answer: no trickle.
+//! 3. client `{"type":"select","channel":"es"}` (or `null` for the Floor):
+//!    the listener's one track carries that stream from the next tick;
+//!    server `{"type":"selected","channel":"es"}`.
+//! 4. server `{"type":"state",...}` whenever the room changes (channels, who
+//!    is live, listener counts); `{"type":"booth","live":true}` to an
+//!    interpreter when it goes live or stops being live.
+//! 5. server `{"type":"error","code":"...","message":"..."}` for any request it
+//!    refuses; the session stays open unless the error says otherwise.
+//!
+//! Limits: one message is at most [`MAX_MESSAGE`] bytes.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest signalling message accepted: an SDP offer from a browser is 3-6 KiB.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    Join {
+        token: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        publish: Option<String>,
+    },
+    Offer {
+        sdp: String,
+    },
+    Select {
+        channel: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Joined {
+        room: String,
+        role: Role,
+        name: String,
+        /// The channel an interpreter publishes into.
+        channel: Option<String>,
+        floor_lang: Option<String>,
+        channels: Vec<ChannelInfo>,
+    },
+    Answer {
+        sdp: String,
+    },
+    Selected {
+        channel: Option<String>,
+    },
+    State {
+        floor: FloorInfo,
+        channels: Vec<ChannelInfo>,
+    },
+    Booth {
+        live: bool,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ChannelInfo {
+    pub lang: String,
+    pub name: String,
+    /// Display name of the live interpreter, if any.
+    pub live: Option<String>,
+    pub listeners: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct FloorInfo {
+    pub sources: u32,
+    pub listeners: u32,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Host,
+    Floor,
+    Interpreter,
+    Listener,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Floor => "floor",
+            Role::Interpreter => "interpreter",
+            Role::Listener => "listener",
+        }
+    }
+}
+
+/// Why a request was refused: stable codes for programs, with a message for people.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadMessage,
+    TooLarge,
+    BadToken,
+    TokenExpired,
+    Forbidden,
+    NotFound,
+    NotJoined,
+    AlreadyJoined,
+    BadSdp,
+    Busy,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error { code, message: message.into() }
+    }
+
+    pub fn to_msg(&self) -> ServerMsg {
+        ServerMsg::Error { code: self.code, message: self.message.clone() }
+    }
+}
+
+/// Parses one client message, with an error that says what was wrong.
+pub fn parse(text: &str) -> Result<ClientMsg, Error> {
+    if text.len() > MAX_MESSAGE {
+        return Err(Error::new(
+            ErrorCode::TooLarge,
+            format!("message of {} bytes exceeds the limit of {MAX_MESSAGE}", text.len()),
+        ));
+    }
+    serde_json::from_str(text).map_err(|e| Error::new(ErrorCode::BadMessage, format!("bad message: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_explains_errors() {
+        assert_eq!(
+            parse(r#"{"type":"select","channel":"es"}"#).unwrap(),
+            ClientMsg::Select { channel: Some("es".into()) }
+        );
+        let e = parse(r#"{"type":"dance"}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadMessage);
+        assert!(e.message.contains("unknown variant `dance`"), "{}", e.message);
+        assert_eq!(parse("{nope").unwrap_err().code, ErrorCode::BadMessage);
+        assert_eq!(parse(&"x".repeat(MAX_MESSAGE + 1)).unwrap_err().code, ErrorCode::TooLarge);
+    }
+}

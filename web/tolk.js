@@ -1,0 +1,129 @@
+// The browser side of tolk's signalling protocol (written down in src/protocol.rs):
+// join with a token, offer one audio track, select a channel, follow room state.
+
+/** The invitation token, carried in the URL fragment so it never reaches server logs. */
+export function inviteToken() {
+  return new URLSearchParams(location.hash.slice(1)).get('token');
+}
+
+/** One signalling session over a WebSocket. Emits 'state', 'booth', 'selected', 'error', 'close'. */
+export class Session extends EventTarget {
+  constructor() {
+    super();
+    this.waiting = [];
+  }
+
+  async open() {
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    this.ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    await new Promise((ok, fail) => {
+      this.ws.onopen = ok;
+      this.ws.onerror = () => fail(new Error('cannot reach the tolk server'));
+    });
+    this.ws.onmessage = (e) => this.receive(JSON.parse(e.data));
+    this.ws.onclose = () => this.dispatchEvent(new CustomEvent('close'));
+  }
+
+  receive(msg) {
+    const i = this.waiting.findIndex((w) => w.types.includes(msg.type));
+    if (i >= 0) {
+      const [w] = this.waiting.splice(i, 1);
+      msg.type === 'error' ? w.fail(new Error(msg.message)) : w.ok(msg);
+      if (msg.type !== 'selected') return;
+    }
+    this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
+  }
+
+  request(msg, type) {
+    return new Promise((ok, fail) => {
+      this.waiting.push({ types: [type, 'error'], ok, fail });
+      this.ws.send(JSON.stringify(msg));
+    });
+  }
+
+  join(token, publish) {
+    return this.request({ type: 'join', token, ...(publish ? { publish } : {}) }, 'joined');
+  }
+
+  /** Opens the media connection: sends `stream`'s track if given, receives if `receive`. */
+  async connect({ stream = null, receive = true }) {
+    const pc = new RTCPeerConnection();
+    const direction = stream ? (receive ? 'sendrecv' : 'sendonly') : 'recvonly';
+    const tr = pc.addTransceiver('audio', { direction, streams: stream ? [stream] : [] });
+    if (stream) await tr.sender.replaceTrack(stream.getAudioTracks()[0]);
+    const remote = new Promise((ok) => (pc.ontrack = (e) => ok(new MediaStream([e.track]))));
+    await pc.setLocalDescription(await pc.createOffer());
+    const answer = await this.request({ type: 'offer', sdp: pc.localDescription.sdp }, 'answer');
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
+    this.pc = pc;
+    return { pc, remote: receive ? remote : null };
+  }
+
+  select(channel) {
+    return this.request({ type: 'select', channel }, 'selected');
+  }
+}
+
+/** The microphone as interpreters and floor speakers need it: no processing, full band. */
+export function microphone() {
+  return navigator.mediaDevices.getUserMedia({
+    audio: {
+      echoCancellation: false,
+      noiseSuppression: false,
+      autoGainControl: false,
+      sampleRate: 48000,
+      channelCount: 1,
+    },
+  });
+}
+
+let context;
+export function audioContext() {
+  context ??= new AudioContext({ sampleRate: 48000 });
+  return context;
+}
+
+/** Plays a remote stream and returns an analyser on it. */
+export function play(stream, audio) {
+  // Chrome routes remote WebRTC audio into WebAudio only while an element plays it.
+  audio.srcObject = stream;
+  audio.play().catch(() => {});
+  return analyse(stream);
+}
+
+export function analyse(stream) {
+  const ctx = audioContext();
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 4096;
+  ctx.createMediaStreamSource(stream).connect(analyser);
+  return analyser;
+}
+
+/** Drives a level meter element (its --level custom property, 0..1) from an analyser. */
+export function meter(analyser, element) {
+  const buf = new Float32Array(analyser.fftSize);
+  const draw = () => {
+    analyser.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const s of buf) sum += s * s;
+    const db = 10 * Math.log10(sum / buf.length + 1e-12);
+    element.style.setProperty('--level', Math.max(0, Math.min(1, (db + 60) / 60)).toFixed(3));
+    element.title = `${db.toFixed(0)} dBFS`;
+    requestAnimationFrame(draw);
+  };
+  draw();
+}
+
+export function show(id, text) {
+  document.getElementById(id).textContent = text;
+}
+
+/** Shows an error to the user in the page's status line. */
+export function fail(e) {
+  const el = document.getElementById('status');
+  if (el) {
+    el.textContent = e.message || String(e);
+    el.classList.add('error');
+  }
+  console.error(e);
+}
