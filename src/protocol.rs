@@ -133,11 +133,17 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error { code, message: message.into() }
+        Error {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn to_msg(&self) -> ServerMsg {
-        ServerMsg::Error { code: self.code, message: self.message.clone() }
+        ServerMsg::Error {
+            code: self.code,
+            message: self.message.clone(),
+        }
     }
 }
 
@@ -146,10 +152,14 @@ pub fn parse(text: &str) -> Result<ClientMsg, Error> {
     if text.len() > MAX_MESSAGE {
         return Err(Error::new(
             ErrorCode::TooLarge,
-            format!("message of {} bytes exceeds the limit of {MAX_MESSAGE}", text.len()),
+            format!(
+                "message of {} bytes exceeds the limit of {MAX_MESSAGE}",
+                text.len()
+            ),
         ));
     }
-    serde_json::from_str(text).map_err(|e| Error::new(ErrorCode::BadMessage, format!("bad message: {e}")))
+    serde_json::from_str(text)
+        .map_err(|e| Error::new(ErrorCode::BadMessage, format!("bad message: {e}")))
 }
 
 #[cfg(test)]
@@ -160,12 +170,21 @@ mod tests {
     fn parses_and_explains_errors() {
         assert_eq!(
             parse(r#"{"type":"select","channel":"es"}"#).unwrap(),
-            ClientMsg::Select { channel: Some("es".into()) }
+            ClientMsg::Select {
+                channel: Some("es".into())
+            }
         );
         let e = parse(r#"{"type":"dance"}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadMessage);
-        assert!(e.message.contains("unknown variant `dance`"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown variant `dance`"),
+            "{}",
+            e.message
+        );
         assert_eq!(parse("{nope").unwrap_err().code, ErrorCode::BadMessage);
-        assert_eq!(parse(&"x".repeat(MAX_MESSAGE + 1)).unwrap_err().code, ErrorCode::TooLarge);
+        assert_eq!(
+            parse(&"x".repeat(MAX_MESSAGE + 1)).unwrap_err().code,
+            ErrorCode::TooLarge
+        );
     }
 }

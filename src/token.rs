@@ -23,23 +23,31 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(secret: &[u8]) -> Self {
-        Keys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
-        encode(&Header::new(Algorithm::HS256), claims, &self.encoding).expect("HS256 signing of plain claims cannot fail")
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding)
+            .expect("HS256 signing of plain claims cannot fail")
     }
 
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 0;
-        decode::<Claims>(token, &self.decoding, &v).map(|d| d.claims).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::ExpiredSignature => Error::new(ErrorCode::TokenExpired, "token has expired"),
-                _ => Error::new(ErrorCode::BadToken, format!("invalid token: {e}")),
-            }
-        })
+        decode::<Claims>(token, &self.decoding, &v)
+            .map(|d| d.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => {
+                        Error::new(ErrorCode::TokenExpired, "token has expired")
+                    }
+                    _ => Error::new(ErrorCode::BadToken, format!("invalid token: {e}")),
+                }
+            })
     }
 }
 
@@ -48,7 +56,13 @@ mod tests {
     use super::*;
 
     fn claims(exp: u64) -> Claims {
-        Claims { room: "r".into(), role: Role::Listener, channel: None, name: "Ana".into(), exp }
+        Claims {
+            room: "r".into(),
+            role: Role::Listener,
+            channel: None,
+            name: "Ana".into(),
+            exp,
+        }
     }
 
     #[test]
@@ -56,8 +70,20 @@ mod tests {
         let keys = Keys::new(b"secret");
         let far = 4_000_000_000;
         assert_eq!(keys.verify(&keys.sign(&claims(far))).unwrap(), claims(far));
-        assert_eq!(keys.verify(&keys.sign(&claims(1))).unwrap_err().code, ErrorCode::TokenExpired);
-        assert_eq!(Keys::new(b"other").verify(&keys.sign(&claims(far))).unwrap_err().code, ErrorCode::BadToken);
-        assert_eq!(keys.verify("garbage").unwrap_err().code, ErrorCode::BadToken);
+        assert_eq!(
+            keys.verify(&keys.sign(&claims(1))).unwrap_err().code,
+            ErrorCode::TokenExpired
+        );
+        assert_eq!(
+            Keys::new(b"other")
+                .verify(&keys.sign(&claims(far)))
+                .unwrap_err()
+                .code,
+            ErrorCode::BadToken
+        );
+        assert_eq!(
+            keys.verify("garbage").unwrap_err().code,
+            ErrorCode::BadToken
+        );
     }
 }

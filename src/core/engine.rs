@@ -39,7 +39,11 @@ pub struct EngineConfig {
 /// What the engine asks its driver to do.
 #[derive(Debug)]
 pub enum Output {
-    Transmit { source: SocketAddr, destination: SocketAddr, contents: Vec<u8> },
+    Transmit {
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: Vec<u8>,
+    },
     /// A signalling message for one session.
     Event { peer: PeerId, msg: ServerMsg },
     /// Nothing more to do before this instant (or new input).
@@ -129,11 +133,18 @@ fn bad(code: ErrorCode, message: impl Into<String>) -> Error {
 
 /// A language tag as BCP 47 spells them: letters, digits and dashes, short.
 fn valid_lang(lang: &str) -> bool {
-    !lang.is_empty() && lang.len() <= 35 && lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') && lang != "floor"
+    !lang.is_empty()
+        && lang.len() <= 35
+        && lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && lang != "floor"
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// What an SDP offer asks for, read from its audio sections.
@@ -145,7 +156,11 @@ struct OfferShape {
 }
 
 fn offer_shape(sdp: &str) -> OfferShape {
-    let mut shape = OfferShape { audio: 0, video: 0, sends: false };
+    let mut shape = OfferShape {
+        audio: 0,
+        video: 0,
+        sends: false,
+    };
     let mut in_audio = false;
     let mut dir_seen = false;
     let close = |in_audio: bool, dir_seen: bool, shape: &mut OfferShape| {
@@ -198,21 +213,34 @@ impl Engine {
 
     pub fn create_room(&mut self, spec: RoomSpec) -> Result<RoomView, Error> {
         if !valid_id(&spec.id) {
-            return Err(bad(ErrorCode::BadMessage, "room id must be 1-64 letters, digits, '-' or '_'"));
+            return Err(bad(
+                ErrorCode::BadMessage,
+                "room id must be 1-64 letters, digits, '-' or '_'",
+            ));
         }
         if self.rooms.contains_key(&spec.id) {
-            return Err(bad(ErrorCode::AlreadyJoined, format!("room {} already exists", spec.id)));
+            return Err(bad(
+                ErrorCode::AlreadyJoined,
+                format!("room {} already exists", spec.id),
+            ));
         }
         if self.rooms.len() >= MAX_ROOMS {
-            return Err(bad(ErrorCode::Busy, format!("this server holds at most {MAX_ROOMS} rooms")));
+            return Err(bad(
+                ErrorCode::Busy,
+                format!("this server holds at most {MAX_ROOMS} rooms"),
+            ));
         }
         if let Some(l) = &spec.floor_lang {
             if !valid_lang(l) {
-                return Err(bad(ErrorCode::BadMessage, format!("bad floor language tag {l:?}")));
+                return Err(bad(
+                    ErrorCode::BadMessage,
+                    format!("bad floor language tag {l:?}"),
+                ));
             }
         }
         let id = spec.id.clone();
-        self.rooms.insert(id.clone(), Room::new(id.clone(), spec.floor_lang));
+        self.rooms
+            .insert(id.clone(), Room::new(id.clone(), spec.floor_lang));
         for c in spec.channels {
             if let Err(e) = self.add_channel(&id, c) {
                 self.rooms.remove(&id);
@@ -223,19 +251,38 @@ impl Engine {
     }
 
     pub fn add_channel(&mut self, room: &str, spec: ChannelSpec) -> Result<RoomView, Error> {
-        let r = self.rooms.get_mut(room).ok_or_else(|| bad(ErrorCode::NotFound, format!("no room {room}")))?;
+        let r = self
+            .rooms
+            .get_mut(room)
+            .ok_or_else(|| bad(ErrorCode::NotFound, format!("no room {room}")))?;
         if !valid_lang(&spec.lang) {
-            return Err(bad(ErrorCode::BadMessage, format!("bad channel language tag {:?}", spec.lang)));
+            return Err(bad(
+                ErrorCode::BadMessage,
+                format!("bad channel language tag {:?}", spec.lang),
+            ));
         }
         if r.channel(&spec.lang).is_some() {
-            return Err(bad(ErrorCode::AlreadyJoined, format!("channel {} already exists", spec.lang)));
+            return Err(bad(
+                ErrorCode::AlreadyJoined,
+                format!("channel {} already exists", spec.lang),
+            ));
         }
         if r.channels.len() >= MAX_CHANNELS {
-            return Err(bad(ErrorCode::Busy, format!("a room holds at most {MAX_CHANNELS} channels")));
+            return Err(bad(
+                ErrorCode::Busy,
+                format!("a room holds at most {MAX_CHANNELS} channels"),
+            ));
         }
-        let name = if spec.name.is_empty() { spec.lang.clone() } else { spec.name };
+        let name = if spec.name.is_empty() {
+            spec.lang.clone()
+        } else {
+            spec.name
+        };
         if name.len() > 64 {
-            return Err(bad(ErrorCode::BadMessage, "channel name is longer than 64 bytes"));
+            return Err(bad(
+                ErrorCode::BadMessage,
+                "channel name is longer than 64 bytes",
+            ));
         }
         r.channels.push(Channel::new(spec.lang, name, spec.duck));
         self.stale.insert(room.to_string());
@@ -245,7 +292,12 @@ impl Engine {
     pub fn room_view(&self, id: &str) -> Option<RoomView> {
         let r = self.rooms.get(id)?;
         let (floor, channels) = self.room_state(r);
-        Some(RoomView { id: r.id.clone(), floor_lang: r.floor_lang.clone(), floor, channels })
+        Some(RoomView {
+            id: r.id.clone(),
+            floor_lang: r.floor_lang.clone(),
+            floor,
+            channels,
+        })
     }
 
     pub fn rooms(&self) -> Vec<String> {
@@ -255,18 +307,28 @@ impl Engine {
     }
 
     fn room_state(&self, r: &Room) -> (FloorInfo, Vec<ChannelInfo>) {
-        let mut floor = FloorInfo { sources: r.floor.len() as u32, listeners: 0 };
+        let mut floor = FloorInfo {
+            sources: r.floor.len() as u32,
+            listeners: 0,
+        };
         let mut channels: Vec<ChannelInfo> = r
             .channels
             .iter()
             .map(|c| ChannelInfo {
                 lang: c.lang.clone(),
                 name: c.name.clone(),
-                live: c.live().and_then(|p| self.peers.get(&p)).map(|p| p.name.clone()),
+                live: c
+                    .live()
+                    .and_then(|p| self.peers.get(&p))
+                    .map(|p| p.name.clone()),
                 listeners: 0,
             })
             .collect();
-        for p in self.peers.values().filter(|p| p.room == r.id && p.down.is_some()) {
+        for p in self
+            .peers
+            .values()
+            .filter(|p| p.room == r.id && p.down.is_some())
+        {
             match &p.listening {
                 Stream::Floor => floor.listeners += 1,
                 Stream::Channel(l) => {
@@ -280,9 +342,17 @@ impl Engine {
     }
 
     /// A participant joins a room with a verified token.
-    pub fn handle_join(&mut self, peer: PeerId, claims: &Claims, publish: Option<String>) -> Result<ServerMsg, Error> {
+    pub fn handle_join(
+        &mut self,
+        peer: PeerId,
+        claims: &Claims,
+        publish: Option<String>,
+    ) -> Result<ServerMsg, Error> {
         if self.peers.contains_key(&peer) {
-            return Err(bad(ErrorCode::AlreadyJoined, "this session has already joined"));
+            return Err(bad(
+                ErrorCode::AlreadyJoined,
+                "this session has already joined",
+            ));
         }
         let room = self
             .rooms
@@ -292,10 +362,9 @@ impl Engine {
         let mut listening = Stream::Floor;
         match claims.role {
             Role::Interpreter => {
-                let own = claims
-                    .channel
-                    .clone()
-                    .ok_or_else(|| bad(ErrorCode::BadToken, "interpreter token names no channel"))?;
+                let own = claims.channel.clone().ok_or_else(|| {
+                    bad(ErrorCode::BadToken, "interpreter token names no channel")
+                })?;
                 let target = publish.unwrap_or_else(|| own.clone());
                 if target != own {
                     return Err(bad(
@@ -303,25 +372,38 @@ impl Engine {
                         format!("this token publishes only into channel {own}, not {target}"),
                     ));
                 }
-                let c = room
-                    .channel_mut(&own)
-                    .ok_or_else(|| bad(ErrorCode::NotFound, format!("no channel {own} in room {}", claims.room)))?;
+                let c = room.channel_mut(&own).ok_or_else(|| {
+                    bad(
+                        ErrorCode::NotFound,
+                        format!("no channel {own} in room {}", claims.room),
+                    )
+                })?;
                 c.booth.push(peer);
                 channel = Some(own);
             }
             Role::Floor => {
                 if let Some(t) = publish.filter(|t| t != "floor") {
-                    return Err(bad(ErrorCode::Forbidden, format!("a floor token publishes only into the floor, not {t}")));
+                    return Err(bad(
+                        ErrorCode::Forbidden,
+                        format!("a floor token publishes only into the floor, not {t}"),
+                    ));
                 }
             }
             Role::Listener | Role::Host => {
                 if let Some(t) = publish {
                     return Err(bad(
                         ErrorCode::Forbidden,
-                        format!("a {} token cannot publish (asked to publish into {t})", claims.role.as_str()),
+                        format!(
+                            "a {} token cannot publish (asked to publish into {t})",
+                            claims.role.as_str()
+                        ),
                     ));
                 }
-                if let Some(l) = claims.channel.as_ref().filter(|l| room.channel(l).is_some()) {
+                if let Some(l) = claims
+                    .channel
+                    .as_ref()
+                    .filter(|l| room.channel(l).is_some())
+                {
                     listening = Stream::Channel(l.clone());
                 }
             }
@@ -356,33 +438,54 @@ impl Engine {
 
     /// Accepts a peer's SDP offer and returns the answer.
     pub fn handle_offer(&mut self, now: Instant, peer: PeerId, sdp: &str) -> Result<String, Error> {
-        let p = self.peers.get_mut(&peer).ok_or_else(|| bad(ErrorCode::NotJoined, "join before sending an offer"))?;
+        let p = self
+            .peers
+            .get_mut(&peer)
+            .ok_or_else(|| bad(ErrorCode::NotJoined, "join before sending an offer"))?;
         if p.rtc.is_some() {
-            return Err(bad(ErrorCode::BadSdp, "this session already has media; renegotiation is not supported"));
+            return Err(bad(
+                ErrorCode::BadSdp,
+                "this session already has media; renegotiation is not supported",
+            ));
         }
-        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| bad(ErrorCode::BadSdp, format!("unreadable SDP offer: {e}")))?;
+        let offer = SdpOffer::from_sdp_string(sdp)
+            .map_err(|e| bad(ErrorCode::BadSdp, format!("unreadable SDP offer: {e}")))?;
         let shape = offer_shape(sdp);
         if shape.audio != 1 || shape.video > 0 {
             return Err(bad(
                 ErrorCode::BadSdp,
-                format!("offer one audio section and no video (got {} audio, {} video)", shape.audio, shape.video),
+                format!(
+                    "offer one audio section and no video (got {} audio, {} video)",
+                    shape.audio, shape.video
+                ),
             ));
         }
         match (p.role, shape.sends) {
             (Role::Listener | Role::Host, true) => {
                 return Err(bad(
                     ErrorCode::Forbidden,
-                    format!("a {} cannot publish: offer a recvonly audio track", p.role.as_str()),
+                    format!(
+                        "a {} cannot publish: offer a recvonly audio track",
+                        p.role.as_str()
+                    ),
                 ))
             }
             (Role::Floor | Role::Interpreter, false) => {
-                return Err(bad(ErrorCode::BadSdp, "a floor speaker or interpreter must offer a sending audio track"))
+                return Err(bad(
+                    ErrorCode::BadSdp,
+                    "a floor speaker or interpreter must offer a sending audio track",
+                ))
             }
             _ => {}
         }
-        let mut rtc = Rtc::builder().set_ice_lite(true).clear_codecs().enable_opus(true, false).build(now);
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .build(now);
         for c in &self.config.candidates {
-            let cand = Candidate::host(*c, "udp").map_err(|e| bad(ErrorCode::Busy, format!("bad server candidate: {e}")))?;
+            let cand = Candidate::host(*c, "udp")
+                .map_err(|e| bad(ErrorCode::Busy, format!("bad server candidate: {e}")))?;
             rtc.add_local_candidate(cand);
         }
         let answer = rtc
@@ -391,17 +494,28 @@ impl Engine {
             .map_err(|e| bad(ErrorCode::BadSdp, format!("offer not acceptable: {e}")))?;
         p.rtc = Some(rtc);
         if shape.sends {
-            let room = self.rooms.get_mut(&p.room).expect("a peer's room outlives it");
+            let room = self
+                .rooms
+                .get_mut(&p.room)
+                .expect("a peer's room outlives it");
             match p.role {
                 Role::Floor => room.floor.push(Source::new(peer)),
                 Role::Interpreter => {
                     let lang = p.channel.as_deref().expect("interpreters have a channel");
-                    let c = room.channel_mut(lang).expect("an interpreter's channel outlives it");
+                    let c = room
+                        .channel_mut(lang)
+                        .expect("an interpreter's channel outlives it");
                     if c.voice.is_none() {
                         c.voice = Some(Source::new(peer));
-                        self.out.push_back(Output::Event { peer, msg: ServerMsg::Booth { live: true } });
+                        self.out.push_back(Output::Event {
+                            peer,
+                            msg: ServerMsg::Booth { live: true },
+                        });
                     } else {
-                        self.out.push_back(Output::Event { peer, msg: ServerMsg::Booth { live: false } });
+                        self.out.push_back(Output::Event {
+                            peer,
+                            msg: ServerMsg::Booth { live: false },
+                        });
                     }
                 }
                 _ => unreachable!("only floor and interpreters send, checked above"),
@@ -414,16 +528,25 @@ impl Engine {
 
     /// A listener picks what it hears: the floor (`None`) or a channel.
     pub fn handle_select(&mut self, peer: PeerId, channel: Option<String>) -> Result<(), Error> {
-        let p = self.peers.get_mut(&peer).ok_or_else(|| bad(ErrorCode::NotJoined, "join before selecting"))?;
+        let p = self
+            .peers
+            .get_mut(&peer)
+            .ok_or_else(|| bad(ErrorCode::NotJoined, "join before selecting"))?;
         let stream = match channel.as_deref() {
             None | Some("floor") => Stream::Floor,
             Some(l) => {
                 let room = self.rooms.get(&p.room).expect("a peer's room outlives it");
                 if room.channel(l).is_none() {
-                    return Err(bad(ErrorCode::NotFound, format!("no channel {l} in room {}", p.room)));
+                    return Err(bad(
+                        ErrorCode::NotFound,
+                        format!("no channel {l} in room {}", p.room),
+                    ));
                 }
                 if p.channel.as_deref() == Some(l) {
-                    return Err(bad(ErrorCode::Forbidden, "an interpreter cannot listen to its own channel"));
+                    return Err(bad(
+                        ErrorCode::Forbidden,
+                        "an interpreter cannot listen to its own channel",
+                    ));
                 }
                 Stream::Channel(l.to_string())
             }
@@ -432,14 +555,18 @@ impl Engine {
         self.stale.insert(p.room.clone());
         self.out.push_back(Output::Event {
             peer,
-            msg: ServerMsg::Selected { channel: channel.filter(|c| c != "floor") },
+            msg: ServerMsg::Selected {
+                channel: channel.filter(|c| c != "floor"),
+            },
         });
         Ok(())
     }
 
     /// A session ended: its media stops, its booth moves on.
     pub fn handle_leave(&mut self, peer: PeerId) {
-        let Some(p) = self.peers.remove(&peer) else { return };
+        let Some(p) = self.peers.remove(&peer) else {
+            return;
+        };
         self.by_addr.retain(|_, id| *id != peer);
         self.leave_room(peer, &p.room);
     }
@@ -458,7 +585,10 @@ impl Engine {
         };
         let input = Input::Receive(now, recv);
         let known = self.by_addr.get(&source).copied().filter(|id| {
-            self.peers.get(id).and_then(|p| p.rtc.as_ref()).is_some_and(|r| r.accepts(&input))
+            self.peers
+                .get(id)
+                .and_then(|p| p.rtc.as_ref())
+                .is_some_and(|r| r.accepts(&input))
         });
         let id = match known {
             Some(id) => id,
@@ -476,7 +606,11 @@ impl Engine {
                 id
             }
         };
-        let rtc = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()).expect("routed to a peer with media");
+        let rtc = self
+            .peers
+            .get_mut(&id)
+            .and_then(|p| p.rtc.as_mut())
+            .expect("routed to a peer with media");
         let result = rtc.handle_input(input);
         self.mark(id);
         result.map_err(|e| {
@@ -519,11 +653,16 @@ impl Engine {
     fn send_state(&mut self) {
         let stale: Vec<String> = self.stale.drain().collect();
         for id in stale {
-            let Some(r) = self.rooms.get(&id) else { continue };
+            let Some(r) = self.rooms.get(&id) else {
+                continue;
+            };
             let (floor, channels) = self.room_state(r);
             let msg = ServerMsg::State { floor, channels };
             for (pid, _) in self.peers.iter().filter(|(_, p)| p.room == id) {
-                self.out.push_back(Output::Event { peer: *pid, msg: msg.clone() });
+                self.out.push_back(Output::Event {
+                    peer: *pid,
+                    msg: msg.clone(),
+                });
             }
         }
     }
@@ -537,7 +676,9 @@ impl Engine {
             }
         }
         for p in self.peers.values().filter(|p| p.down.is_some()) {
-            let Some(r) = self.rooms.get_mut(&p.room) else { continue };
+            let Some(r) = self.rooms.get_mut(&p.room) else {
+                continue;
+            };
             match &p.listening {
                 Stream::Floor => r.floor_listeners += 1,
                 Stream::Channel(l) => {
@@ -551,18 +692,30 @@ impl Engine {
             r.tick();
         }
         for (id, p) in self.peers.iter_mut() {
-            let Some((mid, pt)) = p.down.as_mut() else { continue };
+            let Some((mid, pt)) = p.down.as_mut() else {
+                continue;
+            };
             let Some(rtc) = p.rtc.as_mut() else { continue };
             if !rtc.is_connected() {
                 continue;
             }
-            let Some(r) = self.rooms.get(&p.room) else { continue };
-            let Some(payload) = r.payload(&p.listening) else { continue };
-            let Some(mut writer) = rtc.writer(*mid) else { continue };
+            let Some(r) = self.rooms.get(&p.room) else {
+                continue;
+            };
+            let Some(payload) = r.payload(&p.listening) else {
+                continue;
+            };
+            let Some(mut writer) = rtc.writer(*mid) else {
+                continue;
+            };
             let pt = match pt {
                 Some(pt) => *pt,
                 None => {
-                    let Some(found) = writer.payload_params().find(|pp| pp.spec().codec == Codec::Opus).map(|pp| pp.pt()) else {
+                    let Some(found) = writer
+                        .payload_params()
+                        .find(|pp| pp.spec().codec == Codec::Opus)
+                        .map(|pp| pp.pt())
+                    else {
                         continue;
                     };
                     *pt = Some(found);
@@ -571,7 +724,10 @@ impl Engine {
                 }
             };
             // The room's own clock, so a listener's one track stays continuous across switches.
-            let time = MediaTime::new(r.ticks * super::codec::FRAME as u64, Frequency::FORTY_EIGHT_KHZ);
+            let time = MediaTime::new(
+                r.ticks * super::codec::FRAME as u64,
+                Frequency::FORTY_EIGHT_KHZ,
+            );
             if writer.write(pt, now, time, payload.clone()).is_ok() && !p.dirty {
                 p.dirty = true;
                 self.to_poll.push(*id);
@@ -620,7 +776,9 @@ impl Engine {
     fn drain_peer(&mut self, id: PeerId) {
         let mut dead = false;
         {
-            let Some(p) = self.peers.get_mut(&id) else { return };
+            let Some(p) = self.peers.get_mut(&id) else {
+                return;
+            };
             p.dirty = false;
             let Some(rtc) = p.rtc.as_mut() else { return };
             loop {
@@ -677,7 +835,9 @@ impl Engine {
 
     /// A peer's transport died: drop its media, keep its session so it can say why.
     fn drop_media(&mut self, id: PeerId) {
-        let Some(p) = self.peers.get_mut(&id) else { return };
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
         p.rtc = None;
         p.down = None;
         p.up = None;
@@ -693,13 +853,22 @@ impl Engine {
 
     /// Takes a peer out of its room's sources and booths; the next booth partner with media goes live.
     fn leave_room(&mut self, id: PeerId, room: &str) {
-        let Some(r) = self.rooms.get_mut(room) else { return };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
         for lang in r.remove_peer(id) {
             let c = r.channel_mut(&lang).expect("channel just reported");
-            let next = c.booth.iter().copied().find(|pid| self.peers.get(pid).is_some_and(|p| p.rtc.is_some()));
+            let next = c
+                .booth
+                .iter()
+                .copied()
+                .find(|pid| self.peers.get(pid).is_some_and(|p| p.rtc.is_some()));
             if let Some(next) = next {
                 c.voice = Some(Source::new(next));
-                self.out.push_back(Output::Event { peer: next, msg: ServerMsg::Booth { live: true } });
+                self.out.push_back(Output::Event {
+                    peer: next,
+                    msg: ServerMsg::Booth { live: true },
+                });
             }
         }
         self.stale.insert(room.to_string());
@@ -721,7 +890,8 @@ mod tests {
         assert_eq!((s.audio, s.sends), (1, false));
         let s = offer_shape("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n");
         assert!(s.sends, "no direction means sendrecv");
-        let s = offer_shape("v=0\r\nm=audio 9 X 111\r\na=sendonly\r\nm=video 9 X 96\r\na=recvonly\r\n");
+        let s =
+            offer_shape("v=0\r\nm=audio 9 X 111\r\na=sendonly\r\nm=video 9 X 96\r\na=recvonly\r\n");
         assert_eq!((s.audio, s.video, s.sends), (1, 1, true));
     }
 }

@@ -52,9 +52,20 @@ impl Jitter {
     /// `depth` is the target delay in 20 ms frames (at least 1).
     pub fn new(depth: u32) -> Self {
         let slots = (0..SLOTS)
-            .map(|_| Slot { ts: None, len: 0, buf: [0; MAX_PAYLOAD] })
+            .map(|_| Slot {
+                ts: None,
+                len: 0,
+                buf: [0; MAX_PAYLOAD],
+            })
             .collect();
-        Jitter { slots, next: None, depth: depth.max(1), empty_ticks: 0, late: 0, lost: 0 }
+        Jitter {
+            slots,
+            next: None,
+            depth: depth.max(1),
+            empty_ticks: 0,
+            late: 0,
+            lost: 0,
+        }
     }
 
     fn index(ts: u64) -> usize {
@@ -106,7 +117,9 @@ impl Jitter {
             Some(n) => n,
             None => {
                 let mut held = self.slots.iter().filter_map(|s| s.ts);
-                let Some(first) = held.next() else { return Playout::Idle };
+                let Some(first) = held.next() else {
+                    return Playout::Idle;
+                };
                 let (min, count) = held.fold((first, 1u32), |(m, c), t| (m.min(t), c + 1));
                 if count < self.depth {
                     return Playout::Idle;

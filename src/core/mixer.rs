@@ -37,13 +37,19 @@ pub struct DuckSettings {
     pub attack_ms: f32,
     /// Time to return to full level once the hold has passed.
     pub release_ms: f32,
-    /// Silence of the interpreter after which the floor returns to full level.
+    /// Silence of the interpreter after which the floor is back at full level
+    /// (the release ramp ends then, so a listener is never left in silence).
     pub hold_ms: f32,
 }
 
 impl Default for DuckSettings {
     fn default() -> Self {
-        DuckSettings { depth_db: -15.0, attack_ms: 50.0, release_ms: 400.0, hold_ms: 2000.0 }
+        DuckSettings {
+            depth_db: -15.0,
+            attack_ms: 50.0,
+            release_ms: 400.0,
+            hold_ms: 2000.0,
+        }
     }
 }
 
@@ -58,7 +64,11 @@ pub struct Ducker {
 
 impl Ducker {
     pub fn new(settings: DuckSettings) -> Self {
-        Ducker { settings, gain_db: 0.0, silent_for: u64::MAX / 2 }
+        Ducker {
+            settings,
+            gain_db: 0.0,
+            silent_for: u64::MAX / 2,
+        }
     }
 
     pub fn gain_db(&self) -> f32 {
@@ -73,8 +83,13 @@ impl Ducker {
         } else {
             self.silent_for = self.silent_for.saturating_add(FRAME as u64);
         }
-        let hold = (s.hold_ms / 1000.0 * SAMPLE_RATE as f32) as u64;
-        let target = if self.silent_for <= hold { s.depth_db.min(0.0) } else { 0.0 };
+        // Release early enough that the ramp ends when the hold does.
+        let hold = ((s.hold_ms - s.release_ms).max(0.0) / 1000.0 * SAMPLE_RATE as f32) as u64;
+        let target = if self.silent_for <= hold {
+            s.depth_db.min(0.0)
+        } else {
+            0.0
+        };
         let depth = s.depth_db.abs().max(0.1);
         let down = depth / (s.attack_ms.max(1.0) / 1000.0 * SAMPLE_RATE as f32);
         let up = depth / (s.release_ms.max(1.0) / 1000.0 * SAMPLE_RATE as f32);
@@ -108,8 +123,14 @@ const CEILING: f32 = 0.891;
 
 impl Limiter {
     pub fn new() -> Self {
-        let recover = (1.0f32 / 0.001).powf(1.0 / (0.1 * SAMPLE_RATE as f32)).min(1.001);
-        Limiter { gain: 1.0, ceiling: CEILING, recover }
+        let recover = (1.0f32 / 0.001)
+            .powf(1.0 / (0.1 * SAMPLE_RATE as f32))
+            .min(1.001);
+        Limiter {
+            gain: 1.0,
+            ceiling: CEILING,
+            recover,
+        }
     }
 
     pub fn apply(&mut self, pcm: &mut [f32; FRAME]) {
@@ -154,13 +175,17 @@ mod tests {
         }
         assert!((d.gain_db() - settings.depth_db).abs() < 0.01);
         assert!(level_dbfs(&f) < level_dbfs(&tone(0.5)) - 14.0);
-        // Silence shorter than the hold keeps the floor down.
-        for _ in 0..90 {
+        // Silence shorter than the hold minus the release keeps the floor down.
+        for _ in 0..75 {
             d.apply(&mut f, false);
         }
-        assert!((d.gain_db() - settings.depth_db).abs() < 0.01, "held at {}", d.gain_db());
-        // After the hold plus the release the floor is back at full level.
-        for _ in 0..35 {
+        assert!(
+            (d.gain_db() - settings.depth_db).abs() < 0.01,
+            "held at {}",
+            d.gain_db()
+        );
+        // Once the hold has passed the floor is back at full level.
+        for _ in 0..26 {
             d.apply(&mut f, false);
         }
         assert_eq!(d.gain_db(), 0.0);

@@ -101,7 +101,12 @@ struct Output {
 
 impl Output {
     fn new() -> Self {
-        Output { limiter: Limiter::new(), encoder: Encoder::new(), buf: Box::new([0; MAX_PAYLOAD]), payload: None }
+        Output {
+            limiter: Limiter::new(),
+            encoder: Encoder::new(),
+            buf: Box::new([0; MAX_PAYLOAD]),
+            payload: None,
+        }
     }
 
     fn encode(&mut self, pcm: &mut [f32; FRAME]) {
@@ -198,7 +203,10 @@ impl Room {
         if let Some(s) = self.floor.iter_mut().find(|s| s.peer == peer) {
             return Some(s);
         }
-        self.channels.iter_mut().filter_map(|c| c.voice.as_mut()).find(|s| s.peer == peer)
+        self.channels
+            .iter_mut()
+            .filter_map(|c| c.voice.as_mut())
+            .find(|s| s.peer == peer)
     }
 
     /// Removes a peer from every booth and source; returns channels whose live interpreter changed.
@@ -260,7 +268,10 @@ impl Room {
                 }
                 None => None,
             };
-            let speaking = voice.as_ref().is_some_and(|v| v.audible && mixer::is_voice(&v.pcm));
+            // Only received speech counts: concealment is not the interpreter talking.
+            let speaking = voice
+                .as_ref()
+                .is_some_and(|v| v.payload.is_some() && mixer::is_voice(&v.pcm));
             c.ducker.apply(&mut c.mix, speaking);
             if let Some(v) = voice {
                 mixer::add(&mut c.mix, &v.pcm, 1.0);

@@ -20,13 +20,35 @@ pub enum Command {
         events: mpsc::Sender<ServerMsg>,
         reply: oneshot::Sender<Result<ServerMsg, Error>>,
     },
-    Offer { peer: PeerId, sdp: String, reply: oneshot::Sender<Result<String, Error>> },
-    Select { peer: PeerId, channel: Option<String>, reply: oneshot::Sender<Result<(), Error>> },
-    Leave { peer: PeerId },
-    CreateRoom { spec: RoomSpec, reply: oneshot::Sender<Result<RoomView, Error>> },
-    AddChannel { room: String, spec: ChannelSpec, reply: oneshot::Sender<Result<RoomView, Error>> },
-    Room { id: String, reply: oneshot::Sender<Option<RoomView>> },
-    Rooms { reply: oneshot::Sender<Vec<String>> },
+    Offer {
+        peer: PeerId,
+        sdp: String,
+        reply: oneshot::Sender<Result<String, Error>>,
+    },
+    Select {
+        peer: PeerId,
+        channel: Option<String>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Leave {
+        peer: PeerId,
+    },
+    CreateRoom {
+        spec: RoomSpec,
+        reply: oneshot::Sender<Result<RoomView, Error>>,
+    },
+    AddChannel {
+        room: String,
+        spec: ChannelSpec,
+        reply: oneshot::Sender<Result<RoomView, Error>>,
+    },
+    Room {
+        id: String,
+        reply: oneshot::Sender<Option<RoomView>>,
+    },
+    Rooms {
+        reply: oneshot::Sender<Vec<String>>,
+    },
 }
 
 /// Queue of commands into the media thread: deep enough for a burst of joins,
@@ -36,7 +58,12 @@ pub const COMMAND_QUEUE: usize = 1024;
 const MAX_WAIT: Duration = Duration::from_millis(10);
 
 /// Runs the engine until every command sender is gone.
-pub fn run(mut engine: Engine, socket: UdpSocket, destination: SocketAddr, mut commands: mpsc::Receiver<Command>) {
+pub fn run(
+    mut engine: Engine,
+    socket: UdpSocket,
+    destination: SocketAddr,
+    mut commands: mpsc::Receiver<Command>,
+) {
     let mut sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>> = HashMap::new();
     // Largest datagram we accept: an Ethernet MTU plus headroom; bigger is not WebRTC.
     let mut buf = vec![0u8; 2048];
@@ -53,7 +80,11 @@ pub fn run(mut engine: Engine, socket: UdpSocket, destination: SocketAddr, mut c
         }
         let deadline = loop {
             match engine.poll_output() {
-                Output::Transmit { destination, contents, .. } => {
+                Output::Transmit {
+                    destination,
+                    contents,
+                    ..
+                } => {
                     if let Err(e) = socket.send_to(&contents, destination) {
                         debug!(%destination, "send failed: {e}");
                     }
@@ -69,11 +100,17 @@ pub fn run(mut engine: Engine, socket: UdpSocket, destination: SocketAddr, mut c
                 Output::Timeout(t) => break t,
             }
         };
-        let wait = deadline.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), MAX_WAIT);
-        socket.set_read_timeout(Some(wait)).expect("a non-zero read timeout is valid");
+        let wait = deadline
+            .saturating_duration_since(Instant::now())
+            .clamp(Duration::from_millis(1), MAX_WAIT);
+        socket
+            .set_read_timeout(Some(wait))
+            .expect("a non-zero read timeout is valid");
         match socket.recv_from(&mut buf) {
             Ok((n, source)) => {
-                if let Err(e) = engine.handle_datagram(Instant::now(), source, destination, &buf[..n]) {
+                if let Err(e) =
+                    engine.handle_datagram(Instant::now(), source, destination, &buf[..n])
+                {
                     debug!(%source, "datagram dropped: {e}");
                 }
             }
@@ -86,10 +123,20 @@ pub fn run(mut engine: Engine, socket: UdpSocket, destination: SocketAddr, mut c
     }
 }
 
-fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<ServerMsg>>, cmd: Command) {
+fn apply(
+    engine: &mut Engine,
+    sessions: &mut HashMap<PeerId, mpsc::Sender<ServerMsg>>,
+    cmd: Command,
+) {
     // A reply nobody waits for any more (the session closed) is simply dropped.
     match cmd {
-        Command::Join { peer, claims, publish, events, reply } => {
+        Command::Join {
+            peer,
+            claims,
+            publish,
+            events,
+            reply,
+        } => {
             let r = engine.handle_join(peer, &claims, publish);
             if r.is_ok() {
                 sessions.insert(peer, events);
@@ -99,7 +146,11 @@ fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Server
         Command::Offer { peer, sdp, reply } => {
             let _ = reply.send(engine.handle_offer(Instant::now(), peer, &sdp));
         }
-        Command::Select { peer, channel, reply } => {
+        Command::Select {
+            peer,
+            channel,
+            reply,
+        } => {
             let _ = reply.send(engine.handle_select(peer, channel));
         }
         Command::Leave { peer } => {

@@ -21,13 +21,41 @@ use serde::Deserialize;
 
 /// The web client, embedded so the binary is the whole deployment.
 const WEB: &[(&str, &str, &str)] = &[
-    ("index.html", "text/html; charset=utf-8", include_str!("../../web/index.html")),
-    ("listen.html", "text/html; charset=utf-8", include_str!("../../web/listen.html")),
-    ("interpret.html", "text/html; charset=utf-8", include_str!("../../web/interpret.html")),
-    ("floor.html", "text/html; charset=utf-8", include_str!("../../web/floor.html")),
-    ("host.html", "text/html; charset=utf-8", include_str!("../../web/host.html")),
-    ("tolk.js", "text/javascript; charset=utf-8", include_str!("../../web/tolk.js")),
-    ("style.css", "text/css; charset=utf-8", include_str!("../../web/style.css")),
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web/index.html"),
+    ),
+    (
+        "listen.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web/listen.html"),
+    ),
+    (
+        "interpret.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web/interpret.html"),
+    ),
+    (
+        "floor.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web/floor.html"),
+    ),
+    (
+        "host.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web/host.html"),
+    ),
+    (
+        "tolk.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/tolk.js"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web/style.css"),
+    ),
 ];
 
 /// An API error: the status comes from the code, the body says what went wrong.
@@ -43,14 +71,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self.0.code {
             ErrorCode::BadMessage | ErrorCode::BadSdp => StatusCode::BAD_REQUEST,
-            ErrorCode::BadToken | ErrorCode::TokenExpired | ErrorCode::NotJoined => StatusCode::UNAUTHORIZED,
+            ErrorCode::BadToken | ErrorCode::TokenExpired | ErrorCode::NotJoined => {
+                StatusCode::UNAUTHORIZED
+            }
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::AlreadyJoined => StatusCode::CONFLICT,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
         };
-        (status, Json(serde_json::json!({"code": self.0.code, "message": self.0.message}))).into_response()
+        (
+            status,
+            Json(serde_json::json!({"code": self.0.code, "message": self.0.message})),
+        )
+            .into_response()
     }
 }
 
@@ -59,7 +93,10 @@ type ApiResult<T> = Result<T, ApiError>;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/", get(|| async { page("index.html") }))
-        .route("/{file}", get(|Path(f): Path<String>| async move { page(&f) }))
+        .route(
+            "/{file}",
+            get(|Path(f): Path<String>| async move { page(&f) }),
+        )
         .route("/health", get(health))
         .route("/ws", get(ws))
         .route("/api/rooms", post(create_room))
@@ -72,14 +109,23 @@ pub fn router(app: App) -> Router {
 
 fn page(file: &str) -> Response {
     match WEB.iter().find(|(name, _, _)| *name == file) {
-        Some((_, mime, body)) => ([(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "no-cache")], *body).into_response(),
+        Some((_, mime, body)) => (
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }
 
 async fn health(State(app): State<App>) -> ApiResult<Json<serde_json::Value>> {
     let rooms = app.rooms().await?;
-    Ok(Json(serde_json::json!({"status": "ok", "rooms": rooms.len()})))
+    Ok(Json(
+        serde_json::json!({"status": "ok", "rooms": rooms.len()}),
+    ))
 }
 
 async fn ws(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {
@@ -102,13 +148,21 @@ fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Error> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| Error::new(ErrorCode::BadToken, "send Authorization: Bearer <API key or host token>"))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::BadToken,
+                "send Authorization: Bearer <API key or host token>",
+            )
+        })?;
     if constant_time_eq(value.as_bytes(), app.api_key().as_bytes()) {
         return Ok(Caller::Operator);
     }
     let claims = app.keys().verify(value)?;
     if claims.role != Role::Host {
-        return Err(Error::new(ErrorCode::Forbidden, "only hosts may use the API"));
+        return Err(Error::new(
+            ErrorCode::Forbidden,
+            "only hosts may use the API",
+        ));
     }
     Ok(Caller::Host(claims.room))
 }
@@ -121,15 +175,23 @@ fn may_manage(app: &App, headers: &HeaderMap, room: &str) -> Result<(), Error> {
     match caller(app, headers)? {
         Caller::Operator => Ok(()),
         Caller::Host(r) if r == room => Ok(()),
-        Caller::Host(_) => Err(Error::new(ErrorCode::Forbidden, "a host token manages only its own room")),
+        Caller::Host(_) => Err(Error::new(
+            ErrorCode::Forbidden,
+            "a host token manages only its own room",
+        )),
     }
 }
 
 fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Error> {
-    serde_json::from_slice(bytes).map_err(|e| Error::new(ErrorCode::BadMessage, format!("bad JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::new(ErrorCode::BadMessage, format!("bad JSON body: {e}")))
 }
 
-async fn create_room(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> ApiResult<Response> {
+async fn create_room(
+    State(app): State<App>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> ApiResult<Response> {
     if !matches!(caller(&app, &headers)?, Caller::Operator) {
         return Err(Error::new(ErrorCode::Forbidden, "creating rooms needs the API key").into());
     }
@@ -138,7 +200,11 @@ async fn create_room(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-async fn room(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+async fn room(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
     match app.room(id.clone()).await? {
         Some(v) => Ok(Json(v).into_response()),
@@ -146,7 +212,12 @@ async fn room(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>
     }
 }
 
-async fn add_channel(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>, bytes: Bytes) -> ApiResult<Response> {
+async fn add_channel(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
     let spec: ChannelSpec = body(&bytes)?;
     let view = app.add_channel(id, spec).await?;
@@ -167,23 +238,41 @@ struct MintRequest {
 /// Longest an invitation may live: a conference week.
 const MAX_TTL_SECS: u64 = 7 * 24 * 3600;
 
-async fn mint(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>, bytes: Bytes) -> ApiResult<Response> {
+async fn mint(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
     let req: MintRequest = body(&bytes)?;
     if req.name.trim().is_empty() || req.name.len() > 64 {
         return Err(Error::new(ErrorCode::BadMessage, "name must be 1-64 bytes").into());
     }
     if req.ttl_secs.is_some_and(|t| t == 0 || t > MAX_TTL_SECS) {
-        return Err(Error::new(ErrorCode::BadMessage, format!("ttl_secs must be 1-{MAX_TTL_SECS}")).into());
+        return Err(Error::new(
+            ErrorCode::BadMessage,
+            format!("ttl_secs must be 1-{MAX_TTL_SECS}"),
+        )
+        .into());
     }
-    let view = app.room(id.clone()).await?.ok_or_else(|| Error::new(ErrorCode::NotFound, format!("no room {id}")))?;
+    let view = app
+        .room(id.clone())
+        .await?
+        .ok_or_else(|| Error::new(ErrorCode::NotFound, format!("no room {id}")))?;
     if let Some(c) = &req.channel {
         if !view.channels.iter().any(|x| &x.lang == c) {
-            return Err(Error::new(ErrorCode::NotFound, format!("no channel {c} in room {id}")).into());
+            return Err(
+                Error::new(ErrorCode::NotFound, format!("no channel {c} in room {id}")).into(),
+            );
         }
     }
     if req.role == Role::Interpreter && req.channel.is_none() {
-        return Err(Error::new(ErrorCode::BadMessage, "an interpreter invitation needs a channel").into());
+        return Err(Error::new(
+            ErrorCode::BadMessage,
+            "an interpreter invitation needs a channel",
+        )
+        .into());
     }
     let invite = app.mint(&id, req.role, req.channel, req.name.trim(), req.ttl_secs);
     Ok((StatusCode::CREATED, Json(invite)).into_response())

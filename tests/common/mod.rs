@@ -1,0 +1,319 @@
+//! Test clients: a signalling client (tokio-tungstenite) and a str0m WebRTC media client that sends a tone and decodes what it receives.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use str0m::change::SdpAnswer;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tokio_tungstenite::tungstenite::Message;
+use tolk::config::Config;
+use tolk::core::engine::{ChannelSpec, RoomSpec};
+use tolk::io::Running;
+use tolk::protocol::{ClientMsg, Role, ServerMsg};
+
+pub const FRAME: usize = 960;
+pub const RATE: f32 = 48_000.0;
+
+/// A server on loopback with room `r` and channels en, es, fr.
+pub async fn server() -> Running {
+    let config = Config {
+        http: "127.0.0.1:0".parse().unwrap(),
+        udp: "127.0.0.1:0".parse().unwrap(),
+        secret: Some("a test secret of enough length".into()),
+        api_key: Some("test-api-key".into()),
+        demo: false,
+        ..Config::default()
+    };
+    let running = tolk::io::start(config).await.expect("server starts");
+    let channels = ["en", "es", "fr"]
+        .iter()
+        .map(|l| ChannelSpec {
+            lang: l.to_string(),
+            name: l.to_uppercase(),
+            duck: Default::default(),
+        })
+        .collect();
+    running
+        .app
+        .create_room(RoomSpec {
+            id: "r".into(),
+            floor_lang: Some("en".into()),
+            channels,
+        })
+        .await
+        .unwrap();
+    running
+}
+
+pub fn token(s: &Running, role: Role, channel: Option<&str>, name: &str) -> String {
+    s.app
+        .mint("r", role, channel.map(str::to_string), name, None)
+        .token
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub struct Signal {
+    ws: Ws,
+}
+
+impl Signal {
+    pub async fn connect(s: &Running) -> Signal {
+        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.http))
+            .await
+            .expect("websocket connects");
+        Signal { ws }
+    }
+
+    pub async fn send(&mut self, msg: &ClientMsg) {
+        self.send_raw(&serde_json::to_string(msg).unwrap()).await;
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("websocket send");
+    }
+
+    /// The next message that is not a periodic state update.
+    pub async fn next(&mut self) -> ServerMsg {
+        loop {
+            let msg = self.next_any().await;
+            if !matches!(msg, ServerMsg::State { .. }) {
+                return msg;
+            }
+        }
+    }
+
+    pub async fn next_any(&mut self) -> ServerMsg {
+        let msg = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+            .await
+            .expect("a server message within 5 s")
+            .expect("websocket open")
+            .expect("websocket message");
+        match msg {
+            Message::Text(t) => {
+                serde_json::from_str(t.as_str()).expect("server sends protocol JSON")
+            }
+            other => panic!("unexpected websocket message {other:?}"),
+        }
+    }
+
+    pub async fn join(&mut self, token: &str, publish: Option<&str>) -> ServerMsg {
+        self.send(&ClientMsg::Join {
+            token: token.into(),
+            publish: publish.map(str::to_string),
+        })
+        .await;
+        self.next().await
+    }
+
+    pub async fn select(&mut self, channel: Option<&str>) -> ServerMsg {
+        self.send(&ClientMsg::Select {
+            channel: channel.map(str::to_string),
+        })
+        .await;
+        self.next().await
+    }
+}
+
+/// One decoded received frame.
+#[derive(Clone)]
+pub struct Frame {
+    pub rtp: u64,
+    pub seq: u64,
+    pub at: Instant,
+    pub pcm: Vec<f32>,
+}
+
+pub struct Media {
+    pub frames: Arc<Mutex<Vec<Frame>>>,
+    /// Whether the tone is being sent (clear it to fall silent).
+    pub sending: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Media {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Media {
+    pub fn frames(&self) -> Vec<Frame> {
+        self.frames.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` frames have arrived (or panics after `secs`).
+    pub async fn wait_frames(&self, n: usize, secs: u64) {
+        let until = Instant::now() + Duration::from_secs(secs);
+        while self.frames.lock().unwrap().len() < n {
+            assert!(
+                Instant::now() < until,
+                "only {} frames received in {secs} s",
+                self.frames.lock().unwrap().len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Negotiates media over `sig` and runs the client's UDP loop on a thread.
+pub async fn media(sig: &mut Signal, tone_hz: Option<f32>, receive: bool) -> Media {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = socket.local_addr().unwrap();
+    let now = Instant::now();
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .build(now);
+    rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+    let dir = match (tone_hz.is_some(), receive) {
+        (true, true) => Direction::SendRecv,
+        (true, false) => Direction::SendOnly,
+        _ => Direction::RecvOnly,
+    };
+    let mut api = rtc.sdp_api();
+    let mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    sig.send(&ClientMsg::Offer {
+        sdp: offer.to_sdp_string(),
+    })
+    .await;
+    let answer = match sig.next().await {
+        ServerMsg::Answer { sdp } => sdp,
+        other => panic!("expected an answer, got {other:?}"),
+    };
+    rtc.sdp_api()
+        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
+        .unwrap();
+
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    let sending = Arc::new(AtomicBool::new(tone_hz.is_some()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (f, s, st) = (frames.clone(), sending.clone(), stop.clone());
+    let thread = std::thread::spawn(move || {
+        let mut enc =
+            opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio).unwrap();
+        let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+        let mut buf = vec![0u8; 2048];
+        let mut next_send = Instant::now();
+        let mut n: u64 = 0;
+        while !st.load(Ordering::Relaxed) {
+            let timeout = loop {
+                match rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => {
+                        let _ = socket.send_to(&t.contents, t.destination);
+                    }
+                    Ok(Output::Timeout(t)) => break t,
+                    Ok(Output::Event(Event::MediaData(d))) => {
+                        let mut pcm = vec![0f32; FRAME];
+                        if dec.decode_float(&d.data, &mut pcm, false).ok() == Some(FRAME) {
+                            f.lock().unwrap().push(Frame {
+                                rtp: d.time.numer(),
+                                seq: **d.seq_range.start(),
+                                at: Instant::now(),
+                                pcm,
+                            });
+                        }
+                    }
+                    Ok(Output::Event(_)) => {}
+                    Err(e) => panic!("client rtc failed: {e}"),
+                }
+            };
+            let now = Instant::now();
+            if let Some(hz) = tone_hz {
+                if now >= next_send {
+                    next_send += Duration::from_millis(20);
+                    if rtc.is_connected() {
+                        if s.load(Ordering::Relaxed) {
+                            let pcm: Vec<f32> = (0..FRAME)
+                                .map(|i| {
+                                    let t = (n as usize * FRAME + i) as f32 / RATE;
+                                    0.3 * (2.0 * std::f32::consts::PI * hz * t).sin()
+                                })
+                                .collect();
+                            let mut out = [0u8; 1275];
+                            let len = enc.encode_float(&pcm, &mut out).unwrap();
+                            let w = rtc.writer(mid).unwrap();
+                            let pt = w
+                                .payload_params()
+                                .find(|p| p.spec().codec == Codec::Opus)
+                                .unwrap()
+                                .pt();
+                            let time = MediaTime::new(n * FRAME as u64, Frequency::FORTY_EIGHT_KHZ);
+                            w.write(pt, now, time, out[..len].to_vec()).unwrap();
+                        }
+                        n += 1;
+                    }
+                    continue;
+                }
+            }
+            let mut wake = timeout;
+            if tone_hz.is_some() {
+                wake = wake.min(next_send);
+            }
+            let wait = wake
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
+            socket.set_read_timeout(Some(wait)).unwrap();
+            if let Ok((len, source)) = socket.recv_from(&mut buf) {
+                if let Ok(r) = Receive::new(Protocol::Udp, source, local, &buf[..len]) {
+                    let _ = rtc.handle_input(Input::Receive(Instant::now(), r));
+                }
+            }
+            let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+        }
+    });
+    Media {
+        frames,
+        sending,
+        stop,
+        thread: Some(thread),
+    }
+}
+
+/// Amplitude of `hz` in `pcm`, in dB relative to full scale (Goertzel).
+pub fn tone_db(pcm: &[f32], hz: f32) -> f32 {
+    let w = 2.0 * std::f32::consts::PI * hz / RATE;
+    let c = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0f32, 0f32);
+    for &x in pcm {
+        let s0 = x + c * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - c * s1 * s2;
+    let amplitude = 2.0 * power.max(0.0).sqrt() / pcm.len() as f32;
+    20.0 * (amplitude + 1e-9).log10()
+}
+
+pub fn rms_db(pcm: &[f32]) -> f32 {
+    let ms = pcm.iter().map(|s| s * s).sum::<f32>() / pcm.len().max(1) as f32;
+    10.0 * (ms + 1e-12).log10()
+}
+
+/// The audio of frames (sorted by media time) whose media time lies in `[from, to)`.
+pub fn window(frames: &[Frame], from: u64, to: u64) -> Vec<f32> {
+    frames
+        .iter()
+        .filter(|f| f.rtp >= from && f.rtp < to)
+        .flat_map(|f| f.pcm.iter().copied())
+        .collect()
+}
+
+pub fn local_addr() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
