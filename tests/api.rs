@@ -1,0 +1,185 @@
+//! The host HTTP API: rooms, channels, invitations, and its refusals.
+
+mod common;
+
+use common::*;
+use tolk::protocol::Role;
+
+#[tokio::test]
+async fn host_api_creates_rooms_channels_and_invitations() {
+    let s = server().await;
+    let key = Some("test-api-key");
+
+    let (st, body) = http(
+        &s,
+        "POST",
+        "/api/rooms",
+        key,
+        Some(r#"{"id":"conf","channels":[{"lang":"de","name":"Deutsch"}]}"#),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    assert!(body.contains("\"Deutsch\""), "{body}");
+
+    let (st, body) = http(
+        &s,
+        "POST",
+        "/api/rooms/conf/channels",
+        key,
+        Some(r#"{"lang":"pt-BR"}"#),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    assert!(body.contains("pt-BR"), "{body}");
+
+    let (st, body) = http(
+        &s,
+        "POST",
+        "/api/rooms/conf/tokens",
+        key,
+        Some(r#"{"role":"interpreter","channel":"de","name":"Jan"}"#),
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    let invite: tolk::io::Invite = serde_json::from_str(&body).unwrap();
+    assert!(invite
+        .url
+        .ends_with(&format!("/interpret.html#token={}", invite.token)));
+    let claims = s.app.keys().verify(&invite.token).unwrap();
+    assert_eq!(
+        (claims.room.as_str(), claims.role, claims.channel.as_deref()),
+        ("conf", Role::Interpreter, Some("de"))
+    );
+
+    // A host token manages its own room, and only that.
+    let host = s.app.mint("conf", Role::Host, None, "Hanna", None).token;
+    let (st, body) = http(&s, "GET", "/api/rooms/conf", Some(&host), None).await;
+    assert_eq!(st, 200, "{body}");
+    let (st, _) = http(&s, "GET", "/api/rooms/r", Some(&host), None).await;
+    assert_eq!(st, 403);
+    let (st, _) = http(
+        &s,
+        "POST",
+        "/api/rooms",
+        Some(&host),
+        Some(r#"{"id":"mine"}"#),
+    )
+    .await;
+    assert_eq!(st, 403, "hosts do not create rooms");
+    let listener = s.app.mint("conf", Role::Listener, None, "Lena", None).token;
+    let (st, _) = http(&s, "GET", "/api/rooms/conf", Some(&listener), None).await;
+    assert_eq!(st, 403);
+
+    // The web client is served.
+    let (st, body) = http(&s, "GET", "/listen.html", None, None).await;
+    assert_eq!(st, 200);
+    assert!(body.contains("tolk.js"));
+}
+
+#[tokio::test]
+async fn api_refusals_say_why() {
+    let s = server().await;
+    let key = Some("test-api-key");
+    let cases: &[(&str, &str, Option<&str>, Option<&str>, u16, &str)] = &[
+        (
+            "POST",
+            "/api/rooms",
+            None,
+            Some(r#"{"id":"a"}"#),
+            401,
+            "Bearer",
+        ),
+        (
+            "POST",
+            "/api/rooms",
+            Some("wrong"),
+            Some(r#"{"id":"a"}"#),
+            401,
+            "invalid token",
+        ),
+        (
+            "POST",
+            "/api/rooms",
+            key,
+            Some("{oops"),
+            400,
+            "bad JSON body",
+        ),
+        (
+            "POST",
+            "/api/rooms",
+            key,
+            Some(r#"{"id":"bad id!"}"#),
+            400,
+            "room id",
+        ),
+        (
+            "POST",
+            "/api/rooms",
+            key,
+            Some(r#"{"id":"r"}"#),
+            409,
+            "already exists",
+        ),
+        (
+            "POST",
+            "/api/rooms",
+            key,
+            Some(r#"{"id":"z","channels":[{"lang":"<script>"}]}"#),
+            400,
+            "language tag",
+        ),
+        ("GET", "/api/rooms/nope", key, None, 404, "no room nope"),
+        (
+            "POST",
+            "/api/rooms/r/channels",
+            key,
+            Some(r#"{"lang":"es"}"#),
+            409,
+            "already exists",
+        ),
+        (
+            "POST",
+            "/api/rooms/r/tokens",
+            key,
+            Some(r#"{"role":"interpreter","name":"X"}"#),
+            400,
+            "needs a channel",
+        ),
+        (
+            "POST",
+            "/api/rooms/r/tokens",
+            key,
+            Some(r#"{"role":"listener","channel":"xx","name":"X"}"#),
+            404,
+            "no channel xx",
+        ),
+        (
+            "POST",
+            "/api/rooms/r/tokens",
+            key,
+            Some(r#"{"role":"king","name":"X"}"#),
+            400,
+            "unknown variant",
+        ),
+        (
+            "POST",
+            "/api/rooms/r/tokens",
+            key,
+            Some(r#"{"role":"listener","name":"X","ttl_secs":0}"#),
+            400,
+            "ttl_secs",
+        ),
+    ];
+    for (method, path, auth, body, want, says) in cases {
+        let (st, text) = http(&s, method, path, *auth, *body).await;
+        assert_eq!(st, *want, "{method} {path} {body:?}: {text}");
+        assert!(
+            text.contains(says),
+            "{method} {path}: {text} should say {says:?}"
+        );
+    }
+    let huge = format!(r#"{{"id":"{}"}}"#, "a".repeat(100_000));
+    let (st, _) = http(&s, "POST", "/api/rooms", key, Some(&huge)).await;
+    assert_eq!(st, 413);
+}
