@@ -80,7 +80,16 @@ async fn host_api_creates_rooms_channels_and_invitations() {
 async fn api_refusals_say_why() {
     let s = server().await;
     let key = Some("test-api-key");
-    let cases: &[(&str, &str, Option<&str>, Option<&str>, u16, &str)] = &[
+    // (method, path, bearer, body, status, what the message says)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        u16,
+        &'a str,
+    );
+    let cases: &[Case] = &[
         (
             "POST",
             "/api/rooms",

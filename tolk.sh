@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# tolk's two commands. Both install what they need on a fresh Debian 12 machine first.
+#   ./tolk.sh serve [flags]   build (release) and start the server with a demo room
+#   ./tolk.sh test            run every test: unit, in-process WebRTC, bad input, API, real browser
+set -euo pipefail
+cd "$(dirname "$0")"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Installs the Debian packages that are missing.
+need_apt() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "tolk: installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+build_deps() {
+  # cmake builds libopus (opus crate); gcc and pkg-config build the crypto library.
+  need_apt cmake pkg-config gcc g++
+}
+
+case "${1:-}" in
+  serve)
+    shift
+    build_deps
+    cargo build --release
+    exec ./target/release/tolk serve "$@"
+    ;;
+  test)
+    shift
+    build_deps
+    # The browser test drives Debian's Chromium with playwright-core; unshare and ip keep it on loopback.
+    need_apt chromium iproute2 util-linux
+    if [ ! -d tests/browser/node_modules/playwright-core ]; then
+      npm ci --prefix tests/browser --no-audit --no-fund
+    fi
+    cargo test --no-run
+    # All network tests run in a namespace of their own with only loopback up.
+    if as_root unshare -n true 2>/dev/null; then
+      as_root unshare -n bash -c 'ip link set lo up && cargo test --offline "$@"' -- "$@"
+    else
+      echo "tolk: cannot create a network namespace; running on the host's loopback" >&2
+      cargo test --offline "$@"
+    fi
+    ;;
+  *)
+    echo "usage: $0 serve [flags] | test" >&2
+    exit 2
+    ;;
+esac
