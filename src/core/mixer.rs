@@ -133,6 +133,11 @@ impl Limiter {
         }
     }
 
+    /// Whether `pcm` would leave this limiter changed (a peak above the ceiling, or gain still recovering).
+    pub fn would_limit(&self, pcm: &[f32; FRAME]) -> bool {
+        self.gain < 1.0 || pcm.iter().any(|x| x.abs() > self.ceiling)
+    }
+
     pub fn apply(&mut self, pcm: &mut [f32; FRAME]) {
         for x in pcm.iter_mut() {
             self.gain = (self.gain * self.recover).min(1.0);

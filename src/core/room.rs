@@ -241,12 +241,15 @@ impl Room {
             mixer::add(&mut self.floor_mix, &s.pcm, 1.0);
         }
 
-        // The floor goes down as it came in when it has one source and its
-        // packet is here: no decode-encode generation loss, no encode cost.
+        // The floor goes down as it came in when it has one source, its
+        // packet is here and the limiter would not touch it: no decode-encode
+        // generation loss, no encode cost. A loud floor is limited and re-encoded.
         self.floor_out.payload = None;
         if self.floor_listeners > 0 {
             let forward = match self.floor.as_slice() {
-                [only] => only.payload().map(Arc::from),
+                [only] if !self.floor_out.limiter.would_limit(&self.floor_mix) => {
+                    only.payload().map(Arc::from)
+                }
                 _ => None,
             };
             match forward {
@@ -281,5 +284,78 @@ impl Room {
                 c.output.encode(&mut c.mix);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packets(level: f32) -> Vec<Vec<u8>> {
+        let mut enc = Encoder::new();
+        let mut buf = [0u8; MAX_PAYLOAD];
+        (0..4)
+            .map(|f| {
+                let mut pcm = [0f32; FRAME];
+                for (i, s) in pcm.iter_mut().enumerate() {
+                    *s = level
+                        * (2.0 * std::f32::consts::PI * 440.0 * (f * FRAME + i) as f32 / 48_000.0)
+                            .sin();
+                }
+                let n = enc.encode(&pcm, &mut buf).unwrap();
+                buf[..n].to_vec()
+            })
+            .collect()
+    }
+
+    fn floor_room(level: f32) -> (Room, Vec<Vec<u8>>) {
+        let mut room = Room::new("r".into(), None);
+        room.floor.push(Source::new(1));
+        room.floor_listeners = 1;
+        let p = packets(level);
+        for (i, pkt) in p.iter().enumerate() {
+            room.floor[0].push((i * FRAME) as u64, pkt).unwrap();
+        }
+        (room, p)
+    }
+
+    #[test]
+    fn a_quiet_single_floor_is_forwarded_untouched() {
+        let (mut room, p) = floor_room(0.3);
+        room.tick();
+        assert_eq!(
+            room.payload(&Stream::Floor).map(|p| &p[..]),
+            Some(&p[0][..])
+        );
+    }
+
+    #[test]
+    fn a_loud_floor_is_limited_not_forwarded() {
+        let (mut room, p) = floor_room(1.0);
+        let mut dec = Decoder::new();
+        let mut out = [0f32; FRAME];
+        for k in 0..3 {
+            room.tick();
+            let sent = room.payload(&Stream::Floor).expect("floor payload").clone();
+            assert_ne!(&sent[..], &p[k][..], "re-encoded after limiting");
+            dec.decode(Some(&sent), &mut out).unwrap();
+        }
+        let peak = out.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!(peak < 0.95, "limited to about -1 dBFS, got peak {peak}");
+    }
+
+    #[test]
+    fn a_channel_without_listeners_is_not_encoded() {
+        let mut room = Room::new("r".into(), None);
+        room.channels.push(Channel::new(
+            "es".into(),
+            "es".into(),
+            DuckSettings::default(),
+        ));
+        room.tick();
+        assert!(room.payload(&Stream::Channel("es".into())).is_none());
+        room.channels[0].listeners = 1;
+        room.tick();
+        assert!(room.payload(&Stream::Channel("es".into())).is_some());
     }
 }
