@@ -334,10 +334,10 @@ mod tests {
         let (mut room, p) = floor_room(1.0);
         let mut dec = Decoder::new();
         let mut out = [0f32; FRAME];
-        for k in 0..3 {
+        for original in p.iter().take(3) {
             room.tick();
             let sent = room.payload(&Stream::Floor).expect("floor payload").clone();
-            assert_ne!(&sent[..], &p[k][..], "re-encoded after limiting");
+            assert_ne!(&sent[..], &original[..], "re-encoded after limiting");
             dec.decode(Some(&sent), &mut out).unwrap();
         }
         let peak = out.iter().fold(0f32, |m, x| m.max(x.abs()));
