@@ -26,8 +26,7 @@ fn tone_packets(hz: f32, n: usize) -> Vec<Vec<u8>> {
         .map(|f| {
             let mut pcm = [0f32; FRAME];
             for (i, s) in pcm.iter_mut().enumerate() {
-                *s = 0.3
-                    * (2.0 * std::f32::consts::PI * hz * (f * FRAME + i) as f32 / 48_000.0).sin();
+                *s = 0.3 * (2.0 * std::f32::consts::PI * hz * (f * FRAME + i) as f32 / 48_000.0).sin();
             }
             let len = enc.encode(&pcm, &mut out).unwrap();
             out[..len].to_vec()
@@ -45,21 +44,15 @@ fn tick(c: &mut Criterion) {
         ch.listeners = 10;
         room.channels.push(ch);
     }
-    let packets: Vec<Vec<Vec<u8>>> = [440.0, 880.0, 1320.0, 660.0, 990.0]
-        .iter()
-        .map(|hz| tone_packets(*hz, 50))
-        .collect();
+    let packets: Vec<Vec<Vec<u8>>> =
+        [440.0, 880.0, 1320.0, 660.0, 990.0].iter().map(|hz| tone_packets(*hz, 50)).collect();
     let mut ts = 0u64;
     let mut k = 0usize;
     c.bench_function("tick 1 floor + 4 channels (decode, mix, encode)", |b| {
         b.iter(|| {
             room.floor[0].push(ts, &packets[0][k % 50]).unwrap();
             for (i, ch) in room.channels.iter_mut().enumerate() {
-                ch.voice
-                    .as_mut()
-                    .unwrap()
-                    .push(ts, &packets[i + 1][k % 50])
-                    .unwrap();
+                ch.voice.as_mut().unwrap().push(ts, &packets[i + 1][k % 50]).unwrap();
             }
             room.tick();
             ts += FRAME as u64;
@@ -80,12 +73,7 @@ impl Net {
     fn new(listeners: usize) -> Net {
         let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut now = Instant::now();
-        let mut engine = Engine::new(
-            EngineConfig {
-                candidates: vec![server],
-            },
-            now,
-        );
+        let mut engine = Engine::new(EngineConfig { candidates: vec![server] }, now);
         engine
             .create_room(RoomSpec {
                 id: "r".into(),
@@ -100,9 +88,7 @@ impl Net {
         // One interpreter source so the channel has a voice to encode.
         let mut clients = HashMap::new();
         for i in 0..listeners {
-            let addr: SocketAddr = format!("10.1.{}.{}:4000", i / 250, i % 250 + 1)
-                .parse()
-                .unwrap();
+            let addr: SocketAddr = format!("10.1.{}.{}:4000", i / 250, i % 250 + 1).parse().unwrap();
             let claims = Claims {
                 room: "r".into(),
                 role: Role::Listener,
@@ -111,28 +97,16 @@ impl Net {
                 exp: u64::MAX,
             };
             engine.handle_join(i as u64, &claims, None).unwrap();
-            let mut rtc = Rtc::builder()
-                .clear_codecs()
-                .enable_opus(true, false)
-                .build(now);
+            let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(now);
             rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
             let mut api = rtc.sdp_api();
             api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
             let (offer, pending) = api.apply().unwrap();
-            let answer = engine
-                .handle_offer(now, i as u64, &offer.to_sdp_string())
-                .unwrap();
-            rtc.sdp_api()
-                .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
-                .unwrap();
+            let answer = engine.handle_offer(now, i as u64, &offer.to_sdp_string()).unwrap();
+            rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
             clients.insert(addr, rtc);
         }
-        let mut net = Net {
-            engine,
-            clients,
-            server,
-            now,
-        };
+        let mut net = Net { engine, clients, server, now };
         for _ in 0..2000 {
             now += Duration::from_millis(5);
             net.now = now;
@@ -142,10 +116,7 @@ impl Net {
                 break;
             }
         }
-        assert!(
-            net.clients.values().all(|c| c.is_connected()),
-            "all listeners connect in memory"
-        );
+        assert!(net.clients.values().all(|c| c.is_connected()), "all listeners connect in memory");
         net
     }
 
@@ -157,11 +128,9 @@ impl Net {
             let t = Instant::now();
             loop {
                 match self.engine.poll_output() {
-                    engine::Output::Transmit {
-                        destination,
-                        contents,
-                        ..
-                    } => to_clients.push((destination, contents)),
+                    engine::Output::Transmit { destination, contents, .. } => {
+                        to_clients.push((destination, contents))
+                    }
                     engine::Output::Event { .. } => {}
                     engine::Output::Timeout(_) => break,
                 }
@@ -190,9 +159,7 @@ impl Net {
             }
             let t = Instant::now();
             for (from, data) in &to_server {
-                let _ = self
-                    .engine
-                    .handle_datagram(self.now, *from, self.server, data);
+                let _ = self.engine.handle_datagram(self.now, *from, self.server, data);
             }
             engine_time += t.elapsed();
         }
@@ -202,9 +169,7 @@ impl Net {
 
 fn fanout(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout per listener per packet");
-    group
-        .sample_size(20)
-        .measurement_time(Duration::from_secs(8));
+    group.sample_size(20).measurement_time(Duration::from_secs(8));
     for n in [50usize, 200] {
         let mut net = Net::new(n);
         group.throughput(Throughput::Elements(n as u64));

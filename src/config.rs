@@ -78,15 +78,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if let Some(s) = &self.secret {
             if s.len() < 16 {
-                return Err(ConfigError::Invalid(
-                    "secret must be at least 16 characters".into(),
-                ));
+                return Err(ConfigError::Invalid("secret must be at least 16 characters".into()));
             }
         }
         if self.token_ttl_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "token_ttl_secs must be positive".into(),
-            ));
+            return Err(ConfigError::Invalid("token_ttl_secs must be positive".into()));
         }
         Ok(())
     }
@@ -100,15 +96,9 @@ mod tests {
     fn parses_and_checks() {
         let c: Config = toml::from_str("udp = \"0.0.0.0:5000\"\ndemo = false\n").unwrap();
         assert!(!c.demo);
-        assert!(
-            c.candidates_for(c.udp).is_err(),
-            "0.0.0.0 needs a candidate"
-        );
+        assert!(c.candidates_for(c.udp).is_err(), "0.0.0.0 needs a candidate");
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
-        let c = Config {
-            secret: Some("short".into()),
-            ..Config::default()
-        };
+        let c = Config { secret: Some("short".into()), ..Config::default() };
         assert!(c.validate().is_err());
     }
 }

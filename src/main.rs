@@ -6,10 +6,7 @@ use std::path::PathBuf;
 use tolk::config::Config;
 
 #[derive(Parser)]
-#[command(
-    version,
-    about = "Real-time interpretation channels for online meetings"
-)]
+#[command(version, about = "Real-time interpretation channels for online meetings")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,21 +49,11 @@ enum Command {
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "tolk=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "tolk=info".into()),
         )
         .init();
-    let Command::Serve {
-        config,
-        http,
-        udp,
-        candidates,
-        public_url,
-        secret,
-        api_key,
-        no_demo,
-        demo_channels,
-    } = Cli::parse().command;
+    let Command::Serve { config, http, udp, candidates, public_url, secret, api_key, no_demo, demo_channels } =
+        Cli::parse().command;
     let mut c = match config {
         Some(path) => match Config::load(&path) {
             Ok(c) => c,

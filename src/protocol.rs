@@ -10,13 +10,21 @@
 //!    send-receive track (they send their voice, they hear the floor); listeners
 //!    and hosts one receive-only track. ICE is lite on the server, every
 //!    candidate is in the answer: no trickle.
-//! 3. client `{"type":"select","channel":"es"}` (or `null` for the Floor):
-//!    the listener's one track carries that stream from the next tick;
-//!    server `{"type":"selected","channel":"es"}`.
+//! 3. client `{"type":"select","channel":"es"}` (or `null` for the Floor;
+//!    `"only":true` for the interpretation without the original): the
+//!    listener's one track carries that stream from the next tick; server
+//!    `{"type":"selected","channel":"es","only":false}`.
 //! 4. server `{"type":"state",...}` whenever the room changes (channels, who
-//!    is live, listener counts); `{"type":"booth","live":true}` to an
-//!    interpreter when it goes live or stops being live.
-//! 5. server `{"type":"error","code":"...","message":"..."}` for any request it
+//!    is live, booth members, listener counts), at most every 250 ms.
+//! 5. Booth controls, interpreters only: `input` (Floor or relay of a
+//!    channel), `publish` (switch the output channel, for an interpreter
+//!    assigned to several), `handover` (`ready`, `go`, `take`), `mute`
+//!    (cough button), `slow_down`. Hosts: `assign` (put a booth member on
+//!    air), `floor_return` (let a channel be heard on the floor). Every
+//!    member of a booth gets `{"type":"booth",...}` whenever it changes: who
+//!    is live, muted, ready, what the recipient hears, the audience, warnings.
+//!    Hosts and floor speakers get `{"type":"notice","kind":"slow_down",...}`.
+//! 6. server `{"type":"error","code":"...","message":"..."}` for any request it
 //!    refuses; the session stays open unless the error says otherwise.
 //!
 //! Limits: one message is at most [`MAX_MESSAGE`] bytes.
@@ -37,9 +45,52 @@ pub enum ClientMsg {
     Offer {
         sdp: String,
     },
+    /// Listener or host: hear the Floor (`null`) or a channel; `only` mutes the original.
     Select {
         channel: Option<String>,
+        #[serde(default)]
+        only: bool,
     },
+    /// Interpreter: hear the Floor (`null`) or relay another channel.
+    Input {
+        channel: Option<String>,
+    },
+    /// Interpreter assigned to several channels: send the voice into this one.
+    Publish {
+        channel: String,
+    },
+    /// Interpreter: booth handover (`channel` defaults to the interpreter's booth).
+    Handover {
+        action: HandoverAction,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+    },
+    /// Host: put a booth member on air.
+    Assign {
+        channel: String,
+        peer: u64,
+    },
+    /// Interpreter: cough button (held) or mute toggle.
+    Mute {
+        muted: bool,
+    },
+    /// Interpreter: ask the floor speaker to slow down.
+    SlowDown,
+    /// Host: let a channel be heard on the floor (`null` ends it).
+    FloorReturn {
+        channel: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoverAction {
+    /// The passive partner is ready to take over.
+    Ready,
+    /// The live interpreter hands over (to a ready partner, else the next one).
+    Go,
+    /// The passive partner takes over now.
+    Take,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -47,10 +98,15 @@ pub enum ClientMsg {
 pub enum ServerMsg {
     Joined {
         room: String,
+        /// This session's id, as booth member lists name it.
+        id: u64,
         role: Role,
         name: String,
         /// The channel an interpreter publishes into.
         channel: Option<String>,
+        /// Every channel this interpreter may publish into.
+        #[serde(default)]
+        publish: Vec<String>,
         floor_lang: Option<String>,
         channels: Vec<ChannelInfo>,
     },
@@ -59,18 +115,42 @@ pub enum ServerMsg {
     },
     Selected {
         channel: Option<String>,
+        #[serde(default)]
+        only: bool,
     },
     State {
         floor: FloorInfo,
         channels: Vec<ChannelInfo>,
     },
+    /// To each member of a booth whenever it changes.
     Booth {
+        channel: String,
+        /// Whether the recipient is on air.
         live: bool,
+        /// What the recipient hears: `null` for the Floor, else the relayed channel.
+        input: Option<String>,
+        muted: bool,
+        members: Vec<MemberInfo>,
+        /// Listeners on this channel now (the audience indicator).
+        listeners: u32,
+        warning: Option<String>,
+    },
+    /// A request for attention: "slow down" to the host and floor speakers.
+    Notice {
+        kind: NoticeKind,
+        from: String,
+        channel: Option<String>,
     },
     Error {
         code: ErrorCode,
         message: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeKind {
+    SlowDown,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -80,12 +160,28 @@ pub struct ChannelInfo {
     /// Display name of the live interpreter, if any.
     pub live: Option<String>,
     pub listeners: u32,
+    #[serde(default)]
+    pub members: Vec<MemberInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MemberInfo {
+    pub id: u64,
+    pub name: String,
+    pub live: bool,
+    pub muted: bool,
+    pub ready: bool,
+    /// Whether the member's microphone is connected.
+    pub publishing: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct FloorInfo {
     pub sources: u32,
     pub listeners: u32,
+    /// The channel the host returned to the floor, if any.
+    #[serde(default)]
+    pub returned: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -133,17 +229,11 @@ pub struct Error {
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Error {
-            code,
-            message: message.into(),
-        }
+        Error { code, message: message.into() }
     }
 
     pub fn to_msg(&self) -> ServerMsg {
-        ServerMsg::Error {
-            code: self.code,
-            message: self.message.clone(),
-        }
+        ServerMsg::Error { code: self.code, message: self.message.clone() }
     }
 }
 
@@ -152,14 +242,10 @@ pub fn parse(text: &str) -> Result<ClientMsg, Error> {
     if text.len() > MAX_MESSAGE {
         return Err(Error::new(
             ErrorCode::TooLarge,
-            format!(
-                "message of {} bytes exceeds the limit of {MAX_MESSAGE}",
-                text.len()
-            ),
+            format!("message of {} bytes exceeds the limit of {MAX_MESSAGE}", text.len()),
         ));
     }
-    serde_json::from_str(text)
-        .map_err(|e| Error::new(ErrorCode::BadMessage, format!("bad message: {e}")))
+    serde_json::from_str(text).map_err(|e| Error::new(ErrorCode::BadMessage, format!("bad message: {e}")))
 }
 
 #[cfg(test)]
@@ -170,21 +256,22 @@ mod tests {
     fn parses_and_explains_errors() {
         assert_eq!(
             parse(r#"{"type":"select","channel":"es"}"#).unwrap(),
-            ClientMsg::Select {
-                channel: Some("es".into())
-            }
+            ClientMsg::Select { channel: Some("es".into()), only: false }
+        );
+        assert_eq!(parse(r#"{"type":"slow_down"}"#).unwrap(), ClientMsg::SlowDown);
+        assert_eq!(
+            parse(r#"{"type":"handover","action":"take"}"#).unwrap(),
+            ClientMsg::Handover { action: HandoverAction::Take, channel: None }
         );
         let e = parse(r#"{"type":"dance"}"#).unwrap_err();
         assert_eq!(e.code, ErrorCode::BadMessage);
-        assert!(
-            e.message.contains("unknown variant `dance`"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("unknown variant `dance`"), "{}", e.message);
         assert_eq!(parse("{nope").unwrap_err().code, ErrorCode::BadMessage);
+        assert_eq!(parse(r#"{"type":"slow_down"}"#).unwrap(), ClientMsg::SlowDown);
         assert_eq!(
-            parse(&"x".repeat(MAX_MESSAGE + 1)).unwrap_err().code,
-            ErrorCode::TooLarge
+            parse(r#"{"type":"handover","action":"take"}"#).unwrap(),
+            ClientMsg::Handover { action: HandoverAction::Take, channel: None }
         );
+        assert_eq!(parse(&"x".repeat(MAX_MESSAGE + 1)).unwrap_err().code, ErrorCode::TooLarge);
     }
 }

@@ -8,9 +8,12 @@ use serde::{Deserialize, Serialize};
 pub struct Claims {
     pub room: String,
     pub role: Role,
-    /// The channel an interpreter works in; unused for other roles.
+    /// The channel an interpreter works in (a listener's first channel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
+    /// Further channels an interpreter may publish into (bidirectional work).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
     pub name: String,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
@@ -23,10 +26,7 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(secret: &[u8]) -> Self {
-        Keys {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-        }
+        Keys { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
@@ -37,17 +37,13 @@ impl Keys {
     pub fn verify(&self, token: &str) -> Result<Claims, Error> {
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 0;
-        decode::<Claims>(token, &self.decoding, &v)
-            .map(|d| d.claims)
-            .map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                match e.kind() {
-                    ErrorKind::ExpiredSignature => {
-                        Error::new(ErrorCode::TokenExpired, "token has expired")
-                    }
-                    _ => Error::new(ErrorCode::BadToken, format!("invalid token: {e}")),
-                }
-            })
+        decode::<Claims>(token, &self.decoding, &v).map(|d| d.claims).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            match e.kind() {
+                ErrorKind::ExpiredSignature => Error::new(ErrorCode::TokenExpired, "token has expired"),
+                _ => Error::new(ErrorCode::BadToken, format!("invalid token: {e}")),
+            }
+        })
     }
 }
 
@@ -60,6 +56,7 @@ mod tests {
             room: "r".into(),
             role: Role::Listener,
             channel: None,
+            also: vec![],
             name: "Ana".into(),
             exp,
         }
@@ -70,20 +67,11 @@ mod tests {
         let keys = Keys::new(b"secret");
         let far = 4_000_000_000;
         assert_eq!(keys.verify(&keys.sign(&claims(far))).unwrap(), claims(far));
+        assert_eq!(keys.verify(&keys.sign(&claims(1))).unwrap_err().code, ErrorCode::TokenExpired);
         assert_eq!(
-            keys.verify(&keys.sign(&claims(1))).unwrap_err().code,
-            ErrorCode::TokenExpired
-        );
-        assert_eq!(
-            Keys::new(b"other")
-                .verify(&keys.sign(&claims(far)))
-                .unwrap_err()
-                .code,
+            Keys::new(b"other").verify(&keys.sign(&claims(far))).unwrap_err().code,
             ErrorCode::BadToken
         );
-        assert_eq!(
-            keys.verify("garbage").unwrap_err().code,
-            ErrorCode::BadToken
-        );
+        assert_eq!(keys.verify("garbage").unwrap_err().code, ErrorCode::BadToken);
     }
 }

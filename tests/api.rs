@@ -21,14 +21,7 @@ async fn host_api_creates_rooms_channels_and_invitations() {
     assert_eq!(st, 201, "{body}");
     assert!(body.contains("\"Deutsch\""), "{body}");
 
-    let (st, body) = http(
-        &s,
-        "POST",
-        "/api/rooms/conf/channels",
-        key,
-        Some(r#"{"lang":"pt-BR"}"#),
-    )
-    .await;
+    let (st, body) = http(&s, "POST", "/api/rooms/conf/channels", key, Some(r#"{"lang":"pt-BR"}"#)).await;
     assert_eq!(st, 201, "{body}");
     assert!(body.contains("pt-BR"), "{body}");
 
@@ -42,9 +35,7 @@ async fn host_api_creates_rooms_channels_and_invitations() {
     .await;
     assert_eq!(st, 201, "{body}");
     let invite: tolk::io::Invite = serde_json::from_str(&body).unwrap();
-    assert!(invite
-        .url
-        .ends_with(&format!("/interpret.html#token={}", invite.token)));
+    assert!(invite.url.ends_with(&format!("/interpret.html#token={}", invite.token)));
     let claims = s.app.keys().verify(&invite.token).unwrap();
     assert_eq!(
         (claims.room.as_str(), claims.role, claims.channel.as_deref()),
@@ -57,14 +48,7 @@ async fn host_api_creates_rooms_channels_and_invitations() {
     assert_eq!(st, 200, "{body}");
     let (st, _) = http(&s, "GET", "/api/rooms/r", Some(&host), None).await;
     assert_eq!(st, 403);
-    let (st, _) = http(
-        &s,
-        "POST",
-        "/api/rooms",
-        Some(&host),
-        Some(r#"{"id":"mine"}"#),
-    )
-    .await;
+    let (st, _) = http(&s, "POST", "/api/rooms", Some(&host), Some(r#"{"id":"mine"}"#)).await;
     assert_eq!(st, 403, "hosts do not create rooms");
     let listener = s.app.mint("conf", Role::Listener, None, "Lena", None).token;
     let (st, _) = http(&s, "GET", "/api/rooms/conf", Some(&listener), None).await;
@@ -81,55 +65,13 @@ async fn api_refusals_say_why() {
     let s = server().await;
     let key = Some("test-api-key");
     // (method, path, bearer, body, status, what the message says)
-    type Case<'a> = (
-        &'a str,
-        &'a str,
-        Option<&'a str>,
-        Option<&'a str>,
-        u16,
-        &'a str,
-    );
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, u16, &'a str);
     let cases: &[Case] = &[
-        (
-            "POST",
-            "/api/rooms",
-            None,
-            Some(r#"{"id":"a"}"#),
-            401,
-            "Bearer",
-        ),
-        (
-            "POST",
-            "/api/rooms",
-            Some("wrong"),
-            Some(r#"{"id":"a"}"#),
-            401,
-            "invalid token",
-        ),
-        (
-            "POST",
-            "/api/rooms",
-            key,
-            Some("{oops"),
-            400,
-            "bad JSON body",
-        ),
-        (
-            "POST",
-            "/api/rooms",
-            key,
-            Some(r#"{"id":"bad id!"}"#),
-            400,
-            "room id",
-        ),
-        (
-            "POST",
-            "/api/rooms",
-            key,
-            Some(r#"{"id":"r"}"#),
-            409,
-            "already exists",
-        ),
+        ("POST", "/api/rooms", None, Some(r#"{"id":"a"}"#), 401, "Bearer"),
+        ("POST", "/api/rooms", Some("wrong"), Some(r#"{"id":"a"}"#), 401, "invalid token"),
+        ("POST", "/api/rooms", key, Some("{oops"), 400, "bad JSON body"),
+        ("POST", "/api/rooms", key, Some(r#"{"id":"bad id!"}"#), 400, "room id"),
+        ("POST", "/api/rooms", key, Some(r#"{"id":"r"}"#), 409, "already exists"),
         (
             "POST",
             "/api/rooms",
@@ -139,14 +81,7 @@ async fn api_refusals_say_why() {
             "language tag",
         ),
         ("GET", "/api/rooms/nope", key, None, 404, "no room nope"),
-        (
-            "POST",
-            "/api/rooms/r/channels",
-            key,
-            Some(r#"{"lang":"es"}"#),
-            409,
-            "already exists",
-        ),
+        ("POST", "/api/rooms/r/channels", key, Some(r#"{"lang":"es"}"#), 409, "already exists"),
         (
             "POST",
             "/api/rooms/r/tokens",
@@ -163,14 +98,7 @@ async fn api_refusals_say_why() {
             404,
             "no channel xx",
         ),
-        (
-            "POST",
-            "/api/rooms/r/tokens",
-            key,
-            Some(r#"{"role":"king","name":"X"}"#),
-            400,
-            "unknown variant",
-        ),
+        ("POST", "/api/rooms/r/tokens", key, Some(r#"{"role":"king","name":"X"}"#), 400, "unknown variant"),
         (
             "POST",
             "/api/rooms/r/tokens",
@@ -183,10 +111,7 @@ async fn api_refusals_say_why() {
     for (method, path, auth, body, want, says) in cases {
         let (st, text) = http(&s, method, path, *auth, *body).await;
         assert_eq!(st, *want, "{method} {path} {body:?}: {text}");
-        assert!(
-            text.contains(says),
-            "{method} {path}: {text} should say {says:?}"
-        );
+        assert!(text.contains(says), "{method} {path}: {text} should say {says:?}");
     }
     let huge = format!(r#"{{"id":"{}"}}"#, "a".repeat(100_000));
     let (st, _) = http(&s, "POST", "/api/rooms", key, Some(&huge)).await;

@@ -25,42 +25,34 @@ async fn channels_duck_the_floor_switch_seamlessly_and_release() {
 
     let mut floor_sig = Signal::connect(&s).await;
     assert!(matches!(
-        floor_sig
-            .join(&token(&s, Role::Floor, None, "Floor"), None)
-            .await,
+        floor_sig.join(&token(&s, Role::Floor, None, "Floor"), None).await,
         ServerMsg::Joined { .. }
     ));
     let _floor = media(&mut floor_sig, Some(440.0), false).await;
 
     let mut es_sig = Signal::connect(&s).await;
-    es_sig
-        .join(&token(&s, Role::Interpreter, Some("es"), "Ana"), None)
-        .await;
+    es_sig.join(&token(&s, Role::Interpreter, Some("es"), "Ana"), None).await;
     let es = media(&mut es_sig, Some(880.0), true).await;
-    assert_eq!(es_sig.next().await, ServerMsg::Booth { live: true });
+    es_sig
+        .wait_booth("the first interpreter in a booth goes on air", |b| {
+            matches!(b, ServerMsg::Booth { live: true, .. })
+        })
+        .await;
 
     let mut fr_sig = Signal::connect(&s).await;
-    fr_sig
-        .join(&token(&s, Role::Interpreter, Some("fr"), "Luc"), None)
-        .await;
+    fr_sig.join(&token(&s, Role::Interpreter, Some("fr"), "Luc"), None).await;
     let fr = media(&mut fr_sig, Some(1320.0), true).await;
 
     let mut l_sig = Signal::connect(&s).await;
-    l_sig
-        .join(&token(&s, Role::Listener, None, "Lena"), None)
-        .await;
+    l_sig.join(&token(&s, Role::Listener, None, "Lena"), None).await;
     assert_eq!(
         l_sig.select(Some("es")).await,
-        ServerMsg::Selected {
-            channel: Some("es".into())
-        }
+        ServerMsg::Selected { channel: Some("es".into()), only: false }
     );
     let listener = media(&mut l_sig, None, true).await;
 
     let mut f_sig = Signal::connect(&s).await;
-    f_sig
-        .join(&token(&s, Role::Listener, None, "Otto"), None)
-        .await;
+    f_sig.join(&token(&s, Role::Listener, None, "Otto"), None).await;
     let floor_listener = media(&mut f_sig, None, true).await;
 
     // Two seconds of media: ducking has long settled.
@@ -71,15 +63,9 @@ async fn channels_duck_the_floor_switch_seamlessly_and_release() {
     // A listener on es hears the interpreter, the floor at least 12 dB below it.
     let l = tail(&listener.frames(), 500);
     let (v, fl) = (tone_db(&l, 880.0), tone_db(&l, 440.0));
-    println!(
-        "es listener: 880 Hz {v:.1} dB, 440 Hz {fl:.1} dB, 1320 Hz {:.1} dB",
-        tone_db(&l, 1320.0)
-    );
+    println!("es listener: 880 Hz {v:.1} dB, 440 Hz {fl:.1} dB, 1320 Hz {:.1} dB", tone_db(&l, 1320.0));
     assert!(v > -20.0, "interpreter audible: {v:.1} dBFS");
-    assert!(
-        v - fl >= 12.0,
-        "floor ducked at least 12 dB under the interpreter: {v:.1} vs {fl:.1}"
-    );
+    assert!(v - fl >= 12.0, "floor ducked at least 12 dB under the interpreter: {v:.1} vs {fl:.1}");
     assert!(fl > -45.0, "floor still present, ducked not gone: {fl:.1}");
 
     // A listener on the floor hears 440 Hz only.
@@ -103,25 +89,17 @@ async fn channels_duck_the_floor_switch_seamlessly_and_release() {
         tone_db(&e, 440.0),
         tone_db(&e, 880.0)
     );
-    assert!(
-        tone_db(&e, 440.0) - tone_db(&e, 880.0) > 40.0,
-        "own voice absent from the interpreter's return"
-    );
+    assert!(tone_db(&e, 440.0) - tone_db(&e, 880.0) > 40.0, "own voice absent from the interpreter's return");
 
     // Switch es -> fr: 1320 Hz within 100 ms of media time, no gap over 40 ms.
     let switch = Instant::now();
     assert_eq!(
         l_sig.select(Some("fr")).await,
-        ServerMsg::Selected {
-            channel: Some("fr".into())
-        }
+        ServerMsg::Selected { channel: Some("fr".into()), only: false }
     );
     tokio::time::sleep(Duration::from_millis(600)).await;
     let frames = listener.frames();
-    let from = after(&frames, switch)
-        .first()
-        .expect("frames after the switch")
-        .rtp;
+    let from = after(&frames, switch).first().expect("frames after the switch").rtp;
     let heard = frames
         .iter()
         .find(|f| {
@@ -132,42 +110,24 @@ async fn channels_duck_the_floor_switch_seamlessly_and_release() {
         .expect("1320 Hz heard after the switch")
         .rtp;
     println!("switch took {} ms of media time", (heard - from) / MS);
-    assert!(
-        heard - from <= 100 * MS,
-        "switch took {} ms",
-        (heard - from) / MS
-    );
+    assert!(heard - from <= 100 * MS, "switch took {} ms", (heard - from) / MS);
 
     // Stop the fr interpreter: the floor returns to full level within 2.5 s of media time.
     let stop = Instant::now();
-    fr.sending
-        .store(false, std::sync::atomic::Ordering::Relaxed);
+    fr.sending.store(false, std::sync::atomic::Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(3000)).await;
     let frames = listener.frames();
-    let from = after(&frames, stop)
-        .first()
-        .expect("frames after the stop")
-        .rtp;
+    let from = after(&frames, stop).first().expect("frames after the stop").rtp;
     let back = frames
         .iter()
         .filter(|f| f.rtp >= from)
         .find(|f| tone_db(&f.pcm, 440.0) >= full - 1.0)
         .expect("the floor returns to full level")
         .rtp;
-    println!(
-        "floor back at full level {} ms after the interpreter stopped",
-        (back - from) / MS
-    );
-    assert!(
-        back - from <= 2500 * MS,
-        "floor back after {} ms",
-        (back - from) / MS
-    );
+    println!("floor back at full level {} ms after the interpreter stopped", (back - from) / MS);
+    assert!(back - from <= 2500 * MS, "floor back after {} ms", (back - from) / MS);
     let l = tail(&frames, 300);
-    assert!(
-        tone_db(&l, 440.0) >= full - 1.0,
-        "and it stays at full level"
-    );
+    assert!(tone_db(&l, 440.0) >= full - 1.0, "and it stays at full level");
 
     // One continuous track throughout: consecutive sequence numbers and timestamps, no gap over 40 ms.
     let mut prev: Option<&Frame> = None;
@@ -179,14 +139,7 @@ async fn channels_duck_the_floor_switch_seamlessly_and_release() {
         }
         prev = Some(f);
     }
-    println!(
-        "largest media-time step between packets: {} ms over {} packets",
-        max_gap / MS,
-        frames.len()
-    );
+    println!("largest media-time step between packets: {} ms over {} packets", max_gap / MS, frames.len());
     assert!(max_gap <= 40 * MS, "gap of {} ms", max_gap / MS);
-    assert!(
-        frames.windows(2).all(|w| w[1].rtp - w[0].rtp == F),
-        "one frame per 20 ms"
-    );
+    assert!(frames.windows(2).all(|w| w[1].rtp - w[0].rtp == F), "one frame per 20 ms");
 }

@@ -38,57 +38,38 @@ async fn signalling_errors_are_clear_and_the_session_survives() {
     assert_eq!(code(&e), ErrorCode::BadMessage);
     assert!(message(&e).contains("unknown variant `teleport`"), "{e:?}");
 
-    sig.send_raw(&format!(
-        r#"{{"type":"join","token":"{}"}}"#,
-        "x".repeat(MAX_MESSAGE)
-    ))
-    .await;
+    sig.send_raw(&format!(r#"{{"type":"join","token":"{}"}}"#, "x".repeat(MAX_MESSAGE))).await;
     assert_eq!(code(&sig.next().await), ErrorCode::TooLarge);
 
     sig.send_raw(r#"{"type":"offer","sdp":"v=0"}"#).await;
     assert_eq!(code(&sig.next().await), ErrorCode::NotJoined);
 
-    assert_eq!(
-        code(&sig.join("eyJhbGciOiJIUzI1NiJ9.e30.c2ln", None).await),
-        ErrorCode::BadToken
-    );
+    assert_eq!(code(&sig.join("eyJhbGciOiJIUzI1NiJ9.e30.c2ln", None).await), ErrorCode::BadToken);
     let forged = tolk::token::Keys::new(b"someone else's secret!").sign(&Claims {
         room: "r".into(),
         role: Role::Host,
         channel: None,
+        also: vec![],
         name: "Mallory".into(),
         exp: u64::MAX / 2,
     });
     assert_eq!(code(&sig.join(&forged, None).await), ErrorCode::BadToken);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let expired = s.app.keys().sign(&Claims {
         room: "r".into(),
         role: Role::Listener,
         channel: None,
+        also: vec![],
         name: "Late".into(),
         exp: now - 10,
     });
-    assert_eq!(
-        code(&sig.join(&expired, None).await),
-        ErrorCode::TokenExpired
-    );
+    assert_eq!(code(&sig.join(&expired, None).await), ErrorCode::TokenExpired);
 
     // After all that, the same session joins and works.
-    let joined = sig
-        .join(&token(&s, Role::Listener, None, "Lena"), None)
-        .await;
-    assert!(
-        matches!(joined, ServerMsg::Joined { ref channels, .. } if channels.len() == 3),
-        "{joined:?}"
-    );
+    let joined = sig.join(&token(&s, Role::Listener, None, "Lena"), None).await;
+    assert!(matches!(joined, ServerMsg::Joined { ref channels, .. } if channels.len() == 3), "{joined:?}");
     assert_eq!(
-        code(
-            &sig.join(&token(&s, Role::Listener, None, "Lena"), None)
-                .await
-        ),
+        code(&sig.join(&token(&s, Role::Listener, None, "Lena"), None).await),
         ErrorCode::AlreadyJoined
     );
     assert_eq!(code(&sig.select(Some("xx")).await), ErrorCode::NotFound);
@@ -101,54 +82,30 @@ async fn roles_cannot_publish_beyond_their_token() {
     let s = server().await;
 
     let mut l = Signal::connect(&s).await;
-    let e = l
-        .join(&token(&s, Role::Listener, None, "Lena"), Some("es"))
-        .await;
+    let e = l.join(&token(&s, Role::Listener, None, "Lena"), Some("es")).await;
     assert_eq!(code(&e), ErrorCode::Forbidden);
     assert!(message(&e).contains("cannot publish"), "{e:?}");
     // A listener that joins, then offers a sending track, is refused too.
     l.join(&token(&s, Role::Listener, None, "Lena"), None).await;
     let mut rtc = str0m::Rtc::builder().build(std::time::Instant::now());
     let mut api = rtc.sdp_api();
-    api.add_media(
-        str0m::media::MediaKind::Audio,
-        str0m::media::Direction::SendOnly,
-        None,
-        None,
-        None,
-    );
+    api.add_media(str0m::media::MediaKind::Audio, str0m::media::Direction::SendOnly, None, None, None);
     let (offer, _) = api.apply().unwrap();
-    l.send(&tolk::protocol::ClientMsg::Offer {
-        sdp: offer.to_sdp_string(),
-    })
-    .await;
+    l.send(&tolk::protocol::ClientMsg::Offer { sdp: offer.to_sdp_string() }).await;
     let e = l.next().await;
     assert_eq!(code(&e), ErrorCode::Forbidden, "{e:?}");
 
     let mut i = Signal::connect(&s).await;
-    let e = i
-        .join(&token(&s, Role::Interpreter, Some("es"), "Ana"), Some("fr"))
-        .await;
+    let e = i.join(&token(&s, Role::Interpreter, Some("es"), "Ana"), Some("fr")).await;
     assert_eq!(code(&e), ErrorCode::Forbidden);
     assert!(message(&e).contains("only into channel es"), "{e:?}");
 
     let mut f = Signal::connect(&s).await;
-    assert_eq!(
-        code(
-            &f.join(&token(&s, Role::Floor, None, "Floor"), Some("es"))
-                .await
-        ),
-        ErrorCode::Forbidden
-    );
+    assert_eq!(code(&f.join(&token(&s, Role::Floor, None, "Floor"), Some("es")).await), ErrorCode::Forbidden);
 
     let mut i = Signal::connect(&s).await;
-    i.join(&token(&s, Role::Interpreter, Some("es"), "Ana"), None)
-        .await;
-    assert_eq!(
-        code(&i.select(Some("es")).await),
-        ErrorCode::Forbidden,
-        "no listening to one's own channel"
-    );
+    i.join(&token(&s, Role::Interpreter, Some("es"), "Ana"), None).await;
+    assert_eq!(code(&i.select(Some("es")).await), ErrorCode::Forbidden, "no listening to one's own channel");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,23 +115,15 @@ async fn garbage_on_the_udp_port_and_a_huge_message_leave_other_rooms_playing() 
         .create_room(RoomSpec {
             id: "other".into(),
             floor_lang: None,
-            channels: vec![ChannelSpec {
-                lang: "de".into(),
-                name: String::new(),
-                duck: Default::default(),
-            }],
+            channels: vec![ChannelSpec { lang: "de".into(), name: String::new(), duck: Default::default() }],
         })
         .await
         .unwrap();
     let mut floor_sig = Signal::connect(&s).await;
-    floor_sig
-        .join(&token(&s, Role::Floor, None, "Floor"), None)
-        .await;
+    floor_sig.join(&token(&s, Role::Floor, None, "Floor"), None).await;
     let _floor = media(&mut floor_sig, Some(440.0), false).await;
     let mut l_sig = Signal::connect(&s).await;
-    l_sig
-        .join(&token(&s, Role::Listener, None, "Lena"), None)
-        .await;
+    l_sig.join(&token(&s, Role::Listener, None, "Lena"), None).await;
     let listener = media(&mut l_sig, None, true).await;
     listener.wait_frames(25, 10).await;
 
@@ -191,10 +140,8 @@ async fn garbage_on_the_udp_port_and_a_huge_message_leave_other_rooms_playing() 
             .collect();
         junk.send_to(&bytes, s.udp).unwrap();
     }
-    junk.send_to(&[0x80, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3], s.udp)
-        .unwrap();
-    junk.send_to(&[0x00, 0x01, 0x00, 0x50, 0x21, 0x12, 0xa4, 0x42], s.udp)
-        .unwrap();
+    junk.send_to(&[0x80, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3], s.udp).unwrap();
+    junk.send_to(&[0x00, 0x01, 0x00, 0x50, 0x21, 0x12, 0xa4, 0x42], s.udp).unwrap();
     junk.send_to(&[], s.udp).unwrap();
 
     // A message far beyond any limit closes that one WebSocket only.
@@ -204,18 +151,10 @@ async fn garbage_on_the_udp_port_and_a_huge_message_leave_other_rooms_playing() 
     let before = listener.frames().len();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let frames = listener.frames();
-    assert!(
-        frames.len() - before >= 40,
-        "still receiving: {} frames in 1 s",
-        frames.len() - before
-    );
+    assert!(frames.len() - before >= 40, "still receiving: {} frames in 1 s", frames.len() - before);
     let last = &frames[frames.len() - 25..];
     let pcm: Vec<f32> = last.iter().flat_map(|f| f.pcm.iter().copied()).collect();
-    assert!(
-        tone_db(&pcm, 440.0) > -20.0,
-        "the floor tone still plays: {:.1}",
-        tone_db(&pcm, 440.0)
-    );
+    assert!(tone_db(&pcm, 440.0) > -20.0, "the floor tone still plays: {:.1}", tone_db(&pcm, 440.0));
 
     let (status, body) = http(&s, "GET", "/health", None, None).await;
     assert_eq!(status, 200, "{body}");

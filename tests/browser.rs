@@ -49,10 +49,7 @@ async fn chromium_listener_hears_chromium_interpreter() {
     let s = server().await;
     let wav: PathBuf = std::env::temp_dir().join(format!("tolk-e2e-{}.wav", std::process::id()));
     write_tone_wav(&wav, 880.0, 10.0);
-    let interpreter = s
-        .app
-        .mint("r", Role::Interpreter, Some("es".into()), "Ana", None)
-        .url;
+    let interpreter = s.app.mint("r", Role::Interpreter, Some("es".into()), "Ana", None).url;
     let listener = s.app.mint("r", Role::Listener, None, "Lena", None).url;
     let shots = std::env::var("TOLK_SCREENSHOTS").unwrap_or_default();
 
@@ -68,10 +65,7 @@ async fn chromium_listener_hears_chromium_interpreter() {
     let _ = std::fs::remove_file(&wav);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "browser test failed:\n{stderr}\n{stdout}"
-    );
+    assert!(out.status.success(), "browser test failed:\n{stderr}\n{stdout}");
     let result: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("a JSON result line");
     println!("listener analyser: {result}");

@@ -32,14 +32,8 @@ impl Decoder {
     }
 
     /// Decodes `payload` into `out`; `None` conceals a lost frame.
-    pub fn decode(
-        &mut self,
-        payload: Option<&[u8]>,
-        out: &mut [f32; FRAME],
-    ) -> Result<(), CodecError> {
-        let n = self
-            .inner
-            .decode_float(payload.unwrap_or(&[]), out, false)?;
+    pub fn decode(&mut self, payload: Option<&[u8]>, out: &mut [f32; FRAME]) -> Result<(), CodecError> {
+        let n = self.inner.decode_float(payload.unwrap_or(&[]), out, false)?;
         if n != FRAME {
             return Err(CodecError::FrameSize(n));
         }
@@ -60,21 +54,14 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new() -> Self {
-        let mut inner =
-            opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Audio)
-                .expect("48 kHz mono is a valid Opus encoder configuration");
-        inner
-            .set_bitrate(opus::Bitrate::Bits(BITRATE))
-            .expect("64 kbit/s is within Opus's range");
+        let mut inner = opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Audio)
+            .expect("48 kHz mono is a valid Opus encoder configuration");
+        inner.set_bitrate(opus::Bitrate::Bits(BITRATE)).expect("64 kbit/s is within Opus's range");
         Encoder { inner }
     }
 
     /// Encodes one frame into `out`, returning the payload length.
-    pub fn encode(
-        &mut self,
-        pcm: &[f32; FRAME],
-        out: &mut [u8; MAX_PAYLOAD],
-    ) -> Result<usize, CodecError> {
+    pub fn encode(&mut self, pcm: &[f32; FRAME], out: &mut [u8; MAX_PAYLOAD]) -> Result<usize, CodecError> {
         Ok(self.inner.encode_float(pcm, out)?)
     }
 }
@@ -109,9 +96,6 @@ mod tests {
         }
         assert!(energy > 0.05, "decoded tone energy {energy}");
         dec.decode(None, &mut out).unwrap();
-        assert!(
-            out.iter().any(|s| s.abs() > 0.01),
-            "concealment continues the tone"
-        );
+        assert!(out.iter().any(|s| s.abs() > 0.01), "concealment continues the tone");
     }
 }

@@ -7,7 +7,7 @@
 //! the clock, never does IO and never blocks.
 
 use super::mixer::DuckSettings;
-use super::room::{Channel, PeerId, Room, Source, Stream};
+use super::room::{Channel, Input, Member, PeerId, Room, Source, Stream};
 use crate::protocol::{ChannelInfo, Error, ErrorCode, FloorInfo, Role, ServerMsg};
 use crate::token::Claims;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -17,7 +17,7 @@ use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, IceConnectionState, Input, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Rtc};
 
 /// The media plane's tick: one Opus frame.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -45,7 +45,10 @@ pub enum Output {
         contents: Vec<u8>,
     },
     /// A signalling message for one session.
-    Event { peer: PeerId, msg: ServerMsg },
+    Event {
+        peer: PeerId,
+        msg: ServerMsg,
+    },
     /// Nothing more to do before this instant (or new input).
     Timeout(Instant),
 }
@@ -96,43 +99,58 @@ pub enum DatagramError {
     Rejected(String),
 }
 
-struct Peer {
-    room: String,
-    role: Role,
-    name: String,
-    /// The channel an interpreter publishes into.
-    channel: Option<String>,
-    rtc: Option<Rtc>,
+pub(super) struct Peer {
+    pub(super) room: String,
+    pub(super) role: Role,
+    pub(super) name: String,
+    /// Channels an interpreter may publish into; the first is its own.
+    pub(super) channels: Vec<String>,
+    /// The booth an interpreter sits in (its output channel).
+    pub(super) booth: Option<String>,
+    /// What an interpreter hears.
+    pub(super) input: Input,
+    /// What a listener or host chose to hear.
+    pub(super) listening: Stream,
+    /// What this peer's one downstream track carries now (derived from the above).
+    pub(super) stream: Stream,
+    pub(super) rtc: Option<Rtc>,
     timeout: Option<Instant>,
     /// The downstream track and its Opus payload type once known.
     down: Option<(Mid, Option<Pt>)>,
     up: Option<Mid>,
-    listening: Stream,
     /// Queued for polling in the drain loop.
     dirty: bool,
 }
 
+impl Peer {
+    pub(super) fn receives(&self) -> bool {
+        self.down.is_some()
+    }
+}
+
 pub struct Engine {
     config: EngineConfig,
-    peers: HashMap<PeerId, Peer>,
+    pub(super) peers: HashMap<PeerId, Peer>,
     by_addr: HashMap<SocketAddr, PeerId>,
-    rooms: HashMap<String, Room>,
+    pub(super) rooms: HashMap<String, Room>,
+    /// Per room, the streams someone hears (rebuilt when who-hears-what changes).
+    needed: HashMap<String, Vec<Stream>>,
     to_poll: Vec<PeerId>,
-    out: VecDeque<Output>,
+    pub(super) out: VecDeque<Output>,
     /// When the next 20 ms tick is due.
     next_tick: Option<Instant>,
     /// Rooms whose state changed since it last went out.
-    stale: HashSet<String>,
+    pub(super) stale: HashSet<String>,
     next_state: Option<Instant>,
     pub stats: Stats,
 }
 
-fn bad(code: ErrorCode, message: impl Into<String>) -> Error {
+pub(super) fn bad(code: ErrorCode, message: impl Into<String>) -> Error {
     Error::new(code, message)
 }
 
 /// A language tag as BCP 47 spells them: letters, digits and dashes, short.
-fn valid_lang(lang: &str) -> bool {
+pub(super) fn valid_lang(lang: &str) -> bool {
     !lang.is_empty()
         && lang.len() <= 35
         && lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -140,11 +158,7 @@ fn valid_lang(lang: &str) -> bool {
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// What an SDP offer asks for, read from its audio sections.
@@ -156,11 +170,7 @@ struct OfferShape {
 }
 
 fn offer_shape(sdp: &str) -> OfferShape {
-    let mut shape = OfferShape {
-        audio: 0,
-        video: 0,
-        sends: false,
-    };
+    let mut shape = OfferShape { audio: 0, video: 0, sends: false };
     let mut in_audio = false;
     let mut dir_seen = false;
     let close = |in_audio: bool, dir_seen: bool, shape: &mut OfferShape| {
@@ -202,6 +212,7 @@ impl Engine {
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             rooms: HashMap::new(),
+            needed: HashMap::new(),
             to_poll: Vec::new(),
             out: VecDeque::new(),
             next_tick: Some(now),
@@ -213,34 +224,21 @@ impl Engine {
 
     pub fn create_room(&mut self, spec: RoomSpec) -> Result<RoomView, Error> {
         if !valid_id(&spec.id) {
-            return Err(bad(
-                ErrorCode::BadMessage,
-                "room id must be 1-64 letters, digits, '-' or '_'",
-            ));
+            return Err(bad(ErrorCode::BadMessage, "room id must be 1-64 letters, digits, '-' or '_'"));
         }
         if self.rooms.contains_key(&spec.id) {
-            return Err(bad(
-                ErrorCode::AlreadyJoined,
-                format!("room {} already exists", spec.id),
-            ));
+            return Err(bad(ErrorCode::AlreadyJoined, format!("room {} already exists", spec.id)));
         }
         if self.rooms.len() >= MAX_ROOMS {
-            return Err(bad(
-                ErrorCode::Busy,
-                format!("this server holds at most {MAX_ROOMS} rooms"),
-            ));
+            return Err(bad(ErrorCode::Busy, format!("this server holds at most {MAX_ROOMS} rooms")));
         }
         if let Some(l) = &spec.floor_lang {
             if !valid_lang(l) {
-                return Err(bad(
-                    ErrorCode::BadMessage,
-                    format!("bad floor language tag {l:?}"),
-                ));
+                return Err(bad(ErrorCode::BadMessage, format!("bad floor language tag {l:?}")));
             }
         }
         let id = spec.id.clone();
-        self.rooms
-            .insert(id.clone(), Room::new(id.clone(), spec.floor_lang));
+        self.rooms.insert(id.clone(), Room::new(id.clone(), spec.floor_lang));
         for c in spec.channels {
             if let Err(e) = self.add_channel(&id, c) {
                 self.rooms.remove(&id);
@@ -251,38 +249,20 @@ impl Engine {
     }
 
     pub fn add_channel(&mut self, room: &str, spec: ChannelSpec) -> Result<RoomView, Error> {
-        let r = self
-            .rooms
-            .get_mut(room)
-            .ok_or_else(|| bad(ErrorCode::NotFound, format!("no room {room}")))?;
+        let r =
+            self.rooms.get_mut(room).ok_or_else(|| bad(ErrorCode::NotFound, format!("no room {room}")))?;
         if !valid_lang(&spec.lang) {
-            return Err(bad(
-                ErrorCode::BadMessage,
-                format!("bad channel language tag {:?}", spec.lang),
-            ));
+            return Err(bad(ErrorCode::BadMessage, format!("bad channel language tag {:?}", spec.lang)));
         }
         if r.channel(&spec.lang).is_some() {
-            return Err(bad(
-                ErrorCode::AlreadyJoined,
-                format!("channel {} already exists", spec.lang),
-            ));
+            return Err(bad(ErrorCode::AlreadyJoined, format!("channel {} already exists", spec.lang)));
         }
         if r.channels.len() >= MAX_CHANNELS {
-            return Err(bad(
-                ErrorCode::Busy,
-                format!("a room holds at most {MAX_CHANNELS} channels"),
-            ));
+            return Err(bad(ErrorCode::Busy, format!("a room holds at most {MAX_CHANNELS} channels")));
         }
-        let name = if spec.name.is_empty() {
-            spec.lang.clone()
-        } else {
-            spec.name
-        };
+        let name = if spec.name.is_empty() { spec.lang.clone() } else { spec.name };
         if name.len() > 64 {
-            return Err(bad(
-                ErrorCode::BadMessage,
-                "channel name is longer than 64 bytes",
-            ));
+            return Err(bad(ErrorCode::BadMessage, "channel name is longer than 64 bytes"));
         }
         r.channels.push(Channel::new(spec.lang, name, spec.duck));
         self.stale.insert(room.to_string());
@@ -292,12 +272,7 @@ impl Engine {
     pub fn room_view(&self, id: &str) -> Option<RoomView> {
         let r = self.rooms.get(id)?;
         let (floor, channels) = self.room_state(r);
-        Some(RoomView {
-            id: r.id.clone(),
-            floor_lang: r.floor_lang.clone(),
-            floor,
-            channels,
-        })
+        Some(RoomView { id: r.id.clone(), floor_lang: r.floor_lang.clone(), floor, channels })
     }
 
     pub fn rooms(&self) -> Vec<String> {
@@ -306,36 +281,30 @@ impl Engine {
         ids
     }
 
-    fn room_state(&self, r: &Room) -> (FloorInfo, Vec<ChannelInfo>) {
-        let mut floor = FloorInfo {
-            sources: r.floor.len() as u32,
-            listeners: 0,
-        };
+    pub(super) fn room_state(&self, r: &Room) -> (FloorInfo, Vec<ChannelInfo>) {
+        let mut floor =
+            FloorInfo { sources: r.floor.len() as u32, listeners: 0, returned: r.floor_return.clone() };
         let mut channels: Vec<ChannelInfo> = r
             .channels
             .iter()
             .map(|c| ChannelInfo {
                 lang: c.lang.clone(),
                 name: c.name.clone(),
-                live: c
-                    .live()
-                    .and_then(|p| self.peers.get(&p))
-                    .map(|p| p.name.clone()),
+                live: c.live.and_then(|p| c.member(p)).map(|m| m.name.clone()),
                 listeners: 0,
+                members: super::control::members(c),
             })
             .collect();
-        for p in self
-            .peers
-            .values()
-            .filter(|p| p.room == r.id && p.down.is_some())
+        for p in self.peers.values().filter(|p| p.room == r.id && p.receives() && p.role != Role::Interpreter)
         {
-            match &p.listening {
+            match &p.stream {
                 Stream::Floor => floor.listeners += 1,
-                Stream::Channel(l) => {
+                Stream::Channel(l) | Stream::Voice(l) => {
                     if let Some(c) = channels.iter_mut().find(|c| &c.lang == l) {
                         c.listeners += 1;
                     }
                 }
+                Stream::Booth { .. } => {}
             }
         }
         (floor, channels)
@@ -349,37 +318,44 @@ impl Engine {
         publish: Option<String>,
     ) -> Result<ServerMsg, Error> {
         if self.peers.contains_key(&peer) {
-            return Err(bad(
-                ErrorCode::AlreadyJoined,
-                "this session has already joined",
-            ));
+            return Err(bad(ErrorCode::AlreadyJoined, "this session has already joined"));
         }
         let room = self
             .rooms
             .get_mut(&claims.room)
             .ok_or_else(|| bad(ErrorCode::NotFound, format!("no room {}", claims.room)))?;
-        let mut channel = None;
+        let mut channels = Vec::new();
+        let mut booth = None;
         let mut listening = Stream::Floor;
         match claims.role {
             Role::Interpreter => {
-                let own = claims.channel.clone().ok_or_else(|| {
-                    bad(ErrorCode::BadToken, "interpreter token names no channel")
-                })?;
+                let own = claims
+                    .channel
+                    .clone()
+                    .ok_or_else(|| bad(ErrorCode::BadToken, "interpreter token names no channel"))?;
+                channels.push(own.clone());
+                channels.extend(claims.also.iter().filter(|c| **c != own).cloned());
                 let target = publish.unwrap_or_else(|| own.clone());
-                if target != own {
+                if !channels.contains(&target) {
                     return Err(bad(
                         ErrorCode::Forbidden,
-                        format!("this token publishes only into channel {own}, not {target}"),
+                        format!(
+                            "this token publishes only into channel {}, not {target}",
+                            channels.join(", ")
+                        ),
                     ));
                 }
-                let c = room.channel_mut(&own).ok_or_else(|| {
-                    bad(
-                        ErrorCode::NotFound,
-                        format!("no channel {own} in room {}", claims.room),
-                    )
+                let c = room.channel_mut(&target).ok_or_else(|| {
+                    bad(ErrorCode::NotFound, format!("no channel {target} in room {}", claims.room))
                 })?;
-                c.booth.push(peer);
-                channel = Some(own);
+                c.members.push(Member {
+                    peer,
+                    name: claims.name.clone(),
+                    source: None,
+                    muted: false,
+                    ready: false,
+                });
+                booth = Some(target);
             }
             Role::Floor => {
                 if let Some(t) = publish.filter(|t| t != "floor") {
@@ -399,11 +375,7 @@ impl Engine {
                         ),
                     ));
                 }
-                if let Some(l) = claims
-                    .channel
-                    .as_ref()
-                    .filter(|l| room.channel(l).is_some())
-                {
+                if let Some(l) = claims.channel.as_ref().filter(|l| room.channel(l).is_some()) {
                     listening = Stream::Channel(l.clone());
                 }
             }
@@ -414,25 +386,33 @@ impl Engine {
                 room: claims.room.clone(),
                 role: claims.role,
                 name: claims.name.clone(),
-                channel: channel.clone(),
+                channels: channels.clone(),
+                booth: booth.clone(),
+                input: Input::Floor,
+                stream: listening.clone(),
+                listening,
                 rtc: None,
                 timeout: None,
                 down: None,
                 up: None,
-                listening,
                 dirty: false,
             },
         );
-        self.stale.insert(claims.room.clone());
+        self.restream(&claims.room);
+        if let Some(b) = &booth {
+            self.notify_booth(&claims.room, b, None);
+        }
         let r = self.rooms.get(&claims.room).expect("checked above");
-        let (_, channels) = self.room_state(r);
+        let (_, infos) = self.room_state(r);
         Ok(ServerMsg::Joined {
             room: claims.room.clone(),
+            id: peer,
             role: claims.role,
             name: claims.name.clone(),
-            channel,
+            channel: booth,
+            publish: channels,
             floor_lang: r.floor_lang.clone(),
-            channels,
+            channels: infos,
         })
     }
 
@@ -464,10 +444,7 @@ impl Engine {
             (Role::Listener | Role::Host, true) => {
                 return Err(bad(
                     ErrorCode::Forbidden,
-                    format!(
-                        "a {} cannot publish: offer a recvonly audio track",
-                        p.role.as_str()
-                    ),
+                    format!("a {} cannot publish: offer a recvonly audio track", p.role.as_str()),
                 ))
             }
             (Role::Floor | Role::Interpreter, false) => {
@@ -478,11 +455,7 @@ impl Engine {
             }
             _ => {}
         }
-        let mut rtc = Rtc::builder()
-            .set_ice_lite(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .build(now);
+        let mut rtc = Rtc::builder().set_ice_lite(true).clear_codecs().enable_opus(true, false).build(now);
         for c in &self.config.candidates {
             let cand = Candidate::host(*c, "udp")
                 .map_err(|e| bad(ErrorCode::Busy, format!("bad server candidate: {e}")))?;
@@ -493,73 +466,28 @@ impl Engine {
             .accept_offer(offer)
             .map_err(|e| bad(ErrorCode::BadSdp, format!("offer not acceptable: {e}")))?;
         p.rtc = Some(rtc);
+        let room_id = p.room.clone();
         if shape.sends {
-            let room = self
-                .rooms
-                .get_mut(&p.room)
-                .expect("a peer's room outlives it");
+            let room = self.rooms.get_mut(&p.room).expect("a peer's room outlives it");
             match p.role {
                 Role::Floor => room.floor.push(Source::new(peer)),
                 Role::Interpreter => {
-                    let lang = p.channel.as_deref().expect("interpreters have a channel");
-                    let c = room
-                        .channel_mut(lang)
-                        .expect("an interpreter's channel outlives it");
-                    if c.voice.is_none() {
-                        c.voice = Some(Source::new(peer));
-                        self.out.push_back(Output::Event {
-                            peer,
-                            msg: ServerMsg::Booth { live: true },
-                        });
-                    } else {
-                        self.out.push_back(Output::Event {
-                            peer,
-                            msg: ServerMsg::Booth { live: false },
-                        });
+                    let lang = p.booth.clone().expect("interpreters sit in a booth");
+                    let c = room.channel_mut(&lang).expect("an interpreter's channel outlives it");
+                    c.member_mut(peer).expect("interpreters are booth members").source =
+                        Some(Source::new(peer));
+                    // The first interpreter with a microphone in an empty booth goes on air.
+                    if c.live.is_none() {
+                        c.set_live(Some(peer));
                     }
+                    self.notify_booth(&room_id, &lang, None);
                 }
                 _ => unreachable!("only floor and interpreters send, checked above"),
             }
         }
-        self.stale.insert(p.room.clone());
+        self.restream(&room_id);
         self.mark(peer);
         Ok(answer.to_sdp_string())
-    }
-
-    /// A listener picks what it hears: the floor (`None`) or a channel.
-    pub fn handle_select(&mut self, peer: PeerId, channel: Option<String>) -> Result<(), Error> {
-        let p = self
-            .peers
-            .get_mut(&peer)
-            .ok_or_else(|| bad(ErrorCode::NotJoined, "join before selecting"))?;
-        let stream = match channel.as_deref() {
-            None | Some("floor") => Stream::Floor,
-            Some(l) => {
-                let room = self.rooms.get(&p.room).expect("a peer's room outlives it");
-                if room.channel(l).is_none() {
-                    return Err(bad(
-                        ErrorCode::NotFound,
-                        format!("no channel {l} in room {}", p.room),
-                    ));
-                }
-                if p.channel.as_deref() == Some(l) {
-                    return Err(bad(
-                        ErrorCode::Forbidden,
-                        "an interpreter cannot listen to its own channel",
-                    ));
-                }
-                Stream::Channel(l.to_string())
-            }
-        };
-        p.listening = stream;
-        self.stale.insert(p.room.clone());
-        self.out.push_back(Output::Event {
-            peer,
-            msg: ServerMsg::Selected {
-                channel: channel.filter(|c| c != "floor"),
-            },
-        });
-        Ok(())
     }
 
     /// A session ended: its media stops, its booth moves on.
@@ -583,13 +511,11 @@ impl Engine {
             self.stats.datagrams_unparsed += 1;
             return Err(DatagramError::Unparsed);
         };
-        let input = Input::Receive(now, recv);
-        let known = self.by_addr.get(&source).copied().filter(|id| {
-            self.peers
-                .get(id)
-                .and_then(|p| p.rtc.as_ref())
-                .is_some_and(|r| r.accepts(&input))
-        });
+        let input = str0m::Input::Receive(now, recv);
+        let known =
+            self.by_addr.get(&source).copied().filter(|id| {
+                self.peers.get(id).and_then(|p| p.rtc.as_ref()).is_some_and(|r| r.accepts(&input))
+            });
         let id = match known {
             Some(id) => id,
             None => {
@@ -606,11 +532,7 @@ impl Engine {
                 id
             }
         };
-        let rtc = self
-            .peers
-            .get_mut(&id)
-            .and_then(|p| p.rtc.as_mut())
-            .expect("routed to a peer with media");
+        let rtc = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()).expect("routed to a peer with media");
         let result = rtc.handle_input(input);
         self.mark(id);
         result.map_err(|e| {
@@ -640,7 +562,7 @@ impl Engine {
         for id in due {
             if let Some(rtc) = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()) {
                 // A timer error means the peer is gone; the drain loop removes it.
-                let _ = rtc.handle_input(Input::Timeout(now));
+                let _ = rtc.handle_input(str0m::Input::Timeout(now));
             }
             self.mark(id);
         }
@@ -659,62 +581,57 @@ impl Engine {
             let (floor, channels) = self.room_state(r);
             let msg = ServerMsg::State { floor, channels };
             for (pid, _) in self.peers.iter().filter(|(_, p)| p.room == id) {
-                self.out.push_back(Output::Event {
-                    peer: *pid,
-                    msg: msg.clone(),
-                });
+                self.out.push_back(Output::Event { peer: *pid, msg: msg.clone() });
             }
         }
     }
 
-    /// The 20 ms tick: every room mixes and encodes once; every listener gets its stream's payload.
-    fn tick(&mut self, now: Instant) {
-        for r in self.rooms.values_mut() {
-            r.floor_listeners = 0;
-            for c in &mut r.channels {
-                c.listeners = 0;
-            }
-        }
-        for p in self.peers.values().filter(|p| p.down.is_some()) {
-            let Some(r) = self.rooms.get_mut(&p.room) else {
-                continue;
-            };
-            match &p.listening {
-                Stream::Floor => r.floor_listeners += 1,
-                Stream::Channel(l) => {
-                    if let Some(c) = r.channel_mut(l) {
-                        c.listeners += 1;
+    /// Recomputes what every peer of a room hears and which streams the room must encode.
+    pub(super) fn restream(&mut self, room_id: &str) {
+        let Some(room) = self.rooms.get(room_id) else { return };
+        let mut needed: Vec<Stream> = Vec::new();
+        for (id, p) in self.peers.iter_mut().filter(|(_, p)| p.room == room_id) {
+            p.stream = match (&p.booth, p.role) {
+                (Some(lang), Role::Interpreter) => {
+                    let partner = room.channel(lang).is_some_and(|c| c.live != Some(*id));
+                    let returned = room.floor_return.as_deref() == Some(lang.as_str());
+                    if p.input == Input::Floor && !partner && !returned {
+                        // The floor as everyone hears it: shared, and forwarded when it can be.
+                        Stream::Floor
+                    } else {
+                        Stream::Booth { lang: lang.clone(), input: p.input.clone(), partner }
                     }
                 }
+                _ => p.listening.clone(),
+            };
+            if p.receives() && !needed.contains(&p.stream) {
+                needed.push(p.stream.clone());
             }
         }
-        for r in self.rooms.values_mut() {
-            r.tick();
+        self.needed.insert(room_id.to_string(), needed);
+        self.stale.insert(room_id.to_string());
+    }
+
+    /// The 20 ms tick: every room mixes and encodes once; every listener gets its stream's payload.
+    fn tick(&mut self, now: Instant) {
+        for (id, r) in self.rooms.iter_mut() {
+            let needed = self.needed.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            r.tick(needed);
         }
         for (id, p) in self.peers.iter_mut() {
-            let Some((mid, pt)) = p.down.as_mut() else {
-                continue;
-            };
+            let Some((mid, pt)) = p.down.as_mut() else { continue };
             let Some(rtc) = p.rtc.as_mut() else { continue };
             if !rtc.is_connected() {
                 continue;
             }
-            let Some(r) = self.rooms.get(&p.room) else {
-                continue;
-            };
-            let Some(payload) = r.payload(&p.listening) else {
-                continue;
-            };
-            let Some(mut writer) = rtc.writer(*mid) else {
-                continue;
-            };
+            let Some(r) = self.rooms.get(&p.room) else { continue };
+            let Some(payload) = r.payload(&p.stream) else { continue };
+            let Some(mut writer) = rtc.writer(*mid) else { continue };
             let pt = match pt {
                 Some(pt) => *pt,
                 None => {
-                    let Some(found) = writer
-                        .payload_params()
-                        .find(|pp| pp.spec().codec == Codec::Opus)
-                        .map(|pp| pp.pt())
+                    let Some(found) =
+                        writer.payload_params().find(|pp| pp.spec().codec == Codec::Opus).map(|pp| pp.pt())
                     else {
                         continue;
                     };
@@ -724,10 +641,7 @@ impl Engine {
                 }
             };
             // The room's own clock, so a listener's one track stays continuous across switches.
-            let time = MediaTime::new(
-                r.ticks * super::codec::FRAME as u64,
-                Frequency::FORTY_EIGHT_KHZ,
-            );
+            let time = MediaTime::new(r.ticks * super::codec::FRAME as u64, Frequency::FORTY_EIGHT_KHZ);
             if writer.write(pt, now, time, payload.clone()).is_ok() && !p.dirty {
                 p.dirty = true;
                 self.to_poll.push(*id);
@@ -775,6 +689,7 @@ impl Engine {
     /// Polls one peer's `Rtc` until it has nothing more to say.
     fn drain_peer(&mut self, id: PeerId) {
         let mut dead = false;
+        let mut added = None;
         {
             let Some(p) = self.peers.get_mut(&id) else {
                 return;
@@ -808,7 +723,7 @@ impl Engine {
                             if m.direction.is_receiving() {
                                 p.up = Some(m.mid);
                             }
-                            self.stale.insert(p.room.clone());
+                            added = Some(p.room.clone());
                         }
                         Event::MediaData(d) if Some(d.mid) == p.up => {
                             let room = self.rooms.get_mut(&p.room);
@@ -828,12 +743,15 @@ impl Engine {
                 }
             }
         }
+        if let Some(room) = added {
+            self.restream(&room);
+        }
         if dead {
             self.drop_media(id);
         }
     }
 
-    /// A peer's transport died: drop its media, keep its session so it can say why.
+    /// A peer's transport died: drop its media, keep its session (and booth seat) so it can say why.
     fn drop_media(&mut self, id: PeerId) {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
@@ -848,30 +766,42 @@ impl Engine {
             peer: id,
             msg: Error::new(ErrorCode::NotJoined, "media connection lost; join again").to_msg(),
         });
-        self.leave_room(id, &room);
+        let Some(r) = self.rooms.get_mut(&room) else { return };
+        r.floor.retain(|s| s.peer != id);
+        let mut booths = Vec::new();
+        for c in &mut r.channels {
+            let live = c.live == Some(id);
+            if let Some(m) = c.member_mut(id) {
+                m.source = None;
+                if live {
+                    c.set_live(None);
+                }
+                booths.push((c.lang.clone(), live));
+            }
+        }
+        self.after_departure(id, &room, booths);
     }
 
-    /// Takes a peer out of its room's sources and booths; the next booth partner with media goes live.
+    /// Takes a departed peer out of its room's floor and booths.
     fn leave_room(&mut self, id: PeerId, room: &str) {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        for lang in r.remove_peer(id) {
-            let c = r.channel_mut(&lang).expect("channel just reported");
-            let next = c
-                .booth
-                .iter()
-                .copied()
-                .find(|pid| self.peers.get(pid).is_some_and(|p| p.rtc.is_some()));
-            if let Some(next) = next {
-                c.voice = Some(Source::new(next));
-                self.out.push_back(Output::Event {
-                    peer: next,
-                    msg: ServerMsg::Booth { live: true },
-                });
-            }
+        let booths = r.remove_peer(id);
+        self.after_departure(id, room, booths);
+    }
+
+    /// Tells booth partners at once when their live interpreter is gone; the
+    /// channel falls back to the floor at full level until one of them takes over.
+    fn after_departure(&mut self, _id: PeerId, room: &str, booths: Vec<(String, bool)>) {
+        self.restream(room);
+        for (lang, was_live) in booths {
+            let warning = was_live.then(|| {
+                "the live interpreter disconnected: the floor is on air until a partner takes over"
+                    .to_string()
+            });
+            self.notify_booth(room, &lang, warning);
         }
-        self.stale.insert(room.to_string());
     }
 
     /// Peers with media, for metrics and tests.
@@ -890,8 +820,7 @@ mod tests {
         assert_eq!((s.audio, s.sends), (1, false));
         let s = offer_shape("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n");
         assert!(s.sends, "no direction means sendrecv");
-        let s =
-            offer_shape("v=0\r\nm=audio 9 X 111\r\na=sendonly\r\nm=video 9 X 96\r\na=recvonly\r\n");
+        let s = offer_shape("v=0\r\nm=audio 9 X 111\r\na=sendonly\r\nm=video 9 X 96\r\na=recvonly\r\n");
         assert_eq!((s.audio, s.video, s.sends), (1, 1, true));
     }
 }

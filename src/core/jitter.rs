@@ -51,21 +51,8 @@ pub struct Jitter {
 impl Jitter {
     /// `depth` is the target delay in 20 ms frames (at least 1).
     pub fn new(depth: u32) -> Self {
-        let slots = (0..SLOTS)
-            .map(|_| Slot {
-                ts: None,
-                len: 0,
-                buf: [0; MAX_PAYLOAD],
-            })
-            .collect();
-        Jitter {
-            slots,
-            next: None,
-            depth: depth.max(1),
-            empty_ticks: 0,
-            late: 0,
-            lost: 0,
-        }
+        let slots = (0..SLOTS).map(|_| Slot { ts: None, len: 0, buf: [0; MAX_PAYLOAD] }).collect();
+        Jitter { slots, next: None, depth: depth.max(1), empty_ticks: 0, late: 0, lost: 0 }
     }
 
     fn index(ts: u64) -> usize {

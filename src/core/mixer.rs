@@ -44,14 +44,13 @@ pub struct DuckSettings {
 
 impl Default for DuckSettings {
     fn default() -> Self {
-        DuckSettings {
-            depth_db: -15.0,
-            attack_ms: 50.0,
-            release_ms: 400.0,
-            hold_ms: 2000.0,
-        }
+        DuckSettings { depth_db: -15.0, attack_ms: 50.0, release_ms: 400.0, hold_ms: 2000.0 }
     }
 }
+
+/// Ramp back to full level when nobody is on air any more (a dropped
+/// interpreter): fast enough to be complete well within 200 ms, slow enough not to click.
+const FAST_RELEASE_MS: f32 = 100.0;
 
 /// Floor gain envelope driven by the interpreter's voice activity, ramped
 /// linearly in dB per sample so that it never clicks.
@@ -60,39 +59,45 @@ pub struct Ducker {
     gain_db: f32,
     /// Samples since the interpreter's voice was last heard.
     silent_for: u64,
+    /// Release with [`FAST_RELEASE_MS`] until full level is reached.
+    fast: bool,
 }
 
 impl Ducker {
     pub fn new(settings: DuckSettings) -> Self {
-        Ducker {
-            settings,
-            gain_db: 0.0,
-            silent_for: u64::MAX / 2,
-        }
+        Ducker { settings, gain_db: 0.0, silent_for: u64::MAX / 2, fast: false }
     }
 
     pub fn gain_db(&self) -> f32 {
         self.gain_db
     }
 
-    /// Applies the envelope to `floor` in place, given whether the interpreter spoke in this frame.
-    pub fn apply(&mut self, floor: &mut [f32; FRAME], voice: bool) {
-        let s = &self.settings;
+    /// Records whether the interpreter spoke in this frame.
+    pub fn set_voice(&mut self, voice: bool) {
         if voice {
             self.silent_for = 0;
+            self.fast = false;
         } else {
             self.silent_for = self.silent_for.saturating_add(FRAME as u64);
         }
+    }
+
+    /// Nobody is on air: return to full level now, quickly.
+    pub fn release_fast(&mut self) {
+        self.silent_for = u64::MAX / 2;
+        self.fast = true;
+    }
+
+    /// Applies this frame's envelope to `floor` in place.
+    pub fn apply(&mut self, floor: &mut [f32; FRAME]) {
+        let s = &self.settings;
         // Release early enough that the ramp ends when the hold does.
         let hold = ((s.hold_ms - s.release_ms).max(0.0) / 1000.0 * SAMPLE_RATE as f32) as u64;
-        let target = if self.silent_for <= hold {
-            s.depth_db.min(0.0)
-        } else {
-            0.0
-        };
+        let target = if self.silent_for <= hold { s.depth_db.min(0.0) } else { 0.0 };
         let depth = s.depth_db.abs().max(0.1);
+        let release_ms = if self.fast { FAST_RELEASE_MS } else { s.release_ms };
         let down = depth / (s.attack_ms.max(1.0) / 1000.0 * SAMPLE_RATE as f32);
-        let up = depth / (s.release_ms.max(1.0) / 1000.0 * SAMPLE_RATE as f32);
+        let up = depth / (release_ms.max(1.0) / 1000.0 * SAMPLE_RATE as f32);
         for x in floor.iter_mut() {
             if self.gain_db > target {
                 self.gain_db = (self.gain_db - down).max(target);
@@ -100,6 +105,9 @@ impl Ducker {
                 self.gain_db = (self.gain_db + up).min(target);
             }
             *x *= db_to_gain(self.gain_db);
+        }
+        if self.gain_db >= 0.0 {
+            self.fast = false;
         }
     }
 }
@@ -123,14 +131,8 @@ const CEILING: f32 = 0.891;
 
 impl Limiter {
     pub fn new() -> Self {
-        let recover = (1.0f32 / 0.001)
-            .powf(1.0 / (0.1 * SAMPLE_RATE as f32))
-            .min(1.001);
-        Limiter {
-            gain: 1.0,
-            ceiling: CEILING,
-            recover,
-        }
+        let recover = (1.0f32 / 0.001).powf(1.0 / (0.1 * SAMPLE_RATE as f32)).min(1.001);
+        Limiter { gain: 1.0, ceiling: CEILING, recover }
     }
 
     /// Whether `pcm` would leave this limiter changed (a peak above the ceiling, or gain still recovering).
@@ -176,24 +178,39 @@ mod tests {
         // 100 ms of voice: well past the 50 ms attack.
         for _ in 0..5 {
             f = tone(0.5);
-            d.apply(&mut f, true);
+            d.set_voice(true);
+            d.apply(&mut f);
         }
         assert!((d.gain_db() - settings.depth_db).abs() < 0.01);
         assert!(level_dbfs(&f) < level_dbfs(&tone(0.5)) - 14.0);
         // Silence shorter than the hold minus the release keeps the floor down.
         for _ in 0..75 {
-            d.apply(&mut f, false);
+            d.set_voice(false);
+            d.apply(&mut f);
         }
-        assert!(
-            (d.gain_db() - settings.depth_db).abs() < 0.01,
-            "held at {}",
-            d.gain_db()
-        );
+        assert!((d.gain_db() - settings.depth_db).abs() < 0.01, "held at {}", d.gain_db());
         // Once the hold has passed the floor is back at full level.
         for _ in 0..26 {
-            d.apply(&mut f, false);
+            d.set_voice(false);
+            d.apply(&mut f);
         }
         assert_eq!(d.gain_db(), 0.0);
+    }
+
+    #[test]
+    fn fast_release_is_done_within_200ms() {
+        let mut d = Ducker::new(DuckSettings::default());
+        let mut f = tone(0.5);
+        for _ in 0..5 {
+            d.set_voice(true);
+            d.apply(&mut f);
+        }
+        d.release_fast();
+        for _ in 0..5 {
+            d.set_voice(false);
+            d.apply(&mut f);
+        }
+        assert_eq!(d.gain_db(), 0.0, "full level after 100 ms");
     }
 
     #[test]

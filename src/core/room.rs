@@ -6,6 +6,7 @@
 use super::codec::{CodecError, Decoder, Encoder, FRAME, MAX_PAYLOAD};
 use super::jitter::{Jitter, JitterError, Playout};
 use super::mixer::{self, DuckSettings, Ducker, Limiter};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Identifies a peer (one signalling session) across the engine.
@@ -15,11 +16,25 @@ pub type PeerId = u64;
 /// 40 ms, about 30 ms on average) absorb a browser's send jitter on a LAN.
 pub const JITTER_DEPTH: u32 = 2;
 
-/// What a Listener hears: the Floor or one Channel (by language tag).
+/// What an interpreter hears as input: the Floor, or another channel's interpreter (Relay).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Input {
+    Floor,
+    Relay(String),
+}
+
+/// One mix sent down, encoded once per tick for everyone who hears it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Stream {
+    /// The original audio (plus a channel the host returned to the floor).
     Floor,
+    /// A channel: its live interpreter over the ducked floor.
     Channel(String),
+    /// A channel's interpreter alone ("interpretation only"; also a relay input).
+    Voice(String),
+    /// What an interpreter of booth `lang` hears: the input, plus the live
+    /// partner's voice when `partner` (the passive booth member follows the live one).
+    Booth { lang: String, input: Input, partner: bool },
 }
 
 /// One incoming audio stream, played out by media time.
@@ -118,20 +133,32 @@ impl Output {
     }
 }
 
+/// An interpreter in a booth, with its own source so that a handover is instant.
+pub struct Member {
+    pub peer: PeerId,
+    pub name: String,
+    /// Present once the interpreter publishes.
+    pub source: Option<Source>,
+    /// Cough button or mute toggle: nothing of this member goes on air.
+    pub muted: bool,
+    /// Asked to take over ("ready").
+    pub ready: bool,
+}
+
 /// One language: its booth, its live interpreter's voice, its mix.
 pub struct Channel {
     pub lang: String,
     pub name: String,
     pub duck: DuckSettings,
-    /// Interpreters in the booth, in arrival order; the first publishing one is live.
-    pub booth: Vec<PeerId>,
-    /// The live interpreter's voice.
-    pub voice: Option<Source>,
+    /// Interpreters in the booth, in arrival order.
+    pub members: Vec<Member>,
+    /// The member on air; `None` falls back to the floor at full level.
+    pub live: Option<PeerId>,
     ducker: Ducker,
+    /// This tick's voice on air (silence when nobody is live or the live member is muted).
+    voice: Box<[f32; FRAME]>,
+    /// This tick's listener mix: voice over the ducked floor.
     mix: Box<[f32; FRAME]>,
-    output: Output,
-    /// Listeners on this channel (set by the engine before each tick).
-    pub listeners: u32,
 }
 
 impl Channel {
@@ -140,21 +167,46 @@ impl Channel {
             lang,
             name,
             duck,
-            booth: Vec::new(),
-            voice: None,
+            members: Vec::new(),
+            live: None,
             ducker: Ducker::new(duck),
+            voice: Box::new([0.0; FRAME]),
             mix: Box::new([0.0; FRAME]),
-            output: Output::new(),
-            listeners: 0,
         }
     }
 
-    pub fn live(&self) -> Option<PeerId> {
-        self.voice.as_ref().map(|v| v.peer)
+    pub fn member(&self, peer: PeerId) -> Option<&Member> {
+        self.members.iter().find(|m| m.peer == peer)
     }
 
-    pub fn payload(&self) -> Option<&Payload> {
-        self.output.payload.as_ref()
+    pub fn member_mut(&mut self, peer: PeerId) -> Option<&mut Member> {
+        self.members.iter_mut().find(|m| m.peer == peer)
+    }
+
+    /// Puts `peer` on air (a handover); everyone's "ready" flag clears.
+    pub fn set_live(&mut self, peer: Option<PeerId>) {
+        self.live = peer;
+        for m in &mut self.members {
+            m.ready = false;
+        }
+        if peer.is_none() {
+            // Nobody on air: the floor comes back at full level at once, not after the hold.
+            self.ducker.release_fast();
+        }
+    }
+
+    /// Takes a member out; says whether it was live.
+    pub fn remove(&mut self, peer: PeerId) -> Option<Member> {
+        let i = self.members.iter().position(|m| m.peer == peer)?;
+        if self.live == Some(peer) {
+            self.set_live(None);
+        }
+        Some(self.members.remove(i))
+    }
+
+    /// Members that publish and are not muted: more than one is a mistake worth a warning.
+    pub fn unmuted(&self) -> usize {
+        self.members.iter().filter(|m| m.source.is_some() && !m.muted).count()
     }
 
     pub fn floor_gain_db(&self) -> f32 {
@@ -168,10 +220,14 @@ pub struct Room {
     pub floor_lang: Option<String>,
     pub floor: Vec<Source>,
     pub channels: Vec<Channel>,
-    /// Listeners (and interpreters) hearing the floor, set by the engine before each tick.
-    pub floor_listeners: u32,
-    floor_mix: Box<[f32; FRAME]>,
-    floor_out: Output,
+    /// A channel the host lets be heard on the floor (Q&A); its own booth never hears itself.
+    pub floor_return: Option<String>,
+    /// The floor sources summed.
+    floor_raw: Box<[f32; FRAME]>,
+    /// The floor as heard by everyone but the returned channel's booth.
+    floor_full: Box<[f32; FRAME]>,
+    /// One limiter and encoder per stream someone hears; dropped when nobody does.
+    outputs: HashMap<Stream, Output>,
     /// Ticks since the room started: the media clock of every stream sent down.
     pub ticks: u64,
 }
@@ -183,9 +239,10 @@ impl Room {
             floor_lang,
             floor: Vec::new(),
             channels: Vec::new(),
-            floor_listeners: 0,
-            floor_mix: Box::new([0.0; FRAME]),
-            floor_out: Output::new(),
+            floor_return: None,
+            floor_raw: Box::new([0.0; FRAME]),
+            floor_full: Box::new([0.0; FRAME]),
+            outputs: HashMap::new(),
             ticks: 0,
         }
     }
@@ -198,6 +255,11 @@ impl Room {
         self.channels.iter_mut().find(|c| c.lang == lang)
     }
 
+    /// The booth a peer sits in.
+    pub fn booth_of(&self, peer: PeerId) -> Option<&Channel> {
+        self.channels.iter().find(|c| c.member(peer).is_some())
+    }
+
     /// The source a peer publishes, wherever it is.
     pub fn source_mut(&mut self, peer: PeerId) -> Option<&mut Source> {
         if let Some(s) = self.floor.iter_mut().find(|s| s.peer == peer) {
@@ -205,85 +267,142 @@ impl Room {
         }
         self.channels
             .iter_mut()
-            .filter_map(|c| c.voice.as_mut())
-            .find(|s| s.peer == peer)
+            .flat_map(|c| c.members.iter_mut())
+            .find(|m| m.peer == peer)
+            .and_then(|m| m.source.as_mut())
     }
 
-    /// Removes a peer from every booth and source; returns channels whose live interpreter changed.
-    pub fn remove_peer(&mut self, peer: PeerId) -> Vec<String> {
+    /// Removes a peer from the floor and every booth; returns the booths it sat in and whether it was live there.
+    pub fn remove_peer(&mut self, peer: PeerId) -> Vec<(String, bool)> {
         self.floor.retain(|s| s.peer != peer);
-        let mut changed = Vec::new();
+        let mut booths = Vec::new();
         for c in &mut self.channels {
-            c.booth.retain(|p| *p != peer);
-            if c.live() == Some(peer) {
-                c.voice = None;
-                changed.push(c.lang.clone());
+            let live = c.live == Some(peer);
+            if c.remove(peer).is_some() {
+                booths.push((c.lang.clone(), live));
             }
         }
-        changed
+        booths
     }
 
     pub fn payload(&self, stream: &Stream) -> Option<&Payload> {
-        match stream {
-            Stream::Floor => self.floor_out.payload.as_ref(),
-            Stream::Channel(lang) => self.channel(lang).and_then(|c| c.payload()),
+        self.outputs.get(stream).and_then(|o| o.payload.as_ref())
+    }
+
+    /// The floor as the booth of `lang` and its listeners hear it.
+    fn floor_for(&self, lang: &str) -> &[f32; FRAME] {
+        if self.floor_return.as_deref() == Some(lang) {
+            &self.floor_raw
+        } else {
+            &self.floor_full
         }
     }
 
-    /// One 20 ms tick: play every source, mix the floor once, mix and encode each channel once.
-    pub fn tick(&mut self) {
+    fn voice(&self, lang: &str) -> Option<&[f32; FRAME]> {
+        self.channel(lang).map(|c| &*c.voice)
+    }
+
+    /// One 20 ms tick: play every source, mix the floor once, each channel
+    /// once, then limit and encode once each stream in `needed`.
+    pub fn tick<'a>(&mut self, needed: impl IntoIterator<Item = &'a Stream>) {
         self.ticks += 1;
         for s in &mut self.floor {
             s.play();
         }
-        self.floor_mix.fill(0.0);
+        self.floor_raw.fill(0.0);
         for s in &self.floor {
-            mixer::add(&mut self.floor_mix, &s.pcm, 1.0);
-        }
-
-        // The floor goes down as it came in when it has one source, its
-        // packet is here and the limiter would not touch it: no decode-encode
-        // generation loss, no encode cost. A loud floor is limited and re-encoded.
-        self.floor_out.payload = None;
-        if self.floor_listeners > 0 {
-            let forward = match self.floor.as_slice() {
-                [only] if !self.floor_out.limiter.would_limit(&self.floor_mix) => {
-                    only.payload().map(Arc::from)
-                }
-                _ => None,
-            };
-            match forward {
-                Some(p) => self.floor_out.payload = Some(p),
-                None if self.floor.iter().any(|s| s.audible) => {
-                    let mut pcm = *self.floor_mix;
-                    self.floor_out.encode(&mut pcm);
-                }
-                None => {}
-            }
+            mixer::add(&mut self.floor_raw, &s.pcm, 1.0);
         }
 
         for c in &mut self.channels {
-            c.mix.copy_from_slice(&self.floor_mix[..]);
-            let voice = match c.voice.as_mut() {
-                Some(v) => {
-                    v.play();
-                    Some(v)
+            for m in &mut c.members {
+                if let Some(src) = m.source.as_mut() {
+                    src.play();
                 }
-                None => None,
-            };
-            // Only received speech counts: concealment is not the interpreter talking.
-            let speaking = voice
-                .as_ref()
-                .is_some_and(|v| v.payload.is_some() && mixer::is_voice(&v.pcm));
-            c.ducker.apply(&mut c.mix, speaking);
-            if let Some(v) = voice {
-                mixer::add(&mut c.mix, &v.pcm, 1.0);
             }
-            c.output.payload = None;
-            if c.listeners > 0 {
-                c.output.encode(&mut c.mix);
+            c.voice.fill(0.0);
+            let on_air = c.live.and_then(|p| c.members.iter().find(|m| m.peer == p)).filter(|m| !m.muted);
+            let mut speaking = false;
+            if let Some(src) = on_air.and_then(|m| m.source.as_ref()) {
+                c.voice.copy_from_slice(&src.pcm[..]);
+                // Only received speech counts: concealment is not the interpreter talking.
+                speaking = src.payload.is_some() && mixer::is_voice(&src.pcm);
+            }
+            c.ducker.set_voice(speaking);
+        }
+
+        self.floor_full.copy_from_slice(&self.floor_raw[..]);
+        if let Some(v) = self.floor_return.as_deref().and_then(|l| self.voice(l)) {
+            let v = *v;
+            mixer::add(&mut self.floor_full, &v, 1.0);
+        }
+        for i in 0..self.channels.len() {
+            let floor = *self.floor_for(&self.channels[i].lang);
+            let c = &mut self.channels[i];
+            c.mix.copy_from_slice(&floor);
+            c.ducker.apply(&mut c.mix);
+            mixer::add(&mut c.mix, &c.voice, 1.0);
+        }
+
+        let mut needed: Vec<&Stream> = needed.into_iter().collect();
+        needed.dedup();
+        self.outputs.retain(|s, _| needed.contains(&s));
+        for stream in needed {
+            if !self.outputs.contains_key(stream) {
+                self.outputs.insert(stream.clone(), Output::new());
+            }
+            self.render(stream);
+        }
+    }
+
+    /// Mixes one stream, then forwards or limits and encodes it.
+    fn render(&mut self, stream: &Stream) {
+        let mut pcm = [0f32; FRAME];
+        match stream {
+            Stream::Floor => pcm.copy_from_slice(&self.floor_full[..]),
+            Stream::Channel(l) => match self.channel(l) {
+                Some(c) => pcm.copy_from_slice(&c.mix[..]),
+                None => return,
+            },
+            Stream::Voice(l) => match self.voice(l) {
+                Some(v) => pcm.copy_from_slice(v),
+                None => return,
+            },
+            Stream::Booth { lang, input, partner } => {
+                match input {
+                    Input::Floor => pcm.copy_from_slice(self.floor_for(lang)),
+                    Input::Relay(x) => {
+                        if let Some(v) = self.voice(x) {
+                            pcm.copy_from_slice(v);
+                        }
+                    }
+                }
+                if *partner {
+                    if let Some(v) = self.voice(lang) {
+                        mixer::add(&mut pcm, v, 1.0);
+                    }
+                }
             }
         }
+        let out = self.outputs.get_mut(stream).expect("inserted before rendering");
+        out.payload = None;
+        if *stream == Stream::Floor && self.floor_return.is_none() {
+            // The floor goes down as it came in when it has one source, its
+            // packet is here and the limiter would not touch it: no decode-encode
+            // generation loss, no encode cost. A loud floor is limited and re-encoded.
+            if let [only] = self.floor.as_slice() {
+                if !out.limiter.would_limit(&pcm) {
+                    if let Some(p) = only.payload() {
+                        out.payload = Some(Arc::from(p));
+                        return;
+                    }
+                }
+            }
+            if !self.floor.iter().any(|s| s.audible) {
+                return;
+            }
+        }
+        out.encode(&mut pcm);
     }
 }
 
@@ -299,8 +418,7 @@ mod tests {
                 let mut pcm = [0f32; FRAME];
                 for (i, s) in pcm.iter_mut().enumerate() {
                     *s = level
-                        * (2.0 * std::f32::consts::PI * 440.0 * (f * FRAME + i) as f32 / 48_000.0)
-                            .sin();
+                        * (2.0 * std::f32::consts::PI * 440.0 * (f * FRAME + i) as f32 / 48_000.0).sin();
                 }
                 let n = enc.encode(&pcm, &mut buf).unwrap();
                 buf[..n].to_vec()
@@ -311,7 +429,6 @@ mod tests {
     fn floor_room(level: f32) -> (Room, Vec<Vec<u8>>) {
         let mut room = Room::new("r".into(), None);
         room.floor.push(Source::new(1));
-        room.floor_listeners = 1;
         let p = packets(level);
         for (i, pkt) in p.iter().enumerate() {
             room.floor[0].push((i * FRAME) as u64, pkt).unwrap();
@@ -322,11 +439,8 @@ mod tests {
     #[test]
     fn a_quiet_single_floor_is_forwarded_untouched() {
         let (mut room, p) = floor_room(0.3);
-        room.tick();
-        assert_eq!(
-            room.payload(&Stream::Floor).map(|p| &p[..]),
-            Some(&p[0][..])
-        );
+        room.tick(&[Stream::Floor]);
+        assert_eq!(room.payload(&Stream::Floor).map(|p| &p[..]), Some(&p[0][..]));
     }
 
     #[test]
@@ -335,7 +449,7 @@ mod tests {
         let mut dec = Decoder::new();
         let mut out = [0f32; FRAME];
         for original in p.iter().take(3) {
-            room.tick();
+            room.tick(&[Stream::Floor]);
             let sent = room.payload(&Stream::Floor).expect("floor payload").clone();
             assert_ne!(&sent[..], &original[..], "re-encoded after limiting");
             dec.decode(Some(&sent), &mut out).unwrap();
@@ -345,17 +459,15 @@ mod tests {
     }
 
     #[test]
-    fn a_channel_without_listeners_is_not_encoded() {
+    fn only_streams_someone_hears_are_encoded() {
         let mut room = Room::new("r".into(), None);
-        room.channels.push(Channel::new(
-            "es".into(),
-            "es".into(),
-            DuckSettings::default(),
-        ));
-        room.tick();
-        assert!(room.payload(&Stream::Channel("es".into())).is_none());
-        room.channels[0].listeners = 1;
-        room.tick();
-        assert!(room.payload(&Stream::Channel("es".into())).is_some());
+        room.channels.push(Channel::new("es".into(), "es".into(), DuckSettings::default()));
+        let es = Stream::Channel("es".into());
+        room.tick(&[]);
+        assert!(room.payload(&es).is_none());
+        room.tick(&[es.clone()]);
+        assert!(room.payload(&es).is_some());
+        room.tick(&[Stream::Voice("es".into())]);
+        assert!(room.payload(&es).is_none(), "dropped once nobody hears it");
     }
 }

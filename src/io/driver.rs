@@ -2,7 +2,7 @@
 
 use crate::core::engine::{ChannelSpec, Engine, Output, RoomSpec, RoomView};
 use crate::core::room::PeerId;
-use crate::protocol::{Error, ServerMsg};
+use crate::protocol::{ClientMsg, Error, ServerMsg};
 use crate::token::Claims;
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -20,15 +20,11 @@ pub enum Command {
         events: mpsc::Sender<ServerMsg>,
         reply: oneshot::Sender<Result<ServerMsg, Error>>,
     },
-    Offer {
+    /// Any request after join.
+    Message {
         peer: PeerId,
-        sdp: String,
-        reply: oneshot::Sender<Result<String, Error>>,
-    },
-    Select {
-        peer: PeerId,
-        channel: Option<String>,
-        reply: oneshot::Sender<Result<(), Error>>,
+        msg: ClientMsg,
+        reply: oneshot::Sender<Result<Option<ServerMsg>, Error>>,
     },
     Leave {
         peer: PeerId,
@@ -80,11 +76,7 @@ pub fn run(
         }
         let deadline = loop {
             match engine.poll_output() {
-                Output::Transmit {
-                    destination,
-                    contents,
-                    ..
-                } => {
+                Output::Transmit { destination, contents, .. } => {
                     if let Err(e) = socket.send_to(&contents, destination) {
                         debug!(%destination, "send failed: {e}");
                     }
@@ -100,17 +92,12 @@ pub fn run(
                 Output::Timeout(t) => break t,
             }
         };
-        let wait = deadline
-            .saturating_duration_since(Instant::now())
-            .clamp(Duration::from_millis(1), MAX_WAIT);
-        socket
-            .set_read_timeout(Some(wait))
-            .expect("a non-zero read timeout is valid");
+        let wait =
+            deadline.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), MAX_WAIT);
+        socket.set_read_timeout(Some(wait)).expect("a non-zero read timeout is valid");
         match socket.recv_from(&mut buf) {
             Ok((n, source)) => {
-                if let Err(e) =
-                    engine.handle_datagram(Instant::now(), source, destination, &buf[..n])
-                {
+                if let Err(e) = engine.handle_datagram(Instant::now(), source, destination, &buf[..n]) {
                     debug!(%source, "datagram dropped: {e}");
                 }
             }
@@ -123,35 +110,18 @@ pub fn run(
     }
 }
 
-fn apply(
-    engine: &mut Engine,
-    sessions: &mut HashMap<PeerId, mpsc::Sender<ServerMsg>>,
-    cmd: Command,
-) {
+fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<ServerMsg>>, cmd: Command) {
     // A reply nobody waits for any more (the session closed) is simply dropped.
     match cmd {
-        Command::Join {
-            peer,
-            claims,
-            publish,
-            events,
-            reply,
-        } => {
+        Command::Join { peer, claims, publish, events, reply } => {
             let r = engine.handle_join(peer, &claims, publish);
             if r.is_ok() {
                 sessions.insert(peer, events);
             }
             let _ = reply.send(r);
         }
-        Command::Offer { peer, sdp, reply } => {
-            let _ = reply.send(engine.handle_offer(Instant::now(), peer, &sdp));
-        }
-        Command::Select {
-            peer,
-            channel,
-            reply,
-        } => {
-            let _ = reply.send(engine.handle_select(peer, channel));
+        Command::Message { peer, msg, reply } => {
+            let _ = reply.send(engine.handle_message(Instant::now(), peer, msg));
         }
         Command::Leave { peer } => {
             sessions.remove(&peer);

@@ -11,6 +11,7 @@
 use super::{signal, App};
 use crate::core::engine::{ChannelSpec, RoomSpec};
 use crate::protocol::{Error, ErrorCode, Role, MAX_MESSAGE};
+use crate::token::Claims;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -21,41 +22,13 @@ use serde::Deserialize;
 
 /// The web client, embedded so the binary is the whole deployment.
 const WEB: &[(&str, &str, &str)] = &[
-    (
-        "index.html",
-        "text/html; charset=utf-8",
-        include_str!("../../web/index.html"),
-    ),
-    (
-        "listen.html",
-        "text/html; charset=utf-8",
-        include_str!("../../web/listen.html"),
-    ),
-    (
-        "interpret.html",
-        "text/html; charset=utf-8",
-        include_str!("../../web/interpret.html"),
-    ),
-    (
-        "floor.html",
-        "text/html; charset=utf-8",
-        include_str!("../../web/floor.html"),
-    ),
-    (
-        "host.html",
-        "text/html; charset=utf-8",
-        include_str!("../../web/host.html"),
-    ),
-    (
-        "tolk.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../web/tolk.js"),
-    ),
-    (
-        "style.css",
-        "text/css; charset=utf-8",
-        include_str!("../../web/style.css"),
-    ),
+    ("index.html", "text/html; charset=utf-8", include_str!("../../web/index.html")),
+    ("listen.html", "text/html; charset=utf-8", include_str!("../../web/listen.html")),
+    ("interpret.html", "text/html; charset=utf-8", include_str!("../../web/interpret.html")),
+    ("floor.html", "text/html; charset=utf-8", include_str!("../../web/floor.html")),
+    ("host.html", "text/html; charset=utf-8", include_str!("../../web/host.html")),
+    ("tolk.js", "text/javascript; charset=utf-8", include_str!("../../web/tolk.js")),
+    ("style.css", "text/css; charset=utf-8", include_str!("../../web/style.css")),
 ];
 
 /// An API error: the status comes from the code, the body says what went wrong.
@@ -71,20 +44,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self.0.code {
             ErrorCode::BadMessage | ErrorCode::BadSdp => StatusCode::BAD_REQUEST,
-            ErrorCode::BadToken | ErrorCode::TokenExpired | ErrorCode::NotJoined => {
-                StatusCode::UNAUTHORIZED
-            }
+            ErrorCode::BadToken | ErrorCode::TokenExpired | ErrorCode::NotJoined => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::AlreadyJoined => StatusCode::CONFLICT,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
         };
-        (
-            status,
-            Json(serde_json::json!({"code": self.0.code, "message": self.0.message})),
-        )
-            .into_response()
+        (status, Json(serde_json::json!({"code": self.0.code, "message": self.0.message}))).into_response()
     }
 }
 
@@ -93,10 +60,7 @@ type ApiResult<T> = Result<T, ApiError>;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/", get(|| async { page("index.html") }))
-        .route(
-            "/{file}",
-            get(|Path(f): Path<String>| async move { page(&f) }),
-        )
+        .route("/{file}", get(|Path(f): Path<String>| async move { page(&f) }))
         .route("/health", get(health))
         .route("/ws", get(ws))
         .route("/api/rooms", post(create_room))
@@ -109,23 +73,16 @@ pub fn router(app: App) -> Router {
 
 fn page(file: &str) -> Response {
     match WEB.iter().find(|(name, _, _)| *name == file) {
-        Some((_, mime, body)) => (
-            [
-                (header::CONTENT_TYPE, *mime),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            *body,
-        )
-            .into_response(),
+        Some((_, mime, body)) => {
+            ([(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "no-cache")], *body).into_response()
+        }
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }
 
 async fn health(State(app): State<App>) -> ApiResult<Json<serde_json::Value>> {
     let rooms = app.rooms().await?;
-    Ok(Json(
-        serde_json::json!({"status": "ok", "rooms": rooms.len()}),
-    ))
+    Ok(Json(serde_json::json!({"status": "ok", "rooms": rooms.len()})))
 }
 
 async fn ws(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {
@@ -149,20 +106,14 @@ fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Error> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| {
-            Error::new(
-                ErrorCode::BadToken,
-                "send Authorization: Bearer <API key or host token>",
-            )
+            Error::new(ErrorCode::BadToken, "send Authorization: Bearer <API key or host token>")
         })?;
     if constant_time_eq(value.as_bytes(), app.api_key().as_bytes()) {
         return Ok(Caller::Operator);
     }
     let claims = app.keys().verify(value)?;
     if claims.role != Role::Host {
-        return Err(Error::new(
-            ErrorCode::Forbidden,
-            "only hosts may use the API",
-        ));
+        return Err(Error::new(ErrorCode::Forbidden, "only hosts may use the API"));
     }
     Ok(Caller::Host(claims.room))
 }
@@ -175,10 +126,7 @@ fn may_manage(app: &App, headers: &HeaderMap, room: &str) -> Result<(), Error> {
     match caller(app, headers)? {
         Caller::Operator => Ok(()),
         Caller::Host(r) if r == room => Ok(()),
-        Caller::Host(_) => Err(Error::new(
-            ErrorCode::Forbidden,
-            "a host token manages only its own room",
-        )),
+        Caller::Host(_) => Err(Error::new(ErrorCode::Forbidden, "a host token manages only its own room")),
     }
 }
 
@@ -187,11 +135,7 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &Bytes) -> Result<T, Error> {
         .map_err(|e| Error::new(ErrorCode::BadMessage, format!("bad JSON body: {e}")))
 }
 
-async fn create_room(
-    State(app): State<App>,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> ApiResult<Response> {
+async fn create_room(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> ApiResult<Response> {
     if !matches!(caller(&app, &headers)?, Caller::Operator) {
         return Err(Error::new(ErrorCode::Forbidden, "creating rooms needs the API key").into());
     }
@@ -200,11 +144,7 @@ async fn create_room(
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-async fn room(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> ApiResult<Response> {
+async fn room(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
     match app.room(id.clone()).await? {
         Some(v) => Ok(Json(v).into_response()),
@@ -230,6 +170,9 @@ struct MintRequest {
     role: Role,
     #[serde(default)]
     channel: Option<String>,
+    /// Further channels an interpreter may publish into (bidirectional).
+    #[serde(default)]
+    also: Vec<String>,
     name: String,
     #[serde(default)]
     ttl_secs: Option<u64>,
@@ -250,30 +193,33 @@ async fn mint(
         return Err(Error::new(ErrorCode::BadMessage, "name must be 1-64 bytes").into());
     }
     if req.ttl_secs.is_some_and(|t| t == 0 || t > MAX_TTL_SECS) {
-        return Err(Error::new(
-            ErrorCode::BadMessage,
-            format!("ttl_secs must be 1-{MAX_TTL_SECS}"),
-        )
-        .into());
+        return Err(Error::new(ErrorCode::BadMessage, format!("ttl_secs must be 1-{MAX_TTL_SECS}")).into());
     }
     let view = app
         .room(id.clone())
         .await?
         .ok_or_else(|| Error::new(ErrorCode::NotFound, format!("no room {id}")))?;
-    if let Some(c) = &req.channel {
+    for c in req.channel.iter().chain(&req.also) {
         if !view.channels.iter().any(|x| &x.lang == c) {
-            return Err(
-                Error::new(ErrorCode::NotFound, format!("no channel {c} in room {id}")).into(),
-            );
+            return Err(Error::new(ErrorCode::NotFound, format!("no channel {c} in room {id}")).into());
         }
     }
     if req.role == Role::Interpreter && req.channel.is_none() {
-        return Err(Error::new(
-            ErrorCode::BadMessage,
-            "an interpreter invitation needs a channel",
-        )
-        .into());
+        return Err(Error::new(ErrorCode::BadMessage, "an interpreter invitation needs a channel").into());
     }
-    let invite = app.mint(&id, req.role, req.channel, req.name.trim(), req.ttl_secs);
+    if !req.also.is_empty() && req.role != Role::Interpreter {
+        return Err(
+            Error::new(ErrorCode::BadMessage, "only interpreters publish into further channels").into()
+        );
+    }
+    let claims = Claims {
+        room: id,
+        role: req.role,
+        channel: req.channel,
+        also: req.also,
+        name: req.name.trim().to_string(),
+        exp: 0,
+    };
+    let invite = app.invite(claims, req.ttl_secs);
     Ok((StatusCode::CREATED, Json(invite)).into_response())
 }

@@ -59,11 +59,7 @@ impl App {
 
     async fn ask<T>(&self, cmd: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        self.inner
-            .commands
-            .send(cmd(tx))
-            .await
-            .map_err(|_| gone())?;
+        self.inner.commands.send(cmd(tx)).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())
     }
 
@@ -91,42 +87,38 @@ impl App {
         name: &str,
         ttl_secs: Option<u64>,
     ) -> Invite {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("the clock is after 1970")
-            .as_secs();
         let claims = Claims {
             room: room.to_string(),
             role,
-            channel: channel.clone(),
+            channel,
+            also: Vec::new(),
             name: name.to_string(),
-            exp: now + ttl_secs.unwrap_or(self.inner.token_ttl_secs),
+            exp: 0,
         };
+        self.invite(claims, ttl_secs)
+    }
+
+    /// Signs `claims` (its expiry set from `ttl_secs` or the configured lifetime) as an invitation.
+    pub fn invite(&self, mut claims: Claims, ttl_secs: Option<u64>) -> Invite {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970").as_secs();
+        claims.exp = now + ttl_secs.unwrap_or(self.inner.token_ttl_secs);
         let token = self.inner.keys.sign(&claims);
-        let page = match role {
+        let page = match claims.role {
             Role::Host => "host",
             Role::Floor => "floor",
             Role::Interpreter => "interpret",
             Role::Listener => "listen",
         };
         let url = format!("{}/{page}.html#token={token}", self.inner.public_url);
-        Invite {
-            role,
-            channel,
-            name: name.to_string(),
-            token,
-            url,
-        }
+        Invite { role: claims.role, channel: claims.channel, name: claims.name, token, url }
     }
 
     pub async fn create_room(&self, spec: RoomSpec) -> Result<RoomView, Error> {
-        self.request(|reply| Command::CreateRoom { spec, reply })
-            .await
+        self.request(|reply| Command::CreateRoom { spec, reply }).await
     }
 
     pub async fn add_channel(&self, room: String, spec: ChannelSpec) -> Result<RoomView, Error> {
-        self.request(|reply| Command::AddChannel { room, spec, reply })
-            .await
+        self.request(|reply| Command::AddChannel { room, spec, reply }).await
     }
 
     pub async fn room(&self, id: String) -> Result<Option<RoomView>, Error> {
@@ -151,10 +143,9 @@ impl Running {
     /// Waits until the HTTP server stops (it never does on its own).
     pub async fn wait(mut self) -> Result<(), StartError> {
         match self.server.take() {
-            Some(h) => h
-                .await
-                .map_err(|e| StartError::Serve(std::io::Error::other(e)))?
-                .map_err(StartError::Serve),
+            Some(h) => {
+                h.await.map_err(|e| StartError::Serve(std::io::Error::other(e)))?.map_err(StartError::Serve)
+            }
             None => Ok(()),
         }
     }
@@ -183,23 +174,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let udp = std::net::UdpSocket::bind(config.udp).map_err(|e| StartError::Bind(config.udp, e))?;
     let udp_addr = udp.local_addr().map_err(StartError::Serve)?;
     let candidates = config.candidates_for(udp_addr)?;
-    let destination = if udp_addr.ip().is_unspecified() {
-        candidates[0]
-    } else {
-        udp_addr
-    };
-    let listener = tokio::net::TcpListener::bind(config.http)
-        .await
-        .map_err(|e| StartError::Bind(config.http, e))?;
+    let destination = if udp_addr.ip().is_unspecified() { candidates[0] } else { udp_addr };
+    let listener =
+        tokio::net::TcpListener::bind(config.http).await.map_err(|e| StartError::Bind(config.http, e))?;
     let http_addr = listener.local_addr().map_err(StartError::Serve)?;
 
     let (commands, rx) = mpsc::channel(driver::COMMAND_QUEUE);
-    let engine = Engine::new(
-        EngineConfig {
-            candidates: candidates.clone(),
-        },
-        Instant::now(),
-    );
+    let engine = Engine::new(EngineConfig { candidates: candidates.clone() }, Instant::now());
     std::thread::Builder::new()
         .name("tolk-media".into())
         .spawn(move || driver::run(engine, udp, destination, rx))
@@ -207,10 +188,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let secret = config.secret.clone().unwrap_or_else(|| random_hex(32));
     let api_key = config.api_key.clone().unwrap_or_else(|| random_hex(16));
-    let public_url = config
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{http_addr}"));
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
     let app = App {
         inner: Arc::new(Inner {
             commands,
@@ -230,13 +208,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .await
     });
     tracing::info!(%http_addr, %udp_addr, ?candidates, "tolk is up");
-    Ok(Running {
-        http: http_addr,
-        udp: udp_addr,
-        app,
-        shutdown: Some(shutdown),
-        server: Some(server),
-    })
+    Ok(Running { http: http_addr, udp: udp_addr, app, shutdown: Some(shutdown), server: Some(server) })
 }
 
 /// Human names for the demo room's channels.
@@ -266,11 +238,7 @@ pub async fn demo(app: &App, channels: &[String]) -> Result<Vec<Invite>, Error> 
         floor_lang: None,
         channels: channels
             .iter()
-            .map(|l| ChannelSpec {
-                lang: l.clone(),
-                name: language_name(l),
-                duck: Default::default(),
-            })
+            .map(|l| ChannelSpec { lang: l.clone(), name: language_name(l), duck: Default::default() })
             .collect(),
     };
     app.create_room(spec).await?;
@@ -279,13 +247,7 @@ pub async fn demo(app: &App, channels: &[String]) -> Result<Vec<Invite>, Error> 
         app.mint("demo", Role::Floor, None, "Floor", None),
     ];
     for l in channels {
-        invites.push(app.mint(
-            "demo",
-            Role::Interpreter,
-            Some(l.clone()),
-            &format!("Interpreter {l}"),
-            None,
-        ));
+        invites.push(app.mint("demo", Role::Interpreter, Some(l.clone()), &format!("Interpreter {l}"), None));
     }
     invites.push(app.mint("demo", Role::Listener, None, "Listener", None));
     Ok(invites)
@@ -296,15 +258,9 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let demo_channels = config.demo.then(|| config.demo_channels.clone());
     let api_key_set = config.api_key.is_some();
     let running = start(config).await?;
-    println!(
-        "tolk is serving http://{} (media on UDP {})",
-        running.http, running.udp
-    );
+    println!("tolk is serving http://{} (media on UDP {})", running.http, running.udp);
     if !api_key_set {
-        println!(
-            "host API key (random for this run): {}",
-            running.app.api_key()
-        );
+        println!("host API key (random for this run): {}", running.app.api_key());
     }
     if let Some(channels) = demo_channels {
         match demo(&running.app, &channels).await {

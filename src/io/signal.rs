@@ -40,9 +40,7 @@ pub async fn session(socket: WebSocket, app: App) {
         }
     }
     if joined {
-        app.send(|_| super::driver::Command::Leave { peer })
-            .await
-            .ok();
+        app.send(|_| super::driver::Command::Leave { peer }).await.ok();
     }
 }
 
@@ -62,8 +60,7 @@ async fn handle(
         ClientMsg::Join { token, publish } => {
             if *joined {
                 return Some(
-                    Error::new(ErrorCode::AlreadyJoined, "this session has already joined")
-                        .to_msg(),
+                    Error::new(ErrorCode::AlreadyJoined, "this session has already joined").to_msg(),
                 );
             }
             let claims = match app.keys().verify(&token) {
@@ -71,40 +68,17 @@ async fn handle(
                 Err(e) => return Some(e.to_msg()),
             };
             let events = events.clone();
-            let r = app
-                .request(|reply| Command::Join {
-                    peer,
-                    claims,
-                    publish,
-                    events,
-                    reply,
-                })
-                .await;
+            let r = app.request(|reply| Command::Join { peer, claims, publish, events, reply }).await;
             if r.is_ok() {
                 *joined = true;
             }
             r
         }
-        _ if !*joined => Err(Error::new(
-            ErrorCode::NotJoined,
-            "send a join message with a token first",
-        )),
-        ClientMsg::Offer { sdp } => app
-            .request(|reply| Command::Offer { peer, sdp, reply })
-            .await
-            .map(|sdp| ServerMsg::Answer { sdp }),
-        // The confirmation comes back through the event queue, in order with state updates.
-        ClientMsg::Select { channel } => {
-            return app
-                .request(|reply| Command::Select {
-                    peer,
-                    channel,
-                    reply,
-                })
-                .await
-                .err()
-                .map(|e| e.to_msg())
-        }
+        _ if !*joined => Err(Error::new(ErrorCode::NotJoined, "send a join message with a token first")),
+        msg => match app.request(|reply| Command::Message { peer, msg, reply }).await {
+            Ok(reply) => return reply,
+            Err(e) => Err(e),
+        },
     };
     Some(result.unwrap_or_else(|e| e.to_msg()))
 }

@@ -33,35 +33,26 @@ pub async fn server() -> Running {
     let running = tolk::io::start(config).await.expect("server starts");
     let channels = ["en", "es", "fr"]
         .iter()
-        .map(|l| ChannelSpec {
-            lang: l.to_string(),
-            name: l.to_uppercase(),
-            duck: Default::default(),
-        })
+        .map(|l| ChannelSpec { lang: l.to_string(), name: l.to_uppercase(), duck: Default::default() })
         .collect();
     running
         .app
-        .create_room(RoomSpec {
-            id: "r".into(),
-            floor_lang: Some("en".into()),
-            channels,
-        })
+        .create_room(RoomSpec { id: "r".into(), floor_lang: Some("en".into()), channels })
         .await
         .unwrap();
     running
 }
 
 pub fn token(s: &Running, role: Role, channel: Option<&str>, name: &str) -> String {
-    s.app
-        .mint("r", role, channel.map(str::to_string), name, None)
-        .token
+    s.app.mint("r", role, channel.map(str::to_string), name, None).token
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub struct Signal {
     ws: Ws,
+    /// Every message received, in order.
+    pub seen: Vec<ServerMsg>,
 }
 
 impl Signal {
@@ -69,7 +60,7 @@ impl Signal {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.http))
             .await
             .expect("websocket connects");
-        Signal { ws }
+        Signal { ws, seen: Vec::new() }
     }
 
     pub async fn send(&mut self, msg: &ClientMsg) {
@@ -77,10 +68,7 @@ impl Signal {
     }
 
     pub async fn send_raw(&mut self, text: &str) {
-        self.ws
-            .send(Message::Text(text.into()))
-            .await
-            .expect("websocket send");
+        self.ws.send(Message::Text(text.into())).await.expect("websocket send");
     }
 
     /// The next message that is not a periodic state update.
@@ -93,6 +81,42 @@ impl Signal {
         }
     }
 
+    /// The next direct reply (joined, answer, selected, error), skipping room and booth updates.
+    pub async fn next_reply(&mut self) -> ServerMsg {
+        loop {
+            let msg = self.next_any().await;
+            if !matches!(msg, ServerMsg::State { .. } | ServerMsg::Booth { .. } | ServerMsg::Notice { .. }) {
+                return msg;
+            }
+        }
+    }
+
+    /// Waits until the latest booth update (already received or coming) satisfies `pred`.
+    pub async fn wait_booth(&mut self, what: &str, pred: impl Fn(&ServerMsg) -> bool) -> ServerMsg {
+        loop {
+            if let Some(b) = self.seen.iter().rev().find(|m| matches!(m, ServerMsg::Booth { .. })) {
+                if pred(b) {
+                    return b.clone();
+                }
+            }
+            let next = tokio::time::timeout(Duration::from_secs(5), self.ws.next()).await;
+            let Ok(Some(Ok(Message::Text(t)))) = next else {
+                panic!("no booth update where {what}; seen: {:?}", self.seen);
+            };
+            let msg: ServerMsg = serde_json::from_str(t.as_str()).expect("server sends protocol JSON");
+            self.seen.push(msg.clone());
+            if let ServerMsg::Error { .. } = msg {
+                panic!("error while waiting for {what}: {msg:?}");
+            }
+        }
+    }
+
+    /// Sends a request and returns its direct reply.
+    pub async fn ask(&mut self, msg: ClientMsg) -> ServerMsg {
+        self.send(&msg).await;
+        self.next_reply().await
+    }
+
     pub async fn next_any(&mut self) -> ServerMsg {
         let msg = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
             .await
@@ -100,28 +124,18 @@ impl Signal {
             .expect("websocket open")
             .expect("websocket message");
         match msg {
-            Message::Text(t) => {
-                serde_json::from_str(t.as_str()).expect("server sends protocol JSON")
-            }
+            Message::Text(t) => serde_json::from_str(t.as_str()).expect("server sends protocol JSON"),
             other => panic!("unexpected websocket message {other:?}"),
         }
     }
 
     pub async fn join(&mut self, token: &str, publish: Option<&str>) -> ServerMsg {
-        self.send(&ClientMsg::Join {
-            token: token.into(),
-            publish: publish.map(str::to_string),
-        })
-        .await;
-        self.next().await
+        self.send(&ClientMsg::Join { token: token.into(), publish: publish.map(str::to_string) }).await;
+        self.next_reply().await
     }
 
     pub async fn select(&mut self, channel: Option<&str>) -> ServerMsg {
-        self.send(&ClientMsg::Select {
-            channel: channel.map(str::to_string),
-        })
-        .await;
-        self.next().await
+        self.ask(ClientMsg::Select { channel: channel.map(str::to_string), only: false }).await
     }
 }
 
@@ -175,10 +189,7 @@ pub async fn media(sig: &mut Signal, tone_hz: Option<f32>, receive: bool) -> Med
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let local = socket.local_addr().unwrap();
     let now = Instant::now();
-    let mut rtc = Rtc::builder()
-        .clear_codecs()
-        .enable_opus(true, false)
-        .build(now);
+    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(now);
     rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
     let dir = match (tone_hz.is_some(), receive) {
         (true, true) => Direction::SendRecv,
@@ -188,25 +199,19 @@ pub async fn media(sig: &mut Signal, tone_hz: Option<f32>, receive: bool) -> Med
     let mut api = rtc.sdp_api();
     let mid = api.add_media(MediaKind::Audio, dir, None, None, None);
     let (offer, pending) = api.apply().unwrap();
-    sig.send(&ClientMsg::Offer {
-        sdp: offer.to_sdp_string(),
-    })
-    .await;
-    let answer = match sig.next().await {
+    sig.send(&ClientMsg::Offer { sdp: offer.to_sdp_string() }).await;
+    let answer = match sig.next_reply().await {
         ServerMsg::Answer { sdp } => sdp,
         other => panic!("expected an answer, got {other:?}"),
     };
-    rtc.sdp_api()
-        .accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap())
-        .unwrap();
+    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
 
     let frames = Arc::new(Mutex::new(Vec::new()));
     let sending = Arc::new(AtomicBool::new(tone_hz.is_some()));
     let stop = Arc::new(AtomicBool::new(false));
     let (f, s, st) = (frames.clone(), sending.clone(), stop.clone());
     let thread = std::thread::spawn(move || {
-        let mut enc =
-            opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio).unwrap();
+        let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio).unwrap();
         let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
         let mut buf = vec![0u8; 2048];
         let mut next_send = Instant::now();
@@ -248,11 +253,7 @@ pub async fn media(sig: &mut Signal, tone_hz: Option<f32>, receive: bool) -> Med
                             let mut out = [0u8; 1275];
                             let len = enc.encode_float(&pcm, &mut out).unwrap();
                             let w = rtc.writer(mid).unwrap();
-                            let pt = w
-                                .payload_params()
-                                .find(|p| p.spec().codec == Codec::Opus)
-                                .unwrap()
-                                .pt();
+                            let pt = w.payload_params().find(|p| p.spec().codec == Codec::Opus).unwrap().pt();
                             let time = MediaTime::new(n * FRAME as u64, Frequency::FORTY_EIGHT_KHZ);
                             w.write(pt, now, time, out[..len].to_vec()).unwrap();
                         }
@@ -265,9 +266,7 @@ pub async fn media(sig: &mut Signal, tone_hz: Option<f32>, receive: bool) -> Med
             if tone_hz.is_some() {
                 wake = wake.min(next_send);
             }
-            let wait = wake
-                .saturating_duration_since(now)
-                .max(Duration::from_millis(1));
+            let wait = wake.saturating_duration_since(now).max(Duration::from_millis(1));
             socket.set_read_timeout(Some(wait)).unwrap();
             if let Ok((len, source)) = socket.recv_from(&mut buf) {
                 if let Ok(r) = Receive::new(Protocol::Udp, source, local, &buf[..len]) {
@@ -277,12 +276,7 @@ pub async fn media(sig: &mut Signal, tone_hz: Option<f32>, receive: bool) -> Med
             let _ = rtc.handle_input(Input::Timeout(Instant::now()));
         }
     });
-    Media {
-        frames,
-        sending,
-        stop,
-        thread: Some(thread),
-    }
+    Media { frames, sending, stop, thread: Some(thread) }
 }
 
 /// Amplitude of `hz` in `pcm`, in dB relative to full scale (Goertzel).
@@ -307,11 +301,7 @@ pub fn rms_db(pcm: &[f32]) -> f32 {
 
 /// The audio of frames (sorted by media time) whose media time lies in `[from, to)`.
 pub fn window(frames: &[Frame], from: u64, to: u64) -> Vec<f32> {
-    frames
-        .iter()
-        .filter(|f| f.rtp >= from && f.rtp < to)
-        .flat_map(|f| f.pcm.iter().copied())
-        .collect()
+    frames.iter().filter(|f| f.rtp >= from && f.rtp < to).flat_map(|f| f.pcm.iter().copied()).collect()
 }
 
 pub fn local_addr() -> SocketAddr {
@@ -329,9 +319,7 @@ pub async fn http(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(s.http).await.unwrap();
     let body = body.unwrap_or("");
-    let auth = auth
-        .map(|a| format!("Authorization: Bearer {a}\r\n"))
-        .unwrap_or_default();
+    let auth = auth.map(|a| format!("Authorization: Bearer {a}\r\n")).unwrap_or_default();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -341,9 +329,6 @@ pub async fn http(
     stream.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out).to_string();
     let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
 }

@@ -1,0 +1,298 @@
+//! Signalling requests after join: who may do what (select, relay, handover, mute, floor return), and who is told.
+//!
+//! Part of the engine (an `impl Engine` block): pure state changes, no IO.
+
+use super::engine::{bad, Engine, Output};
+use super::room::{Channel, Input, PeerId, Stream};
+use crate::protocol::{ClientMsg, Error, ErrorCode, HandoverAction, MemberInfo, NoticeKind, Role, ServerMsg};
+use std::time::Instant;
+
+/// The booth as its members and hosts see it.
+pub fn members(c: &Channel) -> Vec<MemberInfo> {
+    c.members
+        .iter()
+        .map(|m| MemberInfo {
+            id: m.peer,
+            name: m.name.clone(),
+            live: c.live == Some(m.peer),
+            muted: m.muted,
+            ready: m.ready,
+            publishing: m.source.is_some(),
+        })
+        .collect()
+}
+
+impl Engine {
+    /// Any request after join. Returns the direct reply, if the request has one.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        msg: ClientMsg,
+    ) -> Result<Option<ServerMsg>, Error> {
+        let p = self
+            .peers
+            .get(&peer)
+            .ok_or_else(|| bad(ErrorCode::NotJoined, "send a join message with a token first"))?;
+        let role = p.role;
+        let room = p.room.clone();
+        let need = |want: Role, what: &str| {
+            if role == want {
+                Ok(())
+            } else {
+                Err(bad(ErrorCode::Forbidden, format!("only {}s can {what}", want.as_str())))
+            }
+        };
+        match msg {
+            ClientMsg::Join { .. } => Err(bad(ErrorCode::AlreadyJoined, "this session has already joined")),
+            ClientMsg::Offer { sdp } => {
+                self.handle_offer(now, peer, &sdp).map(|sdp| Some(ServerMsg::Answer { sdp }))
+            }
+            ClientMsg::Select { channel, only } => {
+                if role == Role::Interpreter {
+                    return Err(bad(
+                        ErrorCode::Forbidden,
+                        "interpreters choose what they hear with an input message",
+                    ));
+                }
+                let stream = match channel.as_deref() {
+                    None | Some("floor") => Stream::Floor,
+                    Some(l) => {
+                        self.channel_exists(&room, l)?;
+                        if only {
+                            Stream::Voice(l.to_string())
+                        } else {
+                            Stream::Channel(l.to_string())
+                        }
+                    }
+                };
+                let only = matches!(stream, Stream::Voice(_));
+                self.peers.get_mut(&peer).expect("checked").listening = stream;
+                self.restream(&room);
+                Ok(Some(ServerMsg::Selected { channel: channel.filter(|c| c != "floor"), only }))
+            }
+            ClientMsg::Input { channel } => {
+                need(Role::Interpreter, "choose an input")?;
+                let input = match channel.as_deref() {
+                    None | Some("floor") => Input::Floor,
+                    Some(l) => {
+                        self.channel_exists(&room, l)?;
+                        if self.peers[&peer].booth.as_deref() == Some(l) {
+                            return Err(bad(
+                                ErrorCode::Forbidden,
+                                "an interpreter cannot relay its own channel",
+                            ));
+                        }
+                        Input::Relay(l.to_string())
+                    }
+                };
+                self.peers.get_mut(&peer).expect("checked").input = input;
+                self.restream(&room);
+                self.notify_peer_booth(peer, None);
+                Ok(None)
+            }
+            ClientMsg::Publish { channel } => {
+                need(Role::Interpreter, "switch their output channel")?;
+                self.publish_into(peer, &room, channel)?;
+                Ok(None)
+            }
+            ClientMsg::Handover { action, channel } => {
+                need(Role::Interpreter, "use the booth controls")?;
+                let lang =
+                    channel.or_else(|| self.peers[&peer].booth.clone()).expect("interpreters sit in a booth");
+                self.handover(peer, &room, &lang, action)?;
+                Ok(None)
+            }
+            ClientMsg::Assign { channel, peer: member } => {
+                need(Role::Host, "assign the live interpreter")?;
+                self.channel_exists(&room, &channel)?;
+                let c = self.rooms.get_mut(&room).and_then(|r| r.channel_mut(&channel)).expect("checked");
+                match c.member(member) {
+                    Some(m) if m.source.is_some() => c.set_live(Some(member)),
+                    Some(_) => {
+                        return Err(bad(ErrorCode::NotJoined, "that interpreter has no microphone connected"))
+                    }
+                    None => {
+                        return Err(bad(
+                            ErrorCode::NotFound,
+                            format!("no interpreter {member} in the {channel} booth"),
+                        ))
+                    }
+                }
+                self.restream(&room);
+                self.notify_booth(&room, &channel, None);
+                Ok(None)
+            }
+            ClientMsg::Mute { muted } => {
+                need(Role::Interpreter, "use the cough button")?;
+                let lang = self.peers[&peer].booth.clone().expect("interpreters sit in a booth");
+                let c = self.rooms.get_mut(&room).and_then(|r| r.channel_mut(&lang)).expect("booth exists");
+                c.member_mut(peer).expect("a member of its booth").muted = muted;
+                self.notify_booth(&room, &lang, None);
+                Ok(None)
+            }
+            ClientMsg::SlowDown => {
+                need(Role::Interpreter, "ask the floor to slow down")?;
+                let msg = ServerMsg::Notice {
+                    kind: NoticeKind::SlowDown,
+                    from: self.peers[&peer].name.clone(),
+                    channel: self.peers[&peer].booth.clone(),
+                };
+                let to: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.room == room && matches!(p.role, Role::Host | Role::Floor))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in to {
+                    self.out.push_back(Output::Event { peer: id, msg: msg.clone() });
+                }
+                Ok(None)
+            }
+            ClientMsg::FloorReturn { channel } => {
+                need(Role::Host, "return a channel to the floor")?;
+                if let Some(l) = &channel {
+                    self.channel_exists(&room, l)?;
+                }
+                self.rooms.get_mut(&room).expect("a peer's room outlives it").floor_return = channel;
+                self.restream(&room);
+                Ok(None)
+            }
+        }
+    }
+
+    fn channel_exists(&self, room: &str, lang: &str) -> Result<(), Error> {
+        match self.rooms.get(room).and_then(|r| r.channel(lang)) {
+            Some(_) => Ok(()),
+            None => Err(bad(ErrorCode::NotFound, format!("no channel {lang} in room {room}"))),
+        }
+    }
+
+    fn handover(
+        &mut self,
+        peer: PeerId,
+        room: &str,
+        lang: &str,
+        action: HandoverAction,
+    ) -> Result<(), Error> {
+        self.channel_exists(room, lang)?;
+        let c = self.rooms.get_mut(room).and_then(|r| r.channel_mut(lang)).expect("checked");
+        let Some(me) = c.member(peer) else {
+            return Err(bad(ErrorCode::Forbidden, format!("you are not in the {lang} booth")));
+        };
+        let live = c.live == Some(peer);
+        let publishing = me.source.is_some();
+        match action {
+            HandoverAction::Ready => {
+                if live {
+                    return Err(bad(ErrorCode::BadMessage, "you are already live"));
+                }
+                c.member_mut(peer).expect("checked").ready = true;
+            }
+            HandoverAction::Go => {
+                if !live {
+                    return Err(bad(ErrorCode::Forbidden, "only the live interpreter can hand over"));
+                }
+                let others = || c.members.iter().filter(|m| m.peer != peer && m.source.is_some());
+                let to = others().find(|m| m.ready).or_else(|| others().next()).map(|m| m.peer);
+                let Some(to) = to else {
+                    return Err(bad(
+                        ErrorCode::NotFound,
+                        "no booth partner with a microphone to hand over to",
+                    ));
+                };
+                c.set_live(Some(to));
+            }
+            HandoverAction::Take => {
+                if !publishing {
+                    return Err(bad(ErrorCode::NotJoined, "connect your microphone before taking over"));
+                }
+                c.set_live(Some(peer));
+            }
+        }
+        self.restream(room);
+        self.notify_booth(room, lang, None);
+        Ok(())
+    }
+
+    /// Moves a bidirectional interpreter (with its source) to another booth.
+    fn publish_into(&mut self, peer: PeerId, room: &str, to: String) -> Result<(), Error> {
+        let p = &self.peers[&peer];
+        if !p.channels.contains(&to) {
+            return Err(bad(
+                ErrorCode::Forbidden,
+                format!("this token publishes only into channel {}, not {to}", p.channels.join(", ")),
+            ));
+        }
+        let from = p.booth.clone().expect("interpreters sit in a booth");
+        if from == to {
+            return Ok(());
+        }
+        self.channel_exists(room, &to)?;
+        let r = self.rooms.get_mut(room).expect("a peer's room outlives it");
+        let was_live = r.channel(&from).is_some_and(|c| c.live == Some(peer));
+        let member = r.channel_mut(&from).and_then(|c| c.remove(peer)).expect("a member of its booth");
+        let publishing = member.source.is_some();
+        let c = r.channel_mut(&to).expect("checked");
+        c.members.push(member);
+        if publishing && (was_live || c.live.is_none()) && c.live.is_none() {
+            c.set_live(Some(peer));
+        }
+        let p = self.peers.get_mut(&peer).expect("checked");
+        p.booth = Some(to.clone());
+        if p.input == Input::Relay(to.clone()) {
+            p.input = Input::Floor;
+        }
+        self.restream(room);
+        let warning = was_live
+            .then(|| "the live interpreter moved to another channel: the floor is on air".to_string());
+        self.notify_booth(room, &from, warning);
+        self.notify_booth(room, &to, None);
+        Ok(())
+    }
+
+    fn notify_peer_booth(&mut self, peer: PeerId, warning: Option<String>) {
+        let Some(p) = self.peers.get(&peer) else { return };
+        if let Some(lang) = p.booth.clone() {
+            let room = p.room.clone();
+            self.notify_booth(&room, &lang, warning);
+        }
+    }
+
+    /// Tells every member of a booth how it stands now.
+    pub(super) fn notify_booth(&mut self, room: &str, lang: &str, warning: Option<String>) {
+        let Some(c) = self.rooms.get(room).and_then(|r| r.channel(lang)) else { return };
+        let list = members(c);
+        let listeners = self
+            .peers
+            .values()
+            .filter(|p| p.room == room && p.receives())
+            .filter(|p| matches!(&p.stream, Stream::Channel(l) | Stream::Voice(l) if l == lang))
+            .count() as u32;
+        let warning = warning.or_else(|| {
+            (c.unmuted() > 1).then(|| {
+                "more than one microphone in this booth is open: mute the one not on air".to_string()
+            })
+        });
+        for m in &c.members {
+            let Some(p) = self.peers.get(&m.peer) else { continue };
+            let input = match &p.input {
+                Input::Floor => None,
+                Input::Relay(l) => Some(l.clone()),
+            };
+            self.out.push_back(Output::Event {
+                peer: m.peer,
+                msg: ServerMsg::Booth {
+                    channel: lang.to_string(),
+                    live: c.live == Some(m.peer),
+                    input,
+                    muted: m.muted,
+                    members: list.clone(),
+                    listeners,
+                    warning: warning.clone(),
+                },
+            });
+        }
+        self.stale.insert(room.to_string());
+    }
+}
