@@ -15,7 +15,7 @@ use str0m::{Candidate, Input, Output, Rtc};
 use tolk::core::codec::{Encoder, FRAME, MAX_PAYLOAD};
 use tolk::core::engine::{self, ChannelSpec, Engine, EngineConfig, RoomSpec};
 use tolk::core::mixer::DuckSettings;
-use tolk::core::room::{Channel, Room, Source};
+use tolk::core::room::{Channel, Member, Room, Source, Stream};
 use tolk::protocol::Role;
 use tolk::token::Claims;
 
@@ -37,12 +37,20 @@ fn tone_packets(hz: f32, n: usize) -> Vec<Vec<u8>> {
 fn tick(c: &mut Criterion) {
     let mut room = Room::new("bench".into(), None);
     room.floor.push(Source::new(0));
-    room.floor_listeners = 10;
+    let mut streams = vec![Stream::Floor];
     for (i, lang) in ["en", "es", "fr", "de"].iter().enumerate() {
         let mut ch = Channel::new(lang.to_string(), lang.to_string(), DuckSettings::default());
-        ch.voice = Some(Source::new(i as u64 + 1));
-        ch.listeners = 10;
+        let peer = i as u64 + 1;
+        ch.members.push(Member {
+            peer,
+            name: lang.to_string(),
+            source: Some(Source::new(peer)),
+            muted: false,
+            ready: false,
+        });
+        ch.set_live(Some(peer));
         room.channels.push(ch);
+        streams.push(Stream::Channel(lang.to_string()));
     }
     let packets: Vec<Vec<Vec<u8>>> =
         [440.0, 880.0, 1320.0, 660.0, 990.0].iter().map(|hz| tone_packets(*hz, 50)).collect();
@@ -52,9 +60,9 @@ fn tick(c: &mut Criterion) {
         b.iter(|| {
             room.floor[0].push(ts, &packets[0][k % 50]).unwrap();
             for (i, ch) in room.channels.iter_mut().enumerate() {
-                ch.voice.as_mut().unwrap().push(ts, &packets[i + 1][k % 50]).unwrap();
+                ch.members[0].source.as_mut().unwrap().push(ts, &packets[i + 1][k % 50]).unwrap();
             }
-            room.tick();
+            room.tick(&streams);
             ts += FRAME as u64;
             k += 1;
         })
@@ -93,6 +101,7 @@ impl Net {
                 room: "r".into(),
                 role: Role::Listener,
                 channel: Some("es".into()),
+                also: vec![],
                 name: format!("l{i}"),
                 exp: u64::MAX,
             };

@@ -465,7 +465,7 @@ mod tests {
         let es = Stream::Channel("es".into());
         room.tick(&[]);
         assert!(room.payload(&es).is_none());
-        room.tick(&[es.clone()]);
+        room.tick(std::slice::from_ref(&es));
         assert!(room.payload(&es).is_some());
         room.tick(&[Stream::Voice("es".into())]);
         assert!(room.payload(&es).is_none(), "dropped once nobody hears it");
