@@ -111,6 +111,14 @@ impl Signal {
         }
     }
 
+    /// Reads whatever arrives within `ms` (into `seen`).
+    pub async fn drain(&mut self, ms: u64) {
+        let until = tokio::time::Instant::now() + Duration::from_millis(ms);
+        while let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout_at(until, self.ws.next()).await {
+            self.seen.push(serde_json::from_str(t.as_str()).expect("server sends protocol JSON"));
+        }
+    }
+
     /// Sends a request and returns its direct reply.
     pub async fn ask(&mut self, msg: ClientMsg) -> ServerMsg {
         self.send(&msg).await;
