@@ -107,7 +107,10 @@ async fn handover_both_ways_and_by_the_host_without_gaps() {
     b.wait_booth("Bea goes live", is_live).await;
     settle(500).await;
     let took = first_after(&listener, t1, |f| tone_db(&f.pcm, 990.0) > -20.0).expect("Bea heard");
-    println!("handover go: Bea heard {took} ms after the request; longest gap {} ms", longest_voice_gap(&listener, t1, 880.0, 990.0));
+    println!(
+        "handover go: Bea heard {took} ms after the request; longest gap {} ms",
+        longest_voice_gap(&listener, t1, 880.0, 990.0)
+    );
     assert!(longest_voice_gap(&listener, t1, 880.0, 990.0) <= 40);
     assert!(level_after(&listener, t1, 200, 200, 880.0) < -40.0, "Ana off air");
 
@@ -151,10 +154,14 @@ async fn a_dropped_live_interpreter_falls_back_to_the_floor_within_200ms() {
     let t = Instant::now();
     drop(a);
     drop(a_media);
-    b.wait_booth("Bea is told at once", |m| matches!(m, ServerMsg::Booth { warning: Some(_), members, .. } if members.len() == 1))
-        .await;
+    b.wait_booth(
+        "Bea is told at once",
+        |m| matches!(m, ServerMsg::Booth { warning: Some(_), members, .. } if members.len() == 1),
+    )
+    .await;
     settle(800).await;
-    let back = first_after(&listener, t, |f| tone_db(&f.pcm, 440.0) >= full - 1.0).expect("floor back at full level");
+    let back = first_after(&listener, t, |f| tone_db(&f.pcm, 440.0) >= full - 1.0)
+        .expect("floor back at full level");
     println!("live interpreter dropped: floor back at full level after {back} ms of media time");
     assert!(back <= 200, "floor back after {back} ms");
     assert!(level_after(&listener, t, 300, 300, 880.0) < -40.0, "Ana's voice is gone");
@@ -172,7 +179,8 @@ async fn relay_bidirectional_interpretation_only_and_floor_return() {
     let (mut fr, _) = joined(&s, Role::Interpreter, Some("fr"), "Luc").await;
     let fr_media = media(&mut fr, Some(1320.0), true).await;
     fr.send(&ClientMsg::Input { channel: Some("es".into()) }).await;
-    fr.wait_booth("Luc relays es", |m| matches!(m, ServerMsg::Booth { input: Some(i), .. } if i == "es")).await;
+    fr.wait_booth("Luc relays es", |m| matches!(m, ServerMsg::Booth { input: Some(i), .. } if i == "es"))
+        .await;
     // A bidirectional interpreter for en and de, starting in en.
     let mut bi = Signal::connect(&s).await;
     let claims = tolk::token::Claims {
@@ -185,7 +193,11 @@ async fn relay_bidirectional_interpretation_only_and_floor_return() {
     };
     bi.join(&s.app.invite(claims, None).token, None).await;
     let _bi_media = media(&mut bi, Some(660.0), true).await;
-    bi.wait_booth("Bo live in en", |m| matches!(m, ServerMsg::Booth { live: true, channel, .. } if channel == "en")).await;
+    bi.wait_booth(
+        "Bo live in en",
+        |m| matches!(m, ServerMsg::Booth { live: true, channel, .. } if channel == "en"),
+    )
+    .await;
 
     let (mut only, _) = joined(&s, Role::Listener, None, "Ola").await;
     assert_eq!(
@@ -217,9 +229,17 @@ async fn relay_bidirectional_interpretation_only_and_floor_return() {
 
     // Bidirectional: Bo switches output to fr, where Luc is live; Bo waits as partner.
     bi.send(&ClientMsg::Publish { channel: "fr".into() }).await;
-    bi.wait_booth("Bo now in the fr booth", |m| matches!(m, ServerMsg::Booth { channel, .. } if channel == "fr")).await;
+    bi.wait_booth(
+        "Bo now in the fr booth",
+        |m| matches!(m, ServerMsg::Booth { channel, .. } if channel == "fr"),
+    )
+    .await;
     bi.send(&ClientMsg::Handover { action: HandoverAction::Take, channel: None }).await;
-    bi.wait_booth("Bo live in fr", |m| matches!(m, ServerMsg::Booth { live: true, channel, .. } if channel == "fr")).await;
+    bi.wait_booth(
+        "Bo live in fr",
+        |m| matches!(m, ServerMsg::Booth { live: true, channel, .. } if channel == "fr"),
+    )
+    .await;
     let t2 = Instant::now();
     settle(500).await;
     assert!(level_after(&en_media, t2, 100, 300, 660.0) < -40.0, "Bo's voice left en");
@@ -252,9 +272,17 @@ async fn the_cough_button_silences_within_one_frame_and_open_mics_are_warned() {
     a.wait_booth("Ana live", is_live).await;
     let (mut b, _) = joined(&s, Role::Interpreter, Some("es"), "Bea").await;
     let _b_media = media(&mut b, Some(990.0), true).await;
-    b.wait_booth("both microphones open: warning", |m| matches!(m, ServerMsg::Booth { warning: Some(w), .. } if w.contains("more than one"))).await;
+    b.wait_booth(
+        "both microphones open: warning",
+        |m| matches!(m, ServerMsg::Booth { warning: Some(w), .. } if w.contains("more than one")),
+    )
+    .await;
     b.send(&ClientMsg::Mute { muted: true }).await;
-    a.wait_booth("warning gone once Bea mutes", |m| matches!(m, ServerMsg::Booth { warning: None, members, .. } if members.iter().any(|m| m.muted))).await;
+    a.wait_booth(
+        "warning gone once Bea mutes",
+        |m| matches!(m, ServerMsg::Booth { warning: None, members, .. } if members.iter().any(|m| m.muted)),
+    )
+    .await;
 
     let (mut l, _) = joined(&s, Role::Listener, None, "Lena").await;
     l.ask(ClientMsg::Select { channel: Some("es".into()), only: true }).await;

@@ -1,6 +1,6 @@
-//! Real browsers: headless Chromium (playwright-core) runs the interpreter page with a fake
-//! microphone playing 880 Hz and the listener page on that channel; the listener's WebAudio
-//! analyser must hear 880 Hz.
+//! Real browsers: headless Chromium (playwright-core) runs the interpreter console with a fake
+//! microphone and the listener page; the listener's WebAudio analyser must hear the
+//! interpreter's tone, and after a handover clicked through two consoles, the partner's.
 
 mod common;
 
@@ -33,8 +33,8 @@ fn write_tone_wav(path: &Path, hz: f32, secs: f32) {
     std::fs::write(path, data).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_listener_hears_chromium_interpreter() {
+/// Runs one of the node scripts in tests/browser and returns its JSON result line.
+async fn node(script: &str, args: &[&str]) -> serde_json::Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         dir.join("node_modules/playwright-core").exists(),
@@ -45,36 +45,67 @@ async fn chromium_listener_hears_chromium_interpreter() {
         Path::new(&chromium).exists(),
         "Chromium not found at {chromium}: apt-get install chromium (./tolk.sh test does it)"
     );
-
-    let s = server().await;
-    let wav: PathBuf = std::env::temp_dir().join(format!("tolk-e2e-{}.wav", std::process::id()));
-    write_tone_wav(&wav, 880.0, 10.0);
-    let interpreter = s.app.mint("r", Role::Interpreter, Some("es".into()), "Ana", None).url;
-    let listener = s.app.mint("r", Role::Listener, None, "Lena", None).url;
-    let shots = std::env::var("TOLK_SCREENSHOTS").unwrap_or_default();
-
-    let run = tokio::process::Command::new("node")
-        .arg(dir.join("e2e.mjs"))
-        .args([&interpreter, &listener, wav.to_str().unwrap(), "es", &shots])
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
+    let run =
+        tokio::process::Command::new("node").arg(dir.join(script)).args(args).kill_on_drop(true).output();
+    let out = tokio::time::timeout(Duration::from_secs(150), run)
         .await
         .expect("browser test finishes")
         .expect("node runs");
-    let _ = std::fs::remove_file(&wav);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "browser test failed:\n{stderr}\n{stdout}");
-    let result: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("a JSON result line");
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("a JSON result line")
+}
+
+fn wav(hz: f32) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("tolk-e2e-{}-{hz}.wav", std::process::id()));
+    write_tone_wav(&path, hz, 10.0);
+    path
+}
+
+fn peak(v: &serde_json::Value) -> f64 {
+    v["peakHz"].as_f64().unwrap()
+}
+
+fn level(v: &serde_json::Value, hz: &str) -> f64 {
+    v["levels"][hz].as_f64().unwrap_or(-200.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_listener_hears_chromium_interpreter() {
+    let s = server().await;
+    let tone = wav(880.0);
+    let interpreter = s.app.mint("r", Role::Interpreter, Some("es".into()), "Ana", None).url;
+    let listener = s.app.mint("r", Role::Listener, None, "Lena", None).url;
+    let shots = std::env::var("TOLK_SCREENSHOTS").unwrap_or_default();
+    let result = node("e2e.mjs", &[&interpreter, &listener, tone.to_str().unwrap(), "es", &shots]).await;
+    let _ = std::fs::remove_file(&tone);
     println!("listener analyser: {result}");
-    let peak = result["peakHz"].as_f64().unwrap();
-    let at = |hz: &str| result["levels"][hz].as_f64().unwrap_or(-200.0);
     assert!(
-        (peak - 880.0).abs() < 25.0,
-        "the listener's loudest frequency is {peak:.0} Hz, not the interpreter's 880 Hz\n{stderr}"
+        (peak(&result) - 880.0).abs() < 25.0,
+        "the listener's loudest frequency is {:.0} Hz, not 880 Hz",
+        peak(&result)
     );
-    assert!(at("880") > -60.0, "880 Hz too quiet: {:.1} dB", at("880"));
-    assert!(at("880") - at("1320") > 20.0, "no other tone: {result}");
+    assert!(level(&result, "880") > -60.0, "880 Hz too quiet: {result}");
+    assert!(level(&result, "880") - level(&result, "1320") > 20.0, "no other tone: {result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handover_clicked_in_two_consoles_changes_what_the_listener_hears() {
+    let s = server().await;
+    let (wa, wb) = (wav(880.0), wav(990.0));
+    let a = s.app.mint("r", Role::Interpreter, Some("es".into()), "Ana", None).url;
+    let b = s.app.mint("r", Role::Interpreter, Some("es".into()), "Bea", None).url;
+    let listener = s.app.mint("r", Role::Listener, None, "Lena", None).url;
+    let shots = std::env::var("TOLK_SCREENSHOTS").unwrap_or_default();
+    let result =
+        node("booth.mjs", &[&a, &b, &listener, wa.to_str().unwrap(), wb.to_str().unwrap(), "es", &shots])
+            .await;
+    let _ = std::fs::remove_file(&wa);
+    let _ = std::fs::remove_file(&wb);
+    println!("listener before and after the handover: {result}");
+    let (before, after) = (&result["before"], &result["after"]);
+    assert!((peak(before) - 880.0).abs() < 25.0, "Ana's 880 Hz before the handover: {before}");
+    assert!((peak(after) - 990.0).abs() < 25.0, "Bea's 990 Hz after the handover: {after}");
+    assert!(level(after, "990") - level(after, "880") > 20.0, "Ana off air: {after}");
 }

@@ -59,8 +59,13 @@ export class Session extends EventTarget {
     return { pc, remote: receive ? remote : null };
   }
 
-  select(channel) {
-    return this.request({ type: 'select', channel }, 'selected');
+  select(channel, only = false) {
+    return this.request({ type: 'select', channel, only }, 'selected');
+  }
+
+  /** Fire-and-forget requests; refusals arrive as 'error' events. */
+  send(msg) {
+    this.ws.send(JSON.stringify(msg));
   }
 }
 
@@ -91,10 +96,44 @@ export function play(stream, audio) {
   return analyse(stream);
 }
 
+/**
+ * The interpreter's return: volume, bass and treble, then a hard limiter
+ * (hearing protection: nothing reaches the headphones above -6 dBFS).
+ * Returns the analyser and the controls.
+ */
+export function console_return(stream, audio) {
+  audio.srcObject = stream;
+  audio.muted = true; // the WebAudio graph below plays it
+  audio.play().catch(() => {});
+  const ctx = audioContext();
+  const source = ctx.createMediaStreamSource(stream);
+  const volume = ctx.createGain();
+  const bass = ctx.createBiquadFilter();
+  bass.type = 'lowshelf';
+  bass.frequency.value = 250;
+  const treble = ctx.createBiquadFilter();
+  treble.type = 'highshelf';
+  treble.frequency.value = 4000;
+  const limiter = ctx.createDynamicsCompressor();
+  limiter.threshold.value = -6;
+  limiter.knee.value = 0;
+  limiter.ratio.value = 20;
+  limiter.attack.value = 0.001;
+  limiter.release.value = 0.1;
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 4096;
+  analyser.smoothingTimeConstant = 0;
+  source.connect(volume).connect(bass).connect(treble).connect(limiter);
+  limiter.connect(ctx.destination);
+  source.connect(analyser);
+  return { analyser, volume, bass, treble };
+}
+
 export function analyse(stream) {
   const ctx = audioContext();
   const analyser = ctx.createAnalyser();
   analyser.fftSize = 4096;
+  analyser.smoothingTimeConstant = 0;
   ctx.createMediaStreamSource(stream).connect(analyser);
   return analyser;
 }

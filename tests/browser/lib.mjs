@@ -1,0 +1,59 @@
+// Shared by the browser tests: Chromium with a fake microphone, and a spectrum reading of a page's analyser.
+import { chromium } from 'playwright-core';
+
+/** Headless Chromium whose microphone plays `wav`, kept on loopback. */
+export function launch(wav) {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    // Playwright mutes audio by default; the listener must hear it.
+    ignoreDefaultArgs: ['--mute-audio'],
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--allow-loopback-in-peer-connection',
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-audio-capture=${wav}`,
+      '--autoplay-policy=no-user-gesture-required',
+    ],
+  });
+}
+
+export async function open(browser, url, label) {
+  const page = await browser.newPage();
+  page.on('console', (m) => console.error(`[${label}]`, m.text()));
+  await page.goto(url);
+  return page;
+}
+
+/** The loudest frequency in `window.tolk.analyser` over a second, with levels at a few tones. */
+export function spectrum(page) {
+  return page.evaluate(async () => {
+    const a = window.tolk.analyser;
+    const bins = new Float32Array(a.frequencyBinCount);
+    const hz = (i) => (i * a.context.sampleRate) / a.fftSize;
+    const level = (f) => {
+      const i = Math.round((f * a.fftSize) / a.context.sampleRate);
+      return Math.max(bins[i - 1], bins[i], bins[i + 1]);
+    };
+    let best = { peakHz: 0, peakDb: -Infinity, levels: {} };
+    for (let k = 0; k < 10; k++) {
+      a.getFloatFrequencyData(bins);
+      let p = 0;
+      for (let i = 1; i < bins.length; i++) if (bins[i] > bins[p]) p = i;
+      if (bins[p] > best.peakDb) {
+        best = { peakHz: hz(p), peakDb: bins[p], levels: { 440: level(440), 880: level(880), 990: level(990), 1320: level(1320) } };
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return best;
+  });
+}
+
+/** Exits the process if the test hangs. */
+export function deadline(seconds) {
+  return setTimeout(() => {
+    console.error(`browser test timed out after ${seconds} s`);
+    process.exit(2);
+  }, seconds * 1000);
+}
