@@ -12,9 +12,11 @@
 //!
 //! Layout:
 //! - [`core`]: the sans-IO engine. No sockets, no clock, no threads: every
-//!   input carries `now`, every output is polled ([`core::engine`]). Rooms
-//!   ([`core::room`]) mix once per 20 ms tick; [`core::jitter`],
-//!   [`core::mixer`] and [`core::codec`] do the per-frame work.
+//!   input carries `now`, every output is polled ([`core::engine`]); booth
+//!   controls and their permissions are in [`core::control`]. Rooms
+//!   ([`core::room`]) mix once per 20 ms tick and encode each stream someone
+//!   hears once; [`core::jitter`], [`core::mixer`] and [`core::codec`] do the
+//!   per-frame work.
 //! - [`io`]: the thin drivers. One thread owns the engine and the UDP socket
 //!   ([`io::driver`]); axum serves the API, the web client and the signalling
 //!   WebSocket ([`io::http`], [`io::signal`]).
