@@ -134,6 +134,9 @@ pub enum ServerMsg {
         /// Listeners on this channel now (the audience indicator).
         listeners: u32,
         warning: Option<String>,
+        /// The room's media time (48 kHz, the RTP timestamp of the streams sent
+        /// down) of the first frame mixed in this state.
+        media_time: u64,
     },
     /// A request for attention: "slow down" to the host and floor speakers.
     Notice {

@@ -261,7 +261,9 @@ impl Engine {
 
     /// Tells every member of a booth how it stands now.
     pub(super) fn notify_booth(&mut self, room: &str, lang: &str, warning: Option<String>) {
-        let Some(c) = self.rooms.get(room).and_then(|r| r.channel(lang)) else { return };
+        let Some(r) = self.rooms.get(room) else { return };
+        let Some(c) = r.channel(lang) else { return };
+        let media_time = (r.ticks + 1) * super::codec::FRAME as u64;
         let list = members(c);
         let listeners = self
             .peers
@@ -290,6 +292,7 @@ impl Engine {
                     members: list.clone(),
                     listeners,
                     warning: warning.clone(),
+                    media_time,
                 },
             });
         }
