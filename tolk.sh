@@ -33,10 +33,15 @@ case "${1:-}" in
   test)
     shift
     build_deps
-    # The browser test drives Debian's Chromium with playwright-core; unshare and ip keep it on loopback.
-    need_apt chromium iproute2 util-linux
+    # Real clients for the tests: Chromium (driven by playwright-core), ffmpeg (RTP tap),
+    # aiortc (WHIP/WHEP); unshare and ip keep them all on loopback.
+    need_apt chromium ffmpeg iproute2 util-linux
     if [ ! -d tests/browser/node_modules/playwright-core ]; then
       npm ci --prefix tests/browser --no-audit --no-fund
+    fi
+    if ! python3 -c 'import aiortc, numpy' 2>/dev/null; then
+      python3 -m pip install --quiet aiortc==1.16.0 numpy 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages aiortc==1.16.0 numpy
     fi
     cargo test --no-run
     # All network tests run in a namespace of their own with only loopback up.

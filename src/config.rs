@@ -1,5 +1,6 @@
 //! Parsed and validated configuration: a TOML file, overridden by command-line flags.
 
+use crate::core::engine::{RtpOutSpec, TapSpec};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -26,6 +27,32 @@ pub struct Config {
     pub demo_channels: Vec<String>,
     /// Lifetime of minted tokens, in seconds.
     pub token_ttl_secs: u64,
+    /// A plain RTP floor tap: Opus over RTP from a media server becomes a room's floor.
+    pub rtp_tap: Option<TapConfig>,
+    /// Plain RTP outputs: a room's floor or channel sent as RTP Opus to an address.
+    pub rtp_out: Vec<RtpOutSpec>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TapConfig {
+    /// UDP address to receive RTP on.
+    pub bind: SocketAddr,
+    pub room: String,
+    #[serde(default = "default_pt")]
+    pub payload_type: u8,
+    #[serde(default)]
+    pub ssrc: Option<u32>,
+}
+
+fn default_pt() -> u8 {
+    111
+}
+
+impl TapConfig {
+    pub fn spec(&self) -> TapSpec {
+        TapSpec { room: self.room.clone(), payload_type: self.payload_type, ssrc: self.ssrc }
+    }
 }
 
 impl Default for Config {
@@ -40,6 +67,8 @@ impl Default for Config {
             demo: true,
             demo_channels: vec!["en".into(), "es".into(), "fr".into()],
             token_ttl_secs: 24 * 3600,
+            rtp_tap: None,
+            rtp_out: Vec::new(),
         }
     }
 }
@@ -80,6 +109,14 @@ impl Config {
             if s.len() < 16 {
                 return Err(ConfigError::Invalid("secret must be at least 16 characters".into()));
             }
+        }
+        if let Some(t) = &self.rtp_tap {
+            if t.payload_type > 127 {
+                return Err(ConfigError::Invalid("rtp_tap.payload_type must be 0-127".into()));
+            }
+        }
+        if self.rtp_out.iter().any(|o| o.payload_type > 127) {
+            return Err(ConfigError::Invalid("rtp_out payload_type must be 0-127".into()));
         }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::Invalid("token_ttl_secs must be positive".into()));

@@ -16,10 +16,11 @@
 //!   controls and their permissions are in [`core::control`]. Rooms
 //!   ([`core::room`]) mix once per 20 ms tick and encode each stream someone
 //!   hears once; [`core::jitter`], [`core::mixer`] and [`core::codec`] do the
-//!   per-frame work.
-//! - [`io`]: the thin drivers. One thread owns the engine and the UDP socket
-//!   ([`io::driver`]); axum serves the API, the web client and the signalling
-//!   WebSocket ([`io::http`], [`io::signal`]).
+//!   per-frame work; [`core::rtp`] reads and writes plain RTP headers.
+//! - [`io`]: the thin drivers. One thread owns the engine, the UDP socket and
+//!   the plain RTP tap ([`io::driver`]); axum serves the API, the web client,
+//!   the signalling WebSocket and the WHIP/WHEP doors ([`io::http`],
+//!   [`io::signal`], [`io::whip`]).
 //! - [`protocol`]: the signalling messages (the wire contract, written down there).
 //! - [`token`]: signed invitations; [`config`]: configuration.
 

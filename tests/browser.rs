@@ -9,30 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tolk::protocol::Role;
 
-/// 48 kHz mono 16-bit WAV of a sine tone.
-fn write_tone_wav(path: &Path, hz: f32, secs: f32) {
-    let n = (RATE * secs) as usize;
-    let mut data = Vec::with_capacity(44 + n * 2);
-    let header_len = 36 + n as u32 * 2;
-    data.extend_from_slice(b"RIFF");
-    data.extend_from_slice(&header_len.to_le_bytes());
-    data.extend_from_slice(b"WAVEfmt ");
-    data.extend_from_slice(&16u32.to_le_bytes());
-    data.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    data.extend_from_slice(&1u16.to_le_bytes()); // mono
-    data.extend_from_slice(&48_000u32.to_le_bytes());
-    data.extend_from_slice(&96_000u32.to_le_bytes());
-    data.extend_from_slice(&2u16.to_le_bytes());
-    data.extend_from_slice(&16u16.to_le_bytes());
-    data.extend_from_slice(b"data");
-    data.extend_from_slice(&(n as u32 * 2).to_le_bytes());
-    for i in 0..n {
-        let s = 0.3 * (2.0 * std::f32::consts::PI * hz * i as f32 / RATE).sin();
-        data.extend_from_slice(&((s * 32767.0) as i16).to_le_bytes());
-    }
-    std::fs::write(path, data).unwrap();
-}
-
 /// Runs one of the node scripts in tests/browser and returns its JSON result line.
 async fn node(script: &str, args: &[&str]) -> serde_json::Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");

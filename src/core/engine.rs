@@ -6,8 +6,10 @@
 //! that instant and call [`Engine::handle_timeout`]. The engine never reads
 //! the clock, never does IO and never blocks.
 
+use super::jitter::JitterError;
 use super::mixer::DuckSettings;
 use super::room::{Channel, Input, Member, PeerId, Room, Source, Stream};
+use super::rtp::{self, RtpError, Unwrapper};
 use crate::protocol::{ChannelInfo, Error, ErrorCode, FloorInfo, Role, ServerMsg};
 use crate::token::Claims;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -26,6 +28,12 @@ const MAX_LATE: Duration = Duration::from_millis(100);
 /// Room state goes out at most this often: listener counts move with every
 /// join, and a room of 1,000 listeners must not send a million messages.
 const STATE_EVERY: Duration = Duration::from_millis(250);
+/// A peer that sends nothing for this long is gone (a closed laptop, a killed
+/// WHIP client): browsers send a STUN consent check at least every 5 s
+/// (RFC 7675) and RTCP every second, so three missed checks is a safe verdict.
+const SILENT_PEER: Duration = Duration::from_secs(15);
+/// Most peers one engine holds: beyond it, joins are refused rather than degrade everyone.
+pub const MAX_PEERS: usize = 20_000;
 /// Most rooms one engine holds; each costs a few encoders.
 pub const MAX_ROOMS: usize = 1000;
 /// Most channels in a room.
@@ -87,6 +95,78 @@ pub struct Stats {
     pub datagrams_rejected: u64,
     pub media_rejected: u64,
     pub ticks_skipped: u64,
+    pub tap_packets: u64,
+    pub tap_rejected: u64,
+}
+
+/// A plain RTP floor tap: Opus packets from a media server become a floor source.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TapSpec {
+    pub room: String,
+    /// Payload type of the Opus packets (the SDP's `a=rtpmap:<pt> opus/48000/2`).
+    #[serde(default = "default_pt")]
+    pub payload_type: u8,
+    /// Accept only this SSRC; unset: the first SSRC heard, re-locking after 1 s of silence.
+    #[serde(default)]
+    pub ssrc: Option<u32>,
+}
+
+/// A plain RTP output: one room stream (the floor or a channel mix) sent as RTP Opus.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RtpOutSpec {
+    pub room: String,
+    /// The channel to send; unset: the floor.
+    #[serde(default)]
+    pub channel: Option<String>,
+    pub to: SocketAddr,
+    #[serde(default = "default_pt")]
+    pub payload_type: u8,
+    #[serde(default = "default_ssrc")]
+    pub ssrc: u32,
+}
+
+fn default_pt() -> u8 {
+    111
+}
+
+fn default_ssrc() -> u32 {
+    0x746f_6c6b // "tolk"
+}
+
+struct Tap {
+    spec: TapSpec,
+    ssrc: Option<u32>,
+    unwrap: Unwrapper,
+    /// Tick count of the last accepted packet, to re-lock onto a new sender.
+    last_tick: u64,
+}
+
+struct RtpOut {
+    spec: RtpOutSpec,
+    stream: Stream,
+    seq: u16,
+}
+
+/// The floor source id of tap `i`: far above any session id.
+fn tap_peer(i: usize) -> PeerId {
+    u64::MAX - i as u64
+}
+
+/// Ticks of silence after which an unpinned tap accepts a new SSRC (1 s).
+const TAP_RELOCK_TICKS: u64 = 50;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TapError {
+    #[error("not RTP: {0}")]
+    Rtp(#[from] RtpError),
+    #[error("no tap {0}")]
+    NoTap(usize),
+    #[error("room {0} does not exist")]
+    NoRoom(String),
+    #[error("jitter buffer refused it: {0}")]
+    Jitter(#[from] JitterError),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -115,6 +195,8 @@ pub(super) struct Peer {
     pub(super) stream: Stream,
     pub(super) rtc: Option<Rtc>,
     timeout: Option<Instant>,
+    /// When a datagram from this peer last arrived (or its media was set up).
+    heard: Instant,
     /// The downstream track and its Opus payload type once known.
     down: Option<(Mid, Option<Pt>)>,
     up: Option<Mid>,
@@ -135,6 +217,12 @@ pub struct Engine {
     pub(super) rooms: HashMap<String, Room>,
     /// Per room, the streams someone hears (rebuilt when who-hears-what changes).
     needed: HashMap<String, Vec<Stream>>,
+    /// Plain RTP floor taps (a meeting's own media server feeding the floor).
+    taps: Vec<Tap>,
+    /// Plain RTP outputs (a stream sent to a meeting's own media server).
+    outs: Vec<RtpOut>,
+    /// Peers without a signalling session (WHIP, WHEP): they leave when their media dies.
+    detached: HashSet<PeerId>,
     to_poll: Vec<PeerId>,
     pub(super) out: VecDeque<Output>,
     /// When the next 20 ms tick is due.
@@ -213,6 +301,9 @@ impl Engine {
             by_addr: HashMap::new(),
             rooms: HashMap::new(),
             needed: HashMap::new(),
+            taps: Vec::new(),
+            outs: Vec::new(),
+            detached: HashSet::new(),
             to_poll: Vec::new(),
             out: VecDeque::new(),
             next_tick: Some(now),
@@ -245,6 +336,7 @@ impl Engine {
                 return Err(e);
             }
         }
+        self.restream(&id);
         Ok(self.room_view(&id).expect("room was just inserted"))
     }
 
@@ -320,6 +412,9 @@ impl Engine {
         if self.peers.contains_key(&peer) {
             return Err(bad(ErrorCode::AlreadyJoined, "this session has already joined"));
         }
+        if self.peers.len() >= MAX_PEERS {
+            return Err(bad(ErrorCode::Busy, "this server is full; try again later"));
+        }
         let room = self
             .rooms
             .get_mut(&claims.room)
@@ -393,6 +488,7 @@ impl Engine {
                 listening,
                 rtc: None,
                 timeout: None,
+                heard: self.next_tick.expect("scheduled from construction on"),
                 down: None,
                 up: None,
                 dirty: false,
@@ -428,8 +524,6 @@ impl Engine {
                 "this session already has media; renegotiation is not supported",
             ));
         }
-        let offer = SdpOffer::from_sdp_string(sdp)
-            .map_err(|e| bad(ErrorCode::BadSdp, format!("unreadable SDP offer: {e}")))?;
         let shape = offer_shape(sdp);
         if shape.audio != 1 || shape.video > 0 {
             return Err(bad(
@@ -440,6 +534,8 @@ impl Engine {
                 ),
             ));
         }
+        let offer = SdpOffer::from_sdp_string(sdp)
+            .map_err(|e| bad(ErrorCode::BadSdp, format!("unreadable SDP offer: {e}")))?;
         match (p.role, shape.sends) {
             (Role::Listener | Role::Host, true) => {
                 return Err(bad(
@@ -466,6 +562,7 @@ impl Engine {
             .accept_offer(offer)
             .map_err(|e| bad(ErrorCode::BadSdp, format!("offer not acceptable: {e}")))?;
         p.rtc = Some(rtc);
+        p.heard = now;
         let room_id = p.room.clone();
         if shape.sends {
             let room = self.rooms.get_mut(&p.room).expect("a peer's room outlives it");
@@ -492,6 +589,7 @@ impl Engine {
 
     /// A session ended: its media stops, its booth moves on.
     pub fn handle_leave(&mut self, peer: PeerId) {
+        self.detached.remove(&peer);
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };
@@ -532,7 +630,9 @@ impl Engine {
                 id
             }
         };
-        let rtc = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()).expect("routed to a peer with media");
+        let peer = self.peers.get_mut(&id).expect("routed to a peer");
+        peer.heard = now;
+        let rtc = peer.rtc.as_mut().expect("routed to a peer with media");
         let result = rtc.handle_input(input);
         self.mark(id);
         result.map_err(|e| {
@@ -552,6 +652,15 @@ impl Engine {
                 self.next_tick = Some(next + TICK);
             }
             self.tick(now);
+        }
+        let silent: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.rtc.is_some() && now.saturating_duration_since(p.heard) > SILENT_PEER)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in silent {
+            self.drop_media(id);
         }
         let due: Vec<PeerId> = self
             .peers
@@ -608,6 +717,11 @@ impl Engine {
                 needed.push(p.stream.clone());
             }
         }
+        for o in self.outs.iter().filter(|o| o.spec.room == room_id) {
+            if !needed.contains(&o.stream) {
+                needed.push(o.stream.clone());
+            }
+        }
         self.needed.insert(room_id.to_string(), needed);
         self.stale.insert(room_id.to_string());
     }
@@ -646,6 +760,16 @@ impl Engine {
                 p.dirty = true;
                 self.to_poll.push(*id);
             }
+        }
+        for o in &mut self.outs {
+            let Some(r) = self.rooms.get(&o.spec.room) else { continue };
+            let Some(payload) = r.payload(&o.stream) else { continue };
+            let mut contents = Vec::with_capacity(rtp::HEADER + payload.len());
+            let ts = (r.ticks * super::codec::FRAME as u64) as u32;
+            rtp::write(&mut contents, o.spec.payload_type, o.seq, ts, o.spec.ssrc, payload);
+            o.seq = o.seq.wrapping_add(1);
+            let source = self.config.candidates[0];
+            self.out.push_back(Output::Transmit { source, destination: o.spec.to, contents });
         }
     }
 
@@ -753,6 +877,10 @@ impl Engine {
 
     /// A peer's transport died: drop its media, keep its session (and booth seat) so it can say why.
     fn drop_media(&mut self, id: PeerId) {
+        if self.detached.contains(&id) {
+            self.handle_leave(id);
+            return;
+        }
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
@@ -802,6 +930,70 @@ impl Engine {
             });
             self.notify_booth(room, &lang, warning);
         }
+    }
+
+    /// Marks a joined peer as having no signalling session (WHIP, WHEP): when its media dies, it leaves.
+    pub fn detach(&mut self, peer: PeerId) {
+        if self.peers.contains_key(&peer) {
+            self.detached.insert(peer);
+        }
+    }
+
+    /// Configures a plain RTP floor tap; returns its index for [`Engine::handle_tap`].
+    /// The room may be created later; until then its packets are refused.
+    pub fn add_tap(&mut self, spec: TapSpec) -> usize {
+        self.taps.push(Tap { spec, ssrc: None, unwrap: Unwrapper::default(), last_tick: 0 });
+        self.taps.len() - 1
+    }
+
+    /// Configures a plain RTP output of a room's floor or channel (which may be created later).
+    pub fn add_rtp_out(&mut self, spec: RtpOutSpec) {
+        let stream = match &spec.channel {
+            None => Stream::Floor,
+            Some(l) => Stream::Channel(l.clone()),
+        };
+        let room_id = spec.room.clone();
+        self.outs.push(RtpOut { spec, stream, seq: 0 });
+        self.restream(&room_id);
+    }
+
+    /// One datagram on tap `tap`'s port: an RTP Opus packet for the room's floor.
+    pub fn handle_tap(&mut self, tap: usize, data: &[u8]) -> Result<(), TapError> {
+        let result = self.tap_packet(tap, data);
+        match result {
+            Ok(()) => self.stats.tap_packets += 1,
+            Err(_) => self.stats.tap_rejected += 1,
+        }
+        result
+    }
+
+    fn tap_packet(&mut self, tap: usize, data: &[u8]) -> Result<(), TapError> {
+        let t = self.taps.get_mut(tap).ok_or(TapError::NoTap(tap))?;
+        let p = rtp::parse(data)?;
+        if p.payload_type != t.spec.payload_type {
+            return Err(RtpError::PayloadType { got: p.payload_type, want: t.spec.payload_type }.into());
+        }
+        let room = self.rooms.get_mut(&t.spec.room).ok_or_else(|| TapError::NoRoom(t.spec.room.clone()))?;
+        let pinned = t.spec.ssrc.or(t.ssrc);
+        if let Some(want) = pinned.filter(|s| *s != p.ssrc) {
+            // An unpinned tap follows a new sender once the old one has been quiet a while.
+            if t.spec.ssrc.is_some() || room.ticks < t.last_tick + TAP_RELOCK_TICKS {
+                return Err(RtpError::Ssrc { got: p.ssrc, want }.into());
+            }
+        }
+        let peer = tap_peer(tap);
+        if t.ssrc != Some(p.ssrc) {
+            t.ssrc = Some(p.ssrc);
+            t.unwrap = Unwrapper::default();
+            room.floor.retain(|s| s.peer != peer);
+            room.floor.push(Source::new(peer));
+            self.stale.insert(t.spec.room.clone());
+        }
+        t.last_tick = room.ticks;
+        let ts = t.unwrap.unwrap(p.timestamp);
+        let source = room.source_mut(peer).expect("pushed above");
+        source.push(ts, p.payload)?;
+        Ok(())
     }
 
     /// Peers with media, for metrics and tests.

@@ -9,6 +9,11 @@ use thiserror::Error;
 /// Frames the buffer can hold: 320 ms, far more than loopback or a LAN needs,
 /// small enough that a stalled source is noticed and resynchronised quickly.
 const SLOTS: usize = 16;
+/// How late a packet may be and still be played, by delaying playout that much
+/// (the buffer grows when the network or the sender proves jittery): 40 ms.
+const MAX_STRETCH: u64 = 2 * FRAME as u64;
+/// Most delay the buffer grows to by stretching, in frames (160 ms).
+const MAX_DEPTH: usize = 8;
 /// Consecutive empty ticks after which a source counts as stopped (100 ms):
 /// concealment beyond that would invent sound, so we go quiet and re-buffer.
 const IDLE_AFTER: u32 = 5;
@@ -46,13 +51,26 @@ pub struct Jitter {
     empty_ticks: u32,
     pub late: u64,
     pub lost: u64,
+    /// Times the buffer grew to take a late packet.
+    pub stretched: u64,
+    /// Media time of the last payload played (not concealed).
+    played: Option<u64>,
 }
 
 impl Jitter {
     /// `depth` is the target delay in 20 ms frames (at least 1).
     pub fn new(depth: u32) -> Self {
         let slots = (0..SLOTS).map(|_| Slot { ts: None, len: 0, buf: [0; MAX_PAYLOAD] }).collect();
-        Jitter { slots, next: None, depth: depth.max(1), empty_ticks: 0, late: 0, lost: 0 }
+        Jitter {
+            slots,
+            next: None,
+            depth: depth.max(1),
+            empty_ticks: 0,
+            late: 0,
+            lost: 0,
+            stretched: 0,
+            played: None,
+        }
     }
 
     fn index(ts: u64) -> usize {
@@ -69,8 +87,16 @@ impl Jitter {
         }
         if let Some(next) = self.next {
             if ts < next {
-                self.late += 1;
-                return Err(JitterError::Late);
+                // Just missed: play it anyway, one or two frames later than planned,
+                // so the buffer adapts to this sender instead of dropping every other packet.
+                let held = self.slots.iter().filter(|s| s.ts.is_some()).count();
+                let replays_played = self.played.is_some_and(|p| p >= ts);
+                if next - ts > MAX_STRETCH || held >= MAX_DEPTH || replays_played {
+                    self.late += 1;
+                    return Err(JitterError::Late);
+                }
+                self.stretched += 1;
+                self.next = Some(ts);
             }
             if ts >= next + (SLOTS as u64 - 1) * FRAME as u64 {
                 // The sender jumped ahead (a new clock, or we fell far behind):
@@ -87,6 +113,7 @@ impl Jitter {
 
     fn reset(&mut self) {
         self.next = None;
+        self.played = None;
         self.empty_ticks = 0;
         for s in self.slots.iter_mut() {
             s.ts = None;
@@ -118,6 +145,7 @@ impl Jitter {
         let i = Self::index(next);
         if self.slots[i].ts == Some(next) {
             self.slots[i].ts = None;
+            self.played = Some(next);
             self.empty_ticks = 0;
             let slot = &self.slots[i];
             return Playout::Packet(&slot.buf[..slot.len]);
@@ -150,7 +178,21 @@ mod tests {
         j.push(1000 + 3 * F, &[4]).unwrap();
         assert_eq!(j.pop(), Playout::Lost, "frame 3 is missing");
         assert_eq!(j.pop(), Playout::Packet(&[4]));
-        assert_eq!(j.push(1000 + 2 * F, &[3]), Err(JitterError::Late));
+        assert_eq!(j.push(1000 + 2 * F, &[3]), Err(JitterError::Late), "frame 4 was already played after it");
+        assert_eq!(j.push(1000, &[0]), Err(JitterError::Late), "too late to stretch for");
+    }
+
+    #[test]
+    fn stretches_for_a_packet_that_just_missed() {
+        let mut j = Jitter::new(1);
+        j.push(0, &[1]).unwrap();
+        assert_eq!(j.pop(), Playout::Packet(&[1]));
+        assert_eq!(j.pop(), Playout::Lost, "frame 1 is late");
+        j.push(F, &[2]).unwrap();
+        j.push(2 * F, &[3]).unwrap();
+        assert_eq!(j.pop(), Playout::Packet(&[2]), "played one frame later than planned");
+        assert_eq!(j.pop(), Playout::Packet(&[3]));
+        assert_eq!(j.stretched, 1);
     }
 
     #[test]

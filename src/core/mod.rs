@@ -6,3 +6,4 @@ pub mod engine;
 pub mod jitter;
 pub mod mixer;
 pub mod room;
+pub mod rtp;

@@ -1,6 +1,6 @@
 //! The media thread: owns the engine and the shared UDP socket, feeds it datagrams, time and commands, carries out its outputs.
 
-use crate::core::engine::{ChannelSpec, Engine, Output, RoomSpec, RoomView};
+use crate::core::engine::{ChannelSpec, Engine, Output, RoomSpec, RoomView, Stats};
 use crate::core::room::PeerId;
 use crate::protocol::{ClientMsg, Error, ServerMsg};
 use crate::token::Claims;
@@ -17,7 +17,8 @@ pub enum Command {
         peer: PeerId,
         claims: Claims,
         publish: Option<String>,
-        events: mpsc::Sender<ServerMsg>,
+        /// Where the session's messages go; `None` for WHIP and WHEP (no signalling session).
+        events: Option<mpsc::Sender<ServerMsg>>,
         reply: oneshot::Sender<Result<ServerMsg, Error>>,
     },
     /// Any request after join.
@@ -45,19 +46,24 @@ pub enum Command {
     Rooms {
         reply: oneshot::Sender<Vec<String>>,
     },
+    Stats {
+        reply: oneshot::Sender<Stats>,
+    },
 }
 
 /// Queue of commands into the media thread: deep enough for a burst of joins,
 /// bounded so a flood of API calls waits in axum rather than in memory here.
 pub const COMMAND_QUEUE: usize = 1024;
-/// Longest the thread sleeps in `recv`: commands wait at most this long.
-const MAX_WAIT: Duration = Duration::from_millis(10);
+/// Longest the thread sleeps in `recv`: commands and tapped RTP wait at most
+/// this long (well inside the jitter buffer's 40 ms), for 200 wakeups a second.
+const MAX_WAIT: Duration = Duration::from_millis(5);
 
 /// Runs the engine until every command sender is gone.
 pub fn run(
     mut engine: Engine,
     socket: UdpSocket,
     destination: SocketAddr,
+    tap: Option<(usize, UdpSocket)>,
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>> = HashMap::new();
@@ -106,6 +112,14 @@ pub fn run(
             Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
             Err(e) => warn!("UDP receive failed: {e}"),
         }
+        if let Some((index, tap)) = &tap {
+            // Drain the tap without blocking: its packets wait at most one loop.
+            while let Ok((n, source)) = tap.recv_from(&mut buf) {
+                if let Err(e) = engine.handle_tap(*index, &buf[..n]) {
+                    debug!(%source, "RTP tap packet dropped: {e}");
+                }
+            }
+        }
         engine.handle_timeout(Instant::now());
     }
 }
@@ -116,7 +130,12 @@ fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Server
         Command::Join { peer, claims, publish, events, reply } => {
             let r = engine.handle_join(peer, &claims, publish);
             if r.is_ok() {
-                sessions.insert(peer, events);
+                match events {
+                    Some(events) => {
+                        sessions.insert(peer, events);
+                    }
+                    None => engine.detach(peer),
+                }
             }
             let _ = reply.send(r);
         }
@@ -138,6 +157,9 @@ fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Server
         }
         Command::Rooms { reply } => {
             let _ = reply.send(engine.rooms());
+        }
+        Command::Stats { reply } => {
+            let _ = reply.send(engine.stats);
         }
     }
 }

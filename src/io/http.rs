@@ -32,7 +32,7 @@ const WEB: &[(&str, &str, &str)] = &[
 ];
 
 /// An API error: the status comes from the code, the body says what went wrong.
-struct ApiError(Error);
+pub(crate) struct ApiError(pub(crate) Error);
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
@@ -55,7 +55,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;
 
 pub fn router(app: App) -> Router {
     Router::new()
@@ -67,6 +67,7 @@ pub fn router(app: App) -> Router {
         .route("/api/rooms/{id}", get(room))
         .route("/api/rooms/{id}/channels", post(add_channel))
         .route("/api/rooms/{id}/tokens", post(mint))
+        .merge(super::whip::router())
         .layer(DefaultBodyLimit::max(MAX_MESSAGE))
         .with_state(app)
 }
@@ -82,7 +83,20 @@ fn page(file: &str) -> Response {
 
 async fn health(State(app): State<App>) -> ApiResult<Json<serde_json::Value>> {
     let rooms = app.rooms().await?;
-    Ok(Json(serde_json::json!({"status": "ok", "rooms": rooms.len()})))
+    let s = app.stats().await?;
+    Ok(Json(serde_json::json!({
+        "status": "ok",
+        "rooms": rooms.len(),
+        "dropped": {
+            "datagrams_unparsed": s.datagrams_unparsed,
+            "datagrams_unrouted": s.datagrams_unrouted,
+            "datagrams_rejected": s.datagrams_rejected,
+            "media_rejected": s.media_rejected,
+            "ticks_skipped": s.ticks_skipped,
+            "tap_rejected": s.tap_rejected,
+        },
+        "tap_packets": s.tap_packets,
+    })))
 }
 
 async fn ws(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {

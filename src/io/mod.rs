@@ -3,13 +3,17 @@
 pub mod driver;
 pub mod http;
 pub mod signal;
+pub mod whip;
 
 use crate::config::{Config, ConfigError};
-use crate::core::engine::{ChannelSpec, Engine, EngineConfig, RoomSpec, RoomView};
+use crate::core::engine::{ChannelSpec, Engine, EngineConfig, RoomSpec, RoomView, Stats};
+use crate::core::room::PeerId;
 use crate::protocol::{Error, ErrorCode, Role};
 use crate::token::{Claims, Keys};
 use driver::Command;
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
@@ -32,6 +36,8 @@ pub struct App {
 
 struct Inner {
     commands: mpsc::Sender<Command>,
+    next_peer: AtomicU64,
+    resources: std::sync::Mutex<HashMap<String, PeerId>>,
     keys: Keys,
     api_key: String,
     public_url: String,
@@ -128,12 +134,28 @@ impl App {
     pub async fn rooms(&self) -> Result<Vec<String>, Error> {
         self.ask(|reply| Command::Rooms { reply }).await
     }
+
+    pub async fn stats(&self) -> Result<Stats, Error> {
+        self.ask(|reply| Command::Stats { reply }).await
+    }
+
+    /// A fresh id for a signalling session or a WHIP/WHEP resource.
+    pub(crate) fn next_peer(&self) -> PeerId {
+        self.inner.next_peer.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// WHIP and WHEP resources (the URL's secret part) and their peers.
+    pub(crate) fn resources(&self) -> std::sync::MutexGuard<'_, HashMap<String, PeerId>> {
+        self.inner.resources.lock().expect("no panics while holding the resource map")
+    }
 }
 
 /// A started server: its addresses and its app. Dropping it stops the server.
 pub struct Running {
     pub http: SocketAddr,
     pub udp: SocketAddr,
+    /// The RTP floor tap's address, when configured.
+    pub tap: Option<SocketAddr>,
     pub app: App,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
@@ -159,7 +181,7 @@ impl Drop for Running {
     }
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     use std::io::Read;
     let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")
@@ -180,10 +202,23 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let http_addr = listener.local_addr().map_err(StartError::Serve)?;
 
     let (commands, rx) = mpsc::channel(driver::COMMAND_QUEUE);
-    let engine = Engine::new(EngineConfig { candidates: candidates.clone() }, Instant::now());
+    let mut engine = Engine::new(EngineConfig { candidates: candidates.clone() }, Instant::now());
+    let mut tap_addr = None;
+    let tap = match &config.rtp_tap {
+        Some(t) => {
+            let socket = std::net::UdpSocket::bind(t.bind).map_err(|e| StartError::Bind(t.bind, e))?;
+            socket.set_nonblocking(true).map_err(StartError::Serve)?;
+            tap_addr = Some(socket.local_addr().map_err(StartError::Serve)?);
+            Some((engine.add_tap(t.spec()), socket))
+        }
+        None => None,
+    };
+    for o in &config.rtp_out {
+        engine.add_rtp_out(o.clone());
+    }
     std::thread::Builder::new()
         .name("tolk-media".into())
-        .spawn(move || driver::run(engine, udp, destination, rx))
+        .spawn(move || driver::run(engine, udp, destination, tap, rx))
         .map_err(StartError::Serve)?;
 
     let secret = config.secret.clone().unwrap_or_else(|| random_hex(32));
@@ -192,6 +227,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let app = App {
         inner: Arc::new(Inner {
             commands,
+            next_peer: AtomicU64::new(1),
+            resources: Default::default(),
             keys: Keys::new(secret.as_bytes()),
             api_key,
             public_url: public_url.trim_end_matches('/').to_string(),
@@ -208,7 +245,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .await
     });
     tracing::info!(%http_addr, %udp_addr, ?candidates, "tolk is up");
-    Ok(Running { http: http_addr, udp: udp_addr, app, shutdown: Some(shutdown), server: Some(server) })
+    Ok(Running {
+        http: http_addr,
+        udp: udp_addr,
+        tap: tap_addr,
+        app,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    })
 }
 
 /// Human names for the demo room's channels.

@@ -4,17 +4,14 @@ use super::App;
 use crate::protocol::{self, ClientMsg, Error, ErrorCode, ServerMsg};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
 /// Messages the media thread may queue for one session before it drops them
 /// (a client that stops reading must not grow server memory).
 const SESSION_QUEUE: usize = 64;
 
-static NEXT_PEER: AtomicU64 = AtomicU64::new(1);
-
 pub async fn session(socket: WebSocket, app: App) {
-    let peer = NEXT_PEER.fetch_add(1, Ordering::Relaxed);
+    let peer = app.next_peer();
     let (mut sink, mut stream) = socket.split();
     let (events_tx, mut events) = mpsc::channel::<ServerMsg>(SESSION_QUEUE);
     let mut joined = false;
@@ -67,7 +64,7 @@ async fn handle(
                 Ok(c) => c,
                 Err(e) => return Some(e.to_msg()),
             };
-            let events = events.clone();
+            let events = Some(events.clone());
             let r = app.request(|reply| Command::Join { peer, claims, publish, events, reply }).await;
             if r.is_ok() {
                 *joined = true;

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use futures_util::{SinkExt, StreamExt};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,7 +22,12 @@ pub const RATE: f32 = 48_000.0;
 
 /// A server on loopback with room `r` and channels en, es, fr.
 pub async fn server() -> Running {
-    let config = Config {
+    server_with(|_| {}).await
+}
+
+/// As [`server`], with the configuration adjusted first.
+pub async fn server_with(adjust: impl FnOnce(&mut Config)) -> Running {
+    let mut config = Config {
         http: "127.0.0.1:0".parse().unwrap(),
         udp: "127.0.0.1:0".parse().unwrap(),
         secret: Some("a test secret of enough length".into()),
@@ -30,6 +35,7 @@ pub async fn server() -> Running {
         demo: false,
         ..Config::default()
     };
+    adjust(&mut config);
     let running = tolk::io::start(config).await.expect("server starts");
     let channels = ["en", "es", "fr"]
         .iter()
@@ -312,10 +318,6 @@ pub fn window(frames: &[Frame], from: u64, to: u64) -> Vec<f32> {
     frames.iter().filter(|f| f.rtp >= from && f.rtp < to).flat_map(|f| f.pcm.iter().copied()).collect()
 }
 
-pub fn local_addr() -> SocketAddr {
-    "127.0.0.1:0".parse().unwrap()
-}
-
 /// A plain HTTP/1.1 request against the server: (status, body).
 pub async fn http(
     s: &Running,
@@ -324,12 +326,24 @@ pub async fn http(
     auth: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String) {
+    raw_http(s, method, path, auth, "application/json", body.unwrap_or("")).await
+}
+
+/// A plain HTTP/1.1 request with a chosen content type: (status, body).
+pub async fn raw_http(
+    s: &Running,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    ctype: &str,
+    body: &str,
+) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(s.http).await.unwrap();
-    let body = body.unwrap_or("");
     let auth = auth.map(|a| format!("Authorization: Bearer {a}\r\n")).unwrap_or_default();
+    let ctype = if ctype.is_empty() { String::new() } else { format!("Content-Type: {ctype}\r\n") };
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}{ctype}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(req.as_bytes()).await.unwrap();
@@ -339,4 +353,28 @@ pub async fn http(
     let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
+}
+
+/// 48 kHz mono 16-bit WAV of a sine tone.
+pub fn write_tone_wav(path: &std::path::Path, hz: f32, secs: f32) {
+    let n = (RATE * secs) as usize;
+    let mut data = Vec::with_capacity(44 + n * 2);
+    let header_len = 36 + n as u32 * 2;
+    data.extend_from_slice(b"RIFF");
+    data.extend_from_slice(&header_len.to_le_bytes());
+    data.extend_from_slice(b"WAVEfmt ");
+    data.extend_from_slice(&16u32.to_le_bytes());
+    data.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    data.extend_from_slice(&1u16.to_le_bytes()); // mono
+    data.extend_from_slice(&48_000u32.to_le_bytes());
+    data.extend_from_slice(&96_000u32.to_le_bytes());
+    data.extend_from_slice(&2u16.to_le_bytes());
+    data.extend_from_slice(&16u16.to_le_bytes());
+    data.extend_from_slice(b"data");
+    data.extend_from_slice(&(n as u32 * 2).to_le_bytes());
+    for i in 0..n {
+        let s = 0.3 * (2.0 * std::f32::consts::PI * hz * i as f32 / RATE).sin();
+        data.extend_from_slice(&((s * 32767.0) as i16).to_le_bytes());
+    }
+    std::fs::write(path, data).unwrap();
 }
