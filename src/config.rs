@@ -3,7 +3,7 @@
 use crate::core::engine::{RtpOutSpec, TapSpec};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -31,6 +31,14 @@ pub struct Config {
     pub rtp_tap: Option<TapConfig>,
     /// Plain RTP outputs: a room's floor or channel sent as RTP Opus to an address.
     pub rtp_out: Vec<RtpOutSpec>,
+    /// Run speech recognition so hosts can turn captions on (needs a model in `models_dir`).
+    pub captions: bool,
+    /// Where `ggml-tiny.en.bin` and `ggml-base.bin` are (models/get.sh puts them there).
+    pub models_dir: PathBuf,
+    /// Where the transcript database lives.
+    pub data_dir: PathBuf,
+    /// Days a transcript line is kept before it is deleted.
+    pub transcript_days: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +77,10 @@ impl Default for Config {
             token_ttl_secs: 24 * 3600,
             rtp_tap: None,
             rtp_out: Vec::new(),
+            captions: true,
+            models_dir: "models".into(),
+            data_dir: "data".into(),
+            transcript_days: 30,
         }
     }
 }

@@ -24,8 +24,10 @@
 //! - [`protocol`]: the signalling messages (the wire contract, written down there).
 //! - [`token`]: signed invitations; [`config`]: configuration.
 
+pub mod asr;
 pub mod config;
 pub mod core;
 pub mod io;
 pub mod protocol;
+pub mod store;
 pub mod token;

@@ -24,6 +24,10 @@
 //!    member of a booth gets `{"type":"booth",...}` whenever it changes: who
 //!    is live, muted, ready, what the recipient hears, the audience, warnings.
 //!    Hosts and floor speakers get `{"type":"notice","kind":"slow_down",...}`.
+//!    Hosts: `captions` (`{"source":null,"on":true}` for the floor, or a
+//!    channel). While captions are on, `state` says so for every participant,
+//!    and `{"type":"caption",...}` goes to the listeners of that source
+//!    (and, for the floor, to every interpreter).
 //! 6. server `{"type":"error","code":"...","message":"..."}` for any request it
 //!    refuses; the session stays open unless the error says otherwise.
 //!
@@ -79,6 +83,11 @@ pub enum ClientMsg {
     /// Host: let a channel be heard on the floor (`null` ends it).
     FloorReturn {
         channel: Option<String>,
+    },
+    /// Host: captions (and their transcript) on or off for the floor (`null`) or a channel.
+    Captions {
+        source: Option<String>,
+        on: bool,
     },
 }
 
@@ -138,6 +147,20 @@ pub enum ServerMsg {
         /// down) of the first frame mixed in this state.
         media_time: u64,
     },
+    /// Speech recognised in what the recipient hears (listeners) or on the floor (interpreters).
+    Caption {
+        /// `null` for the floor, else the channel.
+        source: Option<String>,
+        lang: Option<String>,
+        text: String,
+        /// Final captions never change; a partial replaces the previous partial.
+        #[serde(rename = "final")]
+        is_final: bool,
+        /// Media time (ms) of the words, and of the moment the caption went out.
+        start_ms: u64,
+        end_ms: u64,
+        at_ms: u64,
+    },
     /// A request for attention: "slow down" to the host and floor speakers.
     Notice {
         kind: NoticeKind,
@@ -165,6 +188,9 @@ pub struct ChannelInfo {
     pub listeners: u32,
     #[serde(default)]
     pub members: Vec<MemberInfo>,
+    /// Whether this channel is being captioned (and transcribed).
+    #[serde(default)]
+    pub captions: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -185,6 +211,9 @@ pub struct FloorInfo {
     /// The channel the host returned to the floor, if any.
     #[serde(default)]
     pub returned: Option<String>,
+    /// Whether the floor is being captioned (and transcribed).
+    #[serde(default)]
+    pub captions: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]

@@ -149,6 +149,22 @@ impl Engine {
                 }
                 Ok(None)
             }
+            ClientMsg::Captions { source, on } => {
+                need(Role::Host, "turn captions on or off")?;
+                if !self.config_captions {
+                    return Err(bad(
+                        ErrorCode::Busy,
+                        "captions are not available on this server: no speech model (models/get.sh)",
+                    ));
+                }
+                let source = source.filter(|s| s != "floor");
+                if let Some(l) = &source {
+                    self.channel_exists(&room, l)?;
+                }
+                self.rooms.get_mut(&room).expect("a peer's room outlives it").set_captions(source, on);
+                self.stale.insert(room);
+                Ok(None)
+            }
             ClientMsg::FloorReturn { channel } => {
                 need(Role::Host, "return a channel to the floor")?;
                 if let Some(l) = &channel {

@@ -42,6 +42,8 @@ pub const MAX_CHANNELS: usize = 32;
 pub struct EngineConfig {
     /// Addresses put in every SDP answer as host candidates: the shared UDP socket as clients reach it.
     pub candidates: Vec<SocketAddr>,
+    /// Whether a speech recogniser is running (hosts can turn captions on).
+    pub captions: bool,
 }
 
 /// What the engine asks its driver to do.
@@ -56,6 +58,14 @@ pub enum Output {
     Event {
         peer: PeerId,
         msg: ServerMsg,
+    },
+    /// 20 ms of a captioned source at 16 kHz, for the speech recogniser.
+    Audio {
+        room: String,
+        source: Option<String>,
+        lang: Option<String>,
+        ms: u64,
+        pcm: Box<[f32; 320]>,
     },
     /// Nothing more to do before this instant (or new input).
     Timeout(Instant),
@@ -215,6 +225,7 @@ pub struct Engine {
     pub(super) peers: HashMap<PeerId, Peer>,
     by_addr: HashMap<SocketAddr, PeerId>,
     pub(super) rooms: HashMap<String, Room>,
+    pub(super) config_captions: bool,
     /// Per room, the streams someone hears (rebuilt when who-hears-what changes).
     needed: HashMap<String, Vec<Stream>>,
     /// Plain RTP floor taps (a meeting's own media server feeding the floor).
@@ -296,6 +307,7 @@ fn offer_shape(sdp: &str) -> OfferShape {
 impl Engine {
     pub fn new(config: EngineConfig, now: Instant) -> Self {
         Engine {
+            config_captions: config.captions,
             config,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
@@ -375,7 +387,12 @@ impl Engine {
 
     pub(super) fn room_state(&self, r: &Room) -> (FloorInfo, Vec<ChannelInfo>) {
         let mut floor =
-            FloorInfo { sources: r.floor.len() as u32, listeners: 0, returned: r.floor_return.clone() };
+            FloorInfo {
+                sources: r.floor.len() as u32,
+                listeners: 0,
+                returned: r.floor_return.clone(),
+                captions: r.captioned(None),
+            };
         let mut channels: Vec<ChannelInfo> = r
             .channels
             .iter()
@@ -385,6 +402,7 @@ impl Engine {
                 live: c.live.and_then(|p| c.member(p)).map(|m| m.name.clone()),
                 listeners: 0,
                 members: super::control::members(c),
+                captions: r.captioned(Some(&c.lang)),
             })
             .collect();
         for p in self.peers.values().filter(|p| p.room == r.id && p.receives() && p.role != Role::Interpreter)
@@ -731,6 +749,16 @@ impl Engine {
         for (id, r) in self.rooms.iter_mut() {
             let needed = self.needed.get(id).map(Vec::as_slice).unwrap_or(&[]);
             r.tick(needed);
+            let ms = r.ticks * 20;
+            let floor_lang = r.floor_lang.clone();
+            let out = &mut self.out;
+            r.caption_audio(|source, pcm| {
+                let lang = match source {
+                    None => floor_lang.clone(),
+                    Some(l) => Some(l.to_string()),
+                };
+                out.push_back(Output::Audio { room: id.clone(), source: source.map(str::to_string), lang, ms, pcm });
+            });
         }
         for (id, p) in self.peers.iter_mut() {
             let Some((mid, pt)) = p.down.as_mut() else { continue };
@@ -994,6 +1022,38 @@ impl Engine {
         let source = room.source_mut(peer).expect("pushed above");
         source.push(ts, p.payload)?;
         Ok(())
+    }
+
+    /// A caption from the recogniser: to the listeners of its source, and floor captions to every interpreter.
+    pub fn handle_caption(&mut self, room: &str, source: Option<String>, lang: Option<String>, c: crate::asr::stream::Caption) {
+        let Some(r) = self.rooms.get(room) else { return };
+        if !r.captioned(source.as_deref()) {
+            return; // turned off while the recogniser was busy
+        }
+        let msg = ServerMsg::Caption {
+            source: source.clone(),
+            lang,
+            text: c.text,
+            is_final: c.is_final,
+            start_ms: c.start_ms,
+            end_ms: c.end_ms,
+            at_ms: r.ticks * 20,
+        };
+        let to: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.room == room)
+            .filter(|(_, p)| match (&source, &p.stream) {
+                (None, _) if p.role == Role::Interpreter => true,
+                (None, Stream::Floor) => true,
+                (Some(l), Stream::Channel(x) | Stream::Voice(x)) => l == x,
+                _ => false,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in to {
+            self.out.push_back(Output::Event { peer: id, msg: msg.clone() });
+        }
     }
 
     /// Peers with media, for metrics and tests.

@@ -5,7 +5,7 @@
 
 use super::codec::{CodecError, Decoder, Encoder, FRAME, MAX_PAYLOAD};
 use super::jitter::{Jitter, JitterError, Playout};
-use super::mixer::{self, DuckSettings, Ducker, Limiter};
+use super::mixer::{self, Decimator, DuckSettings, Ducker, Limiter};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -230,6 +230,8 @@ pub struct Room {
     outputs: HashMap<Stream, Output>,
     /// Ticks since the room started: the media clock of every stream sent down.
     pub ticks: u64,
+    /// Sources being captioned (`None`: the floor), each with its 16 kHz resampler.
+    captioned: Vec<(Option<String>, Decimator)>,
 }
 
 impl Room {
@@ -244,6 +246,7 @@ impl Room {
             floor_full: Box::new([0.0; FRAME]),
             outputs: HashMap::new(),
             ticks: 0,
+            captioned: Vec::new(),
         }
     }
 
@@ -287,6 +290,36 @@ impl Room {
 
     pub fn payload(&self, stream: &Stream) -> Option<&Payload> {
         self.outputs.get(stream).and_then(|o| o.payload.as_ref())
+    }
+
+    /// Turns captions on or off for the floor (`None`) or a channel.
+    pub fn set_captions(&mut self, source: Option<String>, on: bool) {
+        let present = self.captioned.iter().any(|(s, _)| *s == source);
+        if on && !present {
+            self.captioned.push((source, Decimator::new()));
+        } else if !on {
+            self.captioned.retain(|(s, _)| *s != source);
+        }
+    }
+
+    pub fn captioned(&self, source: Option<&str>) -> bool {
+        self.captioned.iter().any(|(s, _)| s.as_deref() == source)
+    }
+
+    /// This tick's 16 kHz audio of every captioned source: the floor as everyone hears it, a channel's voice.
+    pub fn caption_audio(&mut self, mut each: impl FnMut(Option<&str>, Box<[f32; FRAME / 3]>)) {
+        for (source, decimator) in &mut self.captioned {
+            let pcm: &[f32; FRAME] = match source {
+                None => &self.floor_full,
+                Some(l) => match self.channels.iter().find(|c| &c.lang == l) {
+                    Some(c) => &c.voice,
+                    None => continue,
+                },
+            };
+            let mut out = Box::new([0f32; FRAME / 3]);
+            decimator.run(pcm, &mut out);
+            each(source.as_deref(), out);
+        }
     }
 
     /// The floor as the booth of `lang` and its listeners hear it.

@@ -1,5 +1,6 @@
 //! The media thread: owns the engine and the shared UDP socket, feeds it datagrams, time and commands, carries out its outputs.
 
+use crate::asr::{Asr, Chunk};
 use crate::core::engine::{ChannelSpec, Engine, Output, RoomSpec, RoomView, Stats};
 use crate::core::room::PeerId;
 use crate::protocol::{ClientMsg, Error, ServerMsg};
@@ -64,6 +65,7 @@ pub fn run(
     socket: UdpSocket,
     destination: SocketAddr,
     tap: Option<(usize, UdpSocket)>,
+    asr: Option<Asr>,
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>> = HashMap::new();
@@ -95,6 +97,11 @@ pub fn run(
                         }
                     }
                 }
+                Output::Audio { room, source, lang, ms, pcm } => {
+                    if let Some(asr) = &asr {
+                        asr.offer(Chunk { room: room.into(), source, lang, ms, pcm });
+                    }
+                }
                 Output::Timeout(t) => break t,
             }
         };
@@ -118,6 +125,11 @@ pub fn run(
                 if let Err(e) = engine.handle_tap(*index, &buf[..n]) {
                     debug!(%source, "RTP tap packet dropped: {e}");
                 }
+            }
+        }
+        if let Some(asr) = &asr {
+            while let Some(c) = asr.poll_caption() {
+                engine.handle_caption(&c.room, c.source, c.lang, c.caption);
             }
         }
         engine.handle_timeout(Instant::now());

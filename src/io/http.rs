@@ -67,6 +67,7 @@ pub fn router(app: App) -> Router {
         .route("/api/rooms/{id}", get(room))
         .route("/api/rooms/{id}/channels", post(add_channel))
         .route("/api/rooms/{id}/tokens", post(mint))
+        .route("/api/rooms/{id}/transcript", get(transcript).delete(delete_transcript))
         .merge(super::whip::router())
         .layer(DefaultBodyLimit::max(MAX_MESSAGE))
         .with_state(app)
@@ -96,6 +97,8 @@ async fn health(State(app): State<App>) -> ApiResult<Json<serde_json::Value>> {
             "tap_rejected": s.tap_rejected,
         },
         "tap_packets": s.tap_packets,
+        "captions": app.store().is_some(),
+        "asr_skipped_chunks": app.asr_skipped(),
     })))
 }
 
@@ -236,4 +239,43 @@ async fn mint(
     };
     let invite = app.invite(claims, req.ttl_secs);
     Ok((StatusCode::CREATED, Json(invite)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TranscriptQuery {
+    /// "floor" or a channel; unset: everything.
+    source: Option<String>,
+    /// "vtt" or "txt" (default).
+    format: Option<String>,
+}
+
+fn store(app: &App) -> Result<&crate::store::Store, Error> {
+    app.store().ok_or_else(|| Error::new(ErrorCode::NotFound, "this server keeps no transcripts (captions are off)"))
+}
+
+async fn transcript(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TranscriptQuery>,
+) -> ApiResult<Response> {
+    may_manage(&app, &headers, &id)?;
+    let lines = store(&app)?
+        .lines(&id, q.source.as_deref())
+        .map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
+    Ok(match q.format.as_deref() {
+        Some("vtt") => ([(header::CONTENT_TYPE, "text/vtt; charset=utf-8")], crate::store::webvtt(&lines)).into_response(),
+        None | Some("txt") => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], crate::store::text(&lines, q.source.is_none()))
+                .into_response()
+        }
+        Some(f) => return Err(Error::new(ErrorCode::BadMessage, format!("format {f:?}: use vtt or txt")).into()),
+    })
+}
+
+async fn delete_transcript(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+    may_manage(&app, &headers, &id)?;
+    let n = store(&app)?.delete(&id).map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
+    Ok(Json(serde_json::json!({"deleted": n})).into_response())
 }

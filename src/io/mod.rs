@@ -5,7 +5,9 @@ pub mod http;
 pub mod signal;
 pub mod whip;
 
+use crate::asr::Asr;
 use crate::config::{Config, ConfigError};
+use crate::store::Store;
 use crate::core::engine::{ChannelSpec, Engine, EngineConfig, RoomSpec, RoomView, Stats};
 use crate::core::room::PeerId;
 use crate::protocol::{Error, ErrorCode, Role};
@@ -36,6 +38,8 @@ pub struct App {
 
 struct Inner {
     commands: mpsc::Sender<Command>,
+    store: Option<Arc<Store>>,
+    asr_skipped: Arc<AtomicU64>,
     next_peer: AtomicU64,
     resources: std::sync::Mutex<HashMap<String, PeerId>>,
     keys: Keys,
@@ -139,6 +143,16 @@ impl App {
         self.ask(|reply| Command::Stats { reply }).await
     }
 
+    /// The transcript store, when captions are available.
+    pub fn store(&self) -> Option<&Store> {
+        self.inner.store.as_deref()
+    }
+
+    /// Audio chunks the recogniser had no time for.
+    pub fn asr_skipped(&self) -> u64 {
+        self.inner.asr_skipped.load(Ordering::Relaxed)
+    }
+
     /// A fresh id for a signalling session or a WHIP/WHEP resource.
     pub(crate) fn next_peer(&self) -> PeerId {
         self.inner.next_peer.fetch_add(1, Ordering::Relaxed)
@@ -190,6 +204,32 @@ pub(crate) fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Opens the transcript store and starts the recogniser; without a model, captions are off (and said so).
+fn captions(config: &Config) -> Result<(Option<Arc<Store>>, Option<Asr>), StartError> {
+    if !config.captions {
+        return Ok((None, None));
+    }
+    std::fs::create_dir_all(&config.data_dir).map_err(StartError::Serve)?;
+    let store = Store::open(&config.data_dir.join("transcripts.db"))
+        .map_err(|e| StartError::Serve(std::io::Error::other(e)))?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970").as_secs();
+    match store.purge(config.transcript_days, now) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!("deleted {n} transcript lines older than {} days", config.transcript_days),
+        Err(e) => tracing::warn!("{e}"),
+    }
+    let store = Arc::new(store);
+    // Whisper gets both cores' worth of threads; the media thread needs a few percent of one.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4)) as i32;
+    match Asr::start(config.models_dir.clone(), Some(store.clone()), threads) {
+        Ok(asr) => Ok((Some(store), Some(asr))),
+        Err(e) => {
+            tracing::warn!("captions unavailable: {e}");
+            Ok((Some(store), None))
+        }
+    }
+}
+
 /// Binds the sockets, starts the media thread and the HTTP server.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     config.validate()?;
@@ -202,7 +242,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let http_addr = listener.local_addr().map_err(StartError::Serve)?;
 
     let (commands, rx) = mpsc::channel(driver::COMMAND_QUEUE);
-    let mut engine = Engine::new(EngineConfig { candidates: candidates.clone() }, Instant::now());
+    let (store, asr) = captions(&config)?;
+    let asr_skipped = asr.as_ref().map(|a| a.skipped.clone()).unwrap_or_default();
+    let mut engine =
+        Engine::new(EngineConfig { candidates: candidates.clone(), captions: asr.is_some() }, Instant::now());
     let mut tap_addr = None;
     let tap = match &config.rtp_tap {
         Some(t) => {
@@ -218,7 +261,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     std::thread::Builder::new()
         .name("tolk-media".into())
-        .spawn(move || driver::run(engine, udp, destination, tap, rx))
+        .spawn(move || driver::run(engine, udp, destination, tap, asr, rx))
         .map_err(StartError::Serve)?;
 
     let secret = config.secret.clone().unwrap_or_else(|| random_hex(32));
@@ -229,6 +272,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             commands,
             next_peer: AtomicU64::new(1),
             resources: Default::default(),
+            store,
+            asr_skipped,
             keys: Keys::new(secret.as_bytes()),
             api_key,
             public_url: public_url.trim_end_matches('/').to_string(),

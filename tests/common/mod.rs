@@ -33,6 +33,8 @@ pub async fn server_with(adjust: impl FnOnce(&mut Config)) -> Running {
         secret: Some("a test secret of enough length".into()),
         api_key: Some("test-api-key".into()),
         demo: false,
+        // Tests that need speech recognition turn it on (loading the models takes a while).
+        captions: false,
         ..Config::default()
     };
     adjust(&mut config);
@@ -63,9 +65,12 @@ pub struct Signal {
 
 impl Signal {
     pub async fn connect(s: &Running) -> Signal {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", s.http))
-            .await
-            .expect("websocket connects");
+        Signal::connect_to(s.http).await
+    }
+
+    pub async fn connect_to(http: std::net::SocketAddr) -> Signal {
+        let (ws, _) =
+            tokio_tungstenite::connect_async(format!("ws://{http}/ws")).await.expect("websocket connects");
         Signal { ws, seen: Vec::new() }
     }
 
@@ -198,8 +203,37 @@ impl Media {
     }
 }
 
+/// What a test client sends: a tone, or recorded audio (48 kHz) followed by silence.
+#[derive(Clone)]
+pub enum Sound {
+    Tone(f32),
+    Pcm(Arc<Vec<f32>>),
+}
+
+impl Sound {
+    fn frame(&self, n: u64) -> Vec<f32> {
+        match self {
+            Sound::Tone(hz) => (0..FRAME)
+                .map(|i| 0.3 * (2.0 * std::f32::consts::PI * hz * (n as usize * FRAME + i) as f32 / RATE).sin())
+                .collect(),
+            Sound::Pcm(p) => {
+                let start = (n as usize * FRAME).min(p.len());
+                let mut f = p[start..(start + FRAME).min(p.len())].to_vec();
+                f.resize(FRAME, 0.0);
+                f
+            }
+        }
+    }
+}
+
 /// Negotiates media over `sig` and runs the client's UDP loop on a thread.
 pub async fn media(sig: &mut Signal, tone_hz: Option<f32>, receive: bool) -> Media {
+    media_with(sig, tone_hz.map(Sound::Tone), receive).await
+}
+
+/// As [`media`], sending any [`Sound`].
+pub async fn media_with(sig: &mut Signal, sound: Option<Sound>, receive: bool) -> Media {
+    let tone_hz = sound.clone();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let local = socket.local_addr().unwrap();
     let now = Instant::now();
@@ -253,17 +287,12 @@ pub async fn media(sig: &mut Signal, tone_hz: Option<f32>, receive: bool) -> Med
                 }
             };
             let now = Instant::now();
-            if let Some(hz) = tone_hz {
+            if let Some(sound) = &tone_hz {
                 if now >= next_send {
                     next_send += Duration::from_millis(20);
                     if rtc.is_connected() {
                         if s.load(Ordering::Relaxed) {
-                            let pcm: Vec<f32> = (0..FRAME)
-                                .map(|i| {
-                                    let t = (n as usize * FRAME + i) as f32 / RATE;
-                                    0.3 * (2.0 * std::f32::consts::PI * hz * t).sin()
-                                })
-                                .collect();
+                            let pcm = sound.frame(n);
                             let mut out = [0u8; 1275];
                             let len = enc.encode_float(&pcm, &mut out).unwrap();
                             let w = rtc.writer(mid).unwrap();
@@ -330,8 +359,13 @@ pub async fn http(
 }
 
 /// A plain HTTP/1.1 request with a chosen content type: (status, body).
-pub async fn raw_http(
-    s: &Running,
+pub async fn raw_http(s: &Running, method: &str, path: &str, auth: Option<&str>, ctype: &str, body: &str) -> (u16, String) {
+    http_at(s.http, method, path, auth, ctype, body).await
+}
+
+/// A plain HTTP/1.1 request to any address: (status, body).
+pub async fn http_at(
+    addr: std::net::SocketAddr,
     method: &str,
     path: &str,
     auth: Option<&str>,
@@ -339,7 +373,7 @@ pub async fn raw_http(
     body: &str,
 ) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(s.http).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = auth.map(|a| format!("Authorization: Bearer {a}\r\n")).unwrap_or_default();
     let ctype = if ctype.is_empty() { String::new() } else { format!("Content-Type: {ctype}\r\n") };
     let req = format!(
@@ -377,4 +411,50 @@ pub fn write_tone_wav(path: &std::path::Path, hz: f32, secs: f32) {
         data.extend_from_slice(&((s * 32767.0) as i16).to_le_bytes());
     }
     std::fs::write(path, data).unwrap();
+}
+
+/// Speech from espeak-ng at `rate` Hz mono (sox resamples it), as f32 samples.
+pub fn speech(text: &str, voice: &str, rate: u32) -> Vec<f32> {
+    let dir = std::env::temp_dir();
+    let id = format!("{}-{}", std::process::id(), text.len() ^ (voice.len() << 16) ^ (rate as usize) << 20);
+    let raw = dir.join(format!("tolk-speech-{id}.wav"));
+    let out = dir.join(format!("tolk-speech-{id}-{rate}.raw"));
+    let ok = std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&raw)
+        .arg(text)
+        .status()
+        .expect("espeak-ng runs (apt-get install espeak-ng; ./tolk.sh test does it)");
+    assert!(ok.success());
+    let ok = std::process::Command::new("sox")
+        .arg(&raw)
+        .args(["-r", &rate.to_string(), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw"])
+        .arg(&out)
+        .status()
+        .expect("sox runs (apt-get install sox; ./tolk.sh test does it)");
+    assert!(ok.success());
+    let bytes = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_file(&raw);
+    let _ = std::fs::remove_file(&out);
+    bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect()
+}
+
+/// Word error rate of `heard` against `said`, ignoring case and punctuation.
+pub fn wer(said: &str, heard: &str) -> f64 {
+    let words = |s: &str| -> Vec<String> {
+        s.split_whitespace()
+            .map(|w| w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>())
+            .filter(|w| !w.is_empty())
+            .collect()
+    };
+    let (a, b) = (words(said), words(heard));
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(x != y)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()] as f64 / a.len().max(1) as f64
 }

@@ -1,0 +1,155 @@
+//! Streaming speech recognition for captions: a thread of its own, fed 16 kHz audio through a bounded queue.
+//!
+//! The media engine hands the driver 20 ms of 16 kHz audio per captioned
+//! source and tick; the driver offers it to [`Asr::offer`], which never
+//! blocks: when the recogniser falls behind, chunks are skipped and counted.
+//! The thread segments each source on voice ([`stream`]), runs Whisper
+//! ([`whisper`]), writes every final caption to the transcript store before
+//! it is announced, and returns captions through a second bounded queue.
+
+pub mod stream;
+pub mod whisper;
+
+use crate::store::{Line, Store};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use stream::{Stream, Work};
+pub use whisper::{AsrError, Recognizer};
+
+/// Chunks the queue holds: 4 s for 10 captioned sources. Beyond that the
+/// recogniser is hopelessly behind, and skipping is better than growing.
+const QUEUE: usize = 2_000;
+/// Captions waiting for the media thread.
+const CAPTIONS: usize = 256;
+
+/// 20 ms of a captioned source's audio at 16 kHz.
+pub struct Chunk {
+    pub room: Arc<str>,
+    /// `None` for the floor, else the channel.
+    pub source: Option<String>,
+    /// Language to transcribe in (`None`: detect).
+    pub lang: Option<String>,
+    /// The room's media time of the chunk, in ms.
+    pub ms: u64,
+    pub pcm: Box<[f32; stream::CHUNK]>,
+}
+
+/// A caption for the media thread to deliver.
+#[derive(Debug, Clone)]
+pub struct Caption {
+    pub room: Arc<str>,
+    pub source: Option<String>,
+    pub lang: Option<String>,
+    pub caption: stream::Caption,
+}
+
+pub struct Asr {
+    chunks: SyncSender<Chunk>,
+    captions: Receiver<Caption>,
+    pub skipped: Arc<AtomicU64>,
+}
+
+impl Asr {
+    /// Loads the models and starts the recogniser thread.
+    pub fn start(models: PathBuf, store: Option<Arc<Store>>, threads: i32) -> Result<Asr, AsrError> {
+        let recognizer = Recognizer::load(&models, threads)?;
+        let (chunks, rx) = mpsc::sync_channel(QUEUE);
+        let (tx, captions) = mpsc::sync_channel(CAPTIONS);
+        std::thread::Builder::new()
+            .name("tolk-asr".into())
+            .spawn(move || run(recognizer, rx, tx, store))
+            .expect("spawning the recogniser thread");
+        Ok(Asr { chunks, captions, skipped: Arc::new(AtomicU64::new(0)) })
+    }
+
+    /// Offers a chunk; when the recogniser is behind, it is skipped (and counted), never waited for.
+    pub fn offer(&self, chunk: Chunk) {
+        if let Err(TrySendError::Full(_)) = self.chunks.try_send(chunk) {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn poll_caption(&self) -> Option<Caption> {
+        self.captions.try_recv().ok()
+    }
+}
+
+type Key = (Arc<str>, Option<String>);
+
+fn run(mut rec: Recognizer, chunks: Receiver<Chunk>, out: SyncSender<Caption>, store: Option<Arc<Store>>) {
+    let mut streams: HashMap<Key, (Stream, Option<String>, Work)> = HashMap::new();
+    loop {
+        // Take everything queued, then do the most urgent work once per source.
+        let first = match chunks.recv_timeout(Duration::from_millis(100)) {
+            Ok(c) => Some(c),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        for c in first.into_iter().chain(chunks.try_iter()) {
+            let entry = streams.entry((c.room.clone(), c.source.clone())).or_insert_with(|| {
+                (Stream::default(), c.lang.clone(), Work::Nothing)
+            });
+            entry.1 = c.lang;
+            let work = entry.0.push(c.ms, &c.pcm[..]);
+            entry.2 = match (entry.2, work) {
+                (Work::Finish, _) | (_, Work::Finish) => Work::Finish,
+                (Work::Run, _) | (_, Work::Run) => Work::Run,
+                _ => Work::Nothing,
+            };
+            if entry.2 == Work::Finish {
+                transcribe(&mut rec, &c.room, &c.source, entry, &out, store.as_deref());
+            }
+        }
+        for ((room, source), entry) in streams.iter_mut() {
+            if entry.2 != Work::Nothing {
+                transcribe(&mut rec, room, source, entry, &out, store.as_deref());
+            }
+        }
+    }
+}
+
+fn transcribe(
+    rec: &mut Recognizer,
+    room: &Arc<str>,
+    source: &Option<String>,
+    entry: &mut (Stream, Option<String>, Work),
+    out: &SyncSender<Caption>,
+    store: Option<&Store>,
+) {
+    let (stream, lang, work) = entry;
+    let finish = *work == Work::Finish;
+    *work = Work::Nothing;
+    let words = match rec.words(stream.window(), lang.as_deref()) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(%room, ?source, "captions: {e}");
+            if finish {
+                stream.hypothesis(Vec::new(), true);
+            }
+            return;
+        }
+    };
+    for caption in stream.hypothesis(words, finish) {
+        if caption.is_final {
+            if let Some(store) = store {
+                let line = Line {
+                    source: source.clone().unwrap_or_else(|| "floor".into()),
+                    lang: lang.clone(),
+                    start_ms: caption.start_ms,
+                    end_ms: caption.end_ms,
+                    text: caption.text.clone(),
+                };
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                if let Err(e) = store.append(room, &line, now) {
+                    tracing::error!(%room, "caption not stored: {e}");
+                }
+            }
+        }
+        // The media thread drains this every few milliseconds; if it ever cannot keep up, partials may go.
+        let _ = out.try_send(Caption { room: room.clone(), source: source.clone(), lang: lang.clone(), caption });
+    }
+}

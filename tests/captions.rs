@@ -1,0 +1,285 @@
+//! Captions: Whisper on espeak-ng speech, the recogniser alone and through the whole server.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use tolk::asr::stream::{Stream, CHUNK};
+use tolk::asr::Recognizer;
+
+fn models() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    assert!(dir.join("ggml-tiny.en.bin").exists(), "run models/get.sh tiny.en (./tolk.sh test does it)");
+    dir
+}
+
+/// Runs the streaming logic over `pcm` (16 kHz) in 20 ms chunks with silence after; returns the finals.
+fn stream_through(rec: &mut Recognizer, pcm: &[f32], lang: &str) -> (String, usize) {
+    let mut s = Stream::default();
+    let mut finals = Vec::new();
+    let mut partials = 0;
+    let silence = vec![0f32; 16_000];
+    for (i, c) in pcm.iter().chain(&silence).copied().collect::<Vec<_>>().chunks(CHUNK).enumerate() {
+        if c.len() < CHUNK {
+            break;
+        }
+        let work = s.push(i as u64 * 20, c);
+        if work != tolk::asr::stream::Work::Nothing {
+            let words = rec.words(s.window(), Some(lang)).unwrap();
+            for cap in s.hypothesis(words, work == tolk::asr::stream::Work::Finish) {
+                if cap.is_final {
+                    finals.push(cap.text);
+                } else {
+                    partials += 1;
+                }
+            }
+        }
+    }
+    (finals.join(" "), partials)
+}
+
+#[test]
+fn the_recogniser_transcribes_english_speech() {
+    let mut rec = Recognizer::load(&models(), 2).unwrap();
+    let said = "The interpreters will now switch to the Spanish channel. Please choose your language from the list.";
+    let (heard, partials) = stream_through(&mut rec, &speech(said, "en", 16_000), "en");
+    let w = wer(said, &heard);
+    println!("en: said {said:?}\n    heard {heard:?}\n    WER {:.0}%, {partials} partials", w * 100.0);
+    assert!(w <= 0.15, "WER {w}");
+    assert!(partials > 0, "partials while speaking");
+}
+
+#[test]
+fn the_recogniser_transcribes_spanish_with_the_multilingual_model() {
+    let dir = models();
+    assert!(dir.join("ggml-base.bin").exists(), "run models/get.sh base (./tolk.sh test does it)");
+    let mut rec = Recognizer::load(&dir, 2).unwrap();
+    for (lang, voice, said) in [
+        ("es", "es", "Buenos días a todos. La reunión empieza ahora y los intérpretes están listos."),
+    ] {
+        let (heard, _) = stream_through(&mut rec, &speech(said, voice, 16_000), lang);
+        let w = wer(said, &heard);
+        println!("{lang}: said {said:?}\n    heard {heard:?}\n    WER {:.0}%", w * 100.0);
+        assert!(w <= 0.25, "{lang} WER {w}");
+    }
+}
+
+#[test]
+fn silence_and_noise_make_no_captions() {
+    let mut rec = Recognizer::load(&models(), 2).unwrap();
+    // Ten seconds of silence, then of very quiet hiss.
+    let mut pcm = vec![0f32; 160_000];
+    let mut x: u32 = 1;
+    pcm.extend((0..160_000).map(|_| {
+        x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (x >> 8) as f32 / 16_777_216.0 * 0.002 - 0.001
+    }));
+    let (heard, partials) = stream_through(&mut rec, &pcm, "en");
+    assert_eq!((heard.as_str(), partials), ("", 0));
+}
+
+use std::sync::Arc;
+use std::time::Duration;
+use tolk::protocol::{ClientMsg, Role, ServerMsg};
+
+async fn caption_server(data: &Path) -> tolk::io::Running {
+    let models = models();
+    let data = data.to_path_buf();
+    server_with(move |c| {
+        c.captions = true;
+        c.models_dir = models;
+        c.data_dir = data;
+    })
+    .await
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("tolk-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+struct Heard {
+    finals: String,
+    partials: usize,
+    partial_latency: Vec<u64>,
+    final_latency: Vec<u64>,
+}
+
+fn heard(sig: &Signal) -> Heard {
+    let mut h = Heard { finals: String::new(), partials: 0, partial_latency: Vec::new(), final_latency: Vec::new() };
+    for m in &sig.seen {
+        if let ServerMsg::Caption { text, is_final, end_ms, at_ms, .. } = m {
+            if *is_final {
+                h.finals.push_str(text);
+                h.finals.push(' ');
+                h.final_latency.push(at_ms.saturating_sub(*end_ms));
+            } else {
+                h.partials += 1;
+                h.partial_latency.push(at_ms.saturating_sub(*end_ms));
+            }
+        }
+    }
+    h
+}
+
+fn max(v: &[u64]) -> u64 {
+    v.iter().copied().max().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floor_captions_reach_listeners_and_interpreters_and_are_kept() {
+    let data = temp_dir("captions");
+    let s = caption_server(&data).await;
+    let (mut host, mut listener, mut interpreter) = (Signal::connect(&s).await, Signal::connect(&s).await, Signal::connect(&s).await);
+    host.join(&token(&s, Role::Host, None, "Hanna"), None).await;
+    listener.join(&token(&s, Role::Listener, None, "Lena"), None).await;
+    interpreter.join(&token(&s, Role::Interpreter, Some("es"), "Ana"), None).await;
+    host.send(&ClientMsg::Captions { source: None, on: true }).await;
+
+    let said = "Good morning everyone. The meeting starts now, and the interpreters are ready. Please choose your language from the list.";
+    let pcm = speech(said, "en", 48_000);
+    let secs = pcm.len() as u64 / 48_000 + 4;
+    let mut floor = Signal::connect(&s).await;
+    floor.join(&token(&s, Role::Floor, None, "Floor"), None).await;
+    let _speaker = media_with(&mut floor, Some(Sound::Pcm(Arc::new(pcm))), false).await;
+    listener.drain(secs * 1000).await;
+    interpreter.drain(200).await;
+
+    let h = heard(&listener);
+    let w = wer(said, &h.finals);
+    println!(
+        "floor captions: said {said:?}\n  heard {:?}\n  WER {:.0}%, {} partials, latency partial max {} ms, final max {} ms",
+        h.finals,
+        w * 100.0,
+        h.partials,
+        max(&h.partial_latency),
+        max(&h.final_latency)
+    );
+    assert!(w <= 0.15, "WER {w}");
+    assert!(h.partials > 0, "partials while speaking");
+    assert!(listener.seen.iter().any(|m| matches!(m, ServerMsg::State { floor, .. } if floor.captions)), "everyone sees that captions are on");
+    assert_eq!(heard(&interpreter).finals, h.finals, "interpreters get the floor's captions");
+
+    // The transcript has every final caption, as WebVTT and as text; the host can delete it.
+    let key = Some("test-api-key");
+    let (st, vtt) = http(&s, "GET", "/api/rooms/r/transcript?source=floor&format=vtt", key, None).await;
+    assert_eq!(st, 200);
+    assert!(vtt.starts_with("WEBVTT"), "{vtt}");
+    let (_, txt) = http(&s, "GET", "/api/rooms/r/transcript?format=txt", key, None).await;
+    assert!(wer(said, &txt.replace("[floor]", "")) <= 0.15, "{txt}");
+    let (st, body) = http(&s, "DELETE", "/api/rooms/r/transcript", key, None).await;
+    assert_eq!(st, 200, "{body}");
+    let (_, txt) = http(&s, "GET", "/api/rooms/r/transcript", key, None).await;
+    assert!(txt.trim().is_empty(), "deleted: {txt}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_is_captioned_in_its_own_language_and_silence_makes_none() {
+    let data = temp_dir("captions-es");
+    let s = caption_server(&data).await;
+    let mut host = Signal::connect(&s).await;
+    host.join(&token(&s, Role::Host, None, "Hanna"), None).await;
+    host.send(&ClientMsg::Captions { source: Some("es".into()), on: true }).await;
+    host.send(&ClientMsg::Captions { source: None, on: true }).await;
+    let mut listener = Signal::connect(&s).await;
+    listener.join(&token(&s, Role::Listener, None, "Lena"), None).await;
+    listener.select(Some("es")).await;
+    let mut floor_listener = Signal::connect(&s).await;
+    floor_listener.join(&token(&s, Role::Listener, None, "Otto"), None).await;
+
+    // The floor is silent; the es interpreter speaks Spanish.
+    let mut floor = Signal::connect(&s).await;
+    floor.join(&token(&s, Role::Floor, None, "Floor"), None).await;
+    let _silence = media_with(&mut floor, Some(Sound::Pcm(Arc::new(vec![0.0; 48_000 * 20]))), false).await;
+    let said = "Buenos días a todos. La reunión empieza ahora y los intérpretes están listos.";
+    let pcm = speech(said, "es", 48_000);
+    let secs = pcm.len() as u64 / 48_000 + 5;
+    let mut es = Signal::connect(&s).await;
+    es.join(&token(&s, Role::Interpreter, Some("es"), "Ana"), None).await;
+    let _voice = media_with(&mut es, Some(Sound::Pcm(Arc::new(pcm))), true).await;
+    listener.drain(secs * 1000).await;
+    floor_listener.drain(100).await;
+
+    let h = heard(&listener);
+    let w = wer(said, &h.finals);
+    println!("es captions: heard {:?}, WER {:.0}%, final latency max {} ms", h.finals, w * 100.0, max(&h.final_latency));
+    assert!(w <= 0.25, "WER {w}");
+    assert!(listener.seen.iter().all(|m| !matches!(m, ServerMsg::Caption { lang, .. } if lang.as_deref() != Some("es"))));
+    assert!(
+        floor_listener.seen.iter().all(|m| !matches!(m, ServerMsg::Caption { .. })),
+        "a silent floor makes no captions"
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_captions_survive_kill_9() {
+    let data = temp_dir("captions-crash");
+    let config = data.join("tolk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "http = \"127.0.0.1:0\"\nudp = \"127.0.0.1:0\"\nsecret = \"a test secret of enough length\"\napi_key = \"k\"\n\
+             models_dir = {:?}\ndata_dir = {:?}\n",
+            models(),
+            data.join("data")
+        ),
+    )
+    .unwrap();
+    let start = || async {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tolk"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next_line().await.unwrap().expect("tolk prints its address");
+            if let Some(rest) = line.strip_prefix("tolk is serving http://") {
+                break rest.split_whitespace().next().unwrap().parse::<std::net::SocketAddr>().unwrap();
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        (child, addr)
+    };
+    let mint = |addr, role: &'static str| async move {
+        let body = format!(r#"{{"role":"{role}","name":"{role}"}}"#);
+        let (st, b) = http_at(addr, "POST", "/api/rooms/demo/tokens", Some("k"), "application/json", &body).await;
+        assert_eq!(st, 201, "{b}");
+        serde_json::from_str::<serde_json::Value>(&b).unwrap()["token"].as_str().unwrap().to_string()
+    };
+
+    let (mut child, addr) = start().await;
+    let mut host = Signal::connect_to(addr).await;
+    host.join(&mint(addr, "host").await, None).await;
+    host.send(&ClientMsg::Captions { source: None, on: true }).await;
+    let mut listener = Signal::connect_to(addr).await;
+    listener.join(&mint(addr, "listener").await, None).await;
+    let said = "Please choose your language from the list.";
+    let mut floor = Signal::connect_to(addr).await;
+    floor.join(&mint(addr, "floor").await, None).await;
+    let _speaker = media_with(&mut floor, Some(Sound::Pcm(Arc::new(speech(said, "en", 48_000)))), false).await;
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while !listener.seen.iter().any(|m| matches!(m, ServerMsg::Caption { is_final: true, .. })) {
+        assert!(std::time::Instant::now() < until, "no final caption");
+        listener.drain(200).await;
+    }
+    child.kill().await.unwrap(); // SIGKILL: no shutdown, no flush
+    let committed = heard(&listener).finals;
+
+    let (_child, addr) = start().await;
+    let (st, txt) = http_at(addr, "GET", "/api/rooms/demo/transcript?source=floor", Some("k"), "", "").await;
+    assert_eq!(st, 200);
+    println!("committed before kill -9: {committed:?}; transcript after restart: {txt:?}");
+    for word in committed.split_whitespace() {
+        assert!(txt.contains(word), "{word:?} lost: {txt:?}");
+    }
+    assert!(!committed.trim().is_empty());
+    let _ = std::fs::remove_dir_all(&data);
+}
