@@ -140,7 +140,7 @@ impl Net {
                     engine::Output::Transmit { destination, contents, .. } => {
                         to_clients.push((destination, contents))
                     }
-                    engine::Output::Event { .. } => {}
+                    engine::Output::Event { .. } | engine::Output::Audio { .. } => {}
                     engine::Output::Timeout(_) => break,
                 }
             }

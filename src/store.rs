@@ -119,7 +119,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("tolk-store-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let store = Store::open(&dir.join("t.db")).unwrap();
-        let line = |t: &str, s: u64| Line { source: "floor".into(), lang: Some("en".into()), start_ms: s, end_ms: s + 900, text: t.into() };
+        let line = |t: &str, s: u64| Line {
+            source: "floor".into(),
+            lang: Some("en".into()),
+            start_ms: s,
+            end_ms: s + 900,
+            text: t.into(),
+        };
         store.append("r", &line("hello there", 1000), 100).unwrap();
         store.append("r", &line("general kenobi", 62_500), 200 * 86_400).unwrap();
         store.append("other", &line("elsewhere", 0), 200 * 86_400).unwrap();

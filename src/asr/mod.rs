@@ -90,9 +90,9 @@ fn run(mut rec: Recognizer, chunks: Receiver<Chunk>, out: SyncSender<Caption>, s
             Err(RecvTimeoutError::Disconnected) => return,
         };
         for c in first.into_iter().chain(chunks.try_iter()) {
-            let entry = streams.entry((c.room.clone(), c.source.clone())).or_insert_with(|| {
-                (Stream::default(), c.lang.clone(), Work::Nothing)
-            });
+            let entry = streams
+                .entry((c.room.clone(), c.source.clone()))
+                .or_insert_with(|| (Stream::default(), c.lang.clone(), Work::Nothing));
             entry.1 = c.lang;
             let work = entry.0.push(c.ms, &c.pcm[..]);
             entry.2 = match (entry.2, work) {
@@ -150,6 +150,7 @@ fn transcribe(
             }
         }
         // The media thread drains this every few milliseconds; if it ever cannot keep up, partials may go.
-        let _ = out.try_send(Caption { room: room.clone(), source: source.clone(), lang: lang.clone(), caption });
+        let _ =
+            out.try_send(Caption { room: room.clone(), source: source.clone(), lang: lang.clone(), caption });
     }
 }

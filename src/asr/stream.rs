@@ -171,7 +171,12 @@ impl Stream {
         let rest = fresh[stable..].to_vec();
         let partial = rest.join(" ");
         if !partial.is_empty() && partial != self.partial {
-            out.push(Caption { text: partial.clone(), is_final: false, start_ms: self.start_ms, end_ms: end });
+            out.push(Caption {
+                text: partial.clone(),
+                is_final: false,
+                start_ms: self.start_ms,
+                end_ms: end,
+            });
         }
         self.partial = partial;
         self.prev = rest;
@@ -248,7 +253,11 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert!(!c[0].is_final && c[0].text == "the quick brown");
         let c = s.hypothesis(hyp("The quick, brown fox jumps"), false);
-        assert_eq!((c[0].text.as_str(), c[0].is_final), ("The quick, brown", true), "agreed, and not the last two");
+        assert_eq!(
+            (c[0].text.as_str(), c[0].is_final),
+            ("The quick, brown", true),
+            "agreed, and not the last two"
+        );
         assert_eq!((c[1].text.as_str(), c[1].is_final), ("fox jumps", false));
         // Whisper merges two final words into one: the alignment still finds where the new words start.
         let c = s.hypothesis(hyp("The quickbrown fox jumped over the"), false);
@@ -256,7 +265,11 @@ mod tests {
         assert_eq!(c[1].text, "jumped over the");
         let c = s.hypothesis(hyp("The quick brown fox jumped over the dog."), true);
         assert_eq!(c.len(), 1);
-        assert_eq!((c[0].text.as_str(), c[0].is_final), ("jumped over the dog.", true), "finish commits the rest");
+        assert_eq!(
+            (c[0].text.as_str(), c[0].is_final),
+            ("jumped over the dog.", true),
+            "finish commits the rest"
+        );
         assert!(s.window().is_empty());
     }
 

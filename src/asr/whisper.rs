@@ -6,7 +6,9 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextPar
 
 #[derive(Debug, thiserror::Error)]
 pub enum AsrError {
-    #[error("no speech model in {0}: run models/get.sh tiny.en (English) and models/get.sh base (multilingual)")]
+    #[error(
+        "no speech model in {0}: run models/get.sh tiny.en (English) and models/get.sh base (multilingual)"
+    )]
     NoModel(String),
     #[error("no model for language {0}: run models/get.sh base")]
     Language(String),
@@ -113,9 +115,10 @@ impl Recognizer {
             }
         }
         let pcm_ms = pcm.len() as u64 * 1000 / 16_000;
-        let words = words
-            .into_iter()
-            .map(|(b, end_ms)| Word { text: String::from_utf8_lossy(&b).trim().to_string(), end_ms: end_ms.min(pcm_ms) });
+        let words = words.into_iter().map(|(b, end_ms)| Word {
+            text: String::from_utf8_lossy(&b).trim().to_string(),
+            end_ms: end_ms.min(pcm_ms),
+        });
         Ok(clean(words))
     }
 }
@@ -164,6 +167,9 @@ mod tests {
     #[test]
     fn drops_non_speech_annotations() {
         assert!(clean(words(" [BLANK_AUDIO] ")).is_empty());
-        assert_eq!(texts(clean(words("Hello (upbeat music) world ♪ *sigh* again"))), vec!["Hello", "world", "again"]);
+        assert_eq!(
+            texts(clean(words("Hello (upbeat music) world ♪ *sigh* again"))),
+            vec!["Hello", "world", "again"]
+        );
     }
 }

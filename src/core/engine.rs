@@ -386,13 +386,12 @@ impl Engine {
     }
 
     pub(super) fn room_state(&self, r: &Room) -> (FloorInfo, Vec<ChannelInfo>) {
-        let mut floor =
-            FloorInfo {
-                sources: r.floor.len() as u32,
-                listeners: 0,
-                returned: r.floor_return.clone(),
-                captions: r.captioned(None),
-            };
+        let mut floor = FloorInfo {
+            sources: r.floor.len() as u32,
+            listeners: 0,
+            returned: r.floor_return.clone(),
+            captions: r.captioned(None),
+        };
         let mut channels: Vec<ChannelInfo> = r
             .channels
             .iter()
@@ -757,7 +756,13 @@ impl Engine {
                     None => floor_lang.clone(),
                     Some(l) => Some(l.to_string()),
                 };
-                out.push_back(Output::Audio { room: id.clone(), source: source.map(str::to_string), lang, ms, pcm });
+                out.push_back(Output::Audio {
+                    room: id.clone(),
+                    source: source.map(str::to_string),
+                    lang,
+                    ms,
+                    pcm,
+                });
             });
         }
         for (id, p) in self.peers.iter_mut() {
@@ -1025,7 +1030,13 @@ impl Engine {
     }
 
     /// A caption from the recogniser: to the listeners of its source, and floor captions to every interpreter.
-    pub fn handle_caption(&mut self, room: &str, source: Option<String>, lang: Option<String>, c: crate::asr::stream::Caption) {
+    pub fn handle_caption(
+        &mut self,
+        room: &str,
+        source: Option<String>,
+        lang: Option<String>,
+        c: crate::asr::stream::Caption,
+    ) {
         let Some(r) = self.rooms.get(room) else { return };
         if !r.captioned(source.as_deref()) {
             return; // turned off while the recogniser was busy

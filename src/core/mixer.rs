@@ -133,8 +133,13 @@ impl Decimator {
         let fc = 7_000.0 / SAMPLE_RATE as f32;
         for (i, t) in taps.iter_mut().enumerate() {
             let x = i as f32 - m;
-            let sinc = if x == 0.0 { 2.0 * fc } else { (2.0 * std::f32::consts::PI * fc * x).sin() / (std::f32::consts::PI * x) };
-            let hamming = 0.54 - 0.46 * (2.0 * std::f32::consts::PI * i as f32 / (DECIMATE_TAPS - 1) as f32).cos();
+            let sinc = if x == 0.0 {
+                2.0 * fc
+            } else {
+                (2.0 * std::f32::consts::PI * fc * x).sin() / (std::f32::consts::PI * x)
+            };
+            let hamming =
+                0.54 - 0.46 * (2.0 * std::f32::consts::PI * i as f32 / (DECIMATE_TAPS - 1) as f32).cos();
             *t = sinc * hamming;
         }
         let sum: f32 = taps.iter().sum();
@@ -279,7 +284,8 @@ mod tests {
             for f in 0..10 {
                 let mut pcm = [0f32; FRAME];
                 for (i, s) in pcm.iter_mut().enumerate() {
-                    *s = (2.0 * std::f32::consts::PI * hz * (f * FRAME + i) as f32 / SAMPLE_RATE as f32).sin();
+                    *s =
+                        (2.0 * std::f32::consts::PI * hz * (f * FRAME + i) as f32 / SAMPLE_RATE as f32).sin();
                 }
                 d.run(&pcm, &mut out);
                 energy = out.iter().map(|s| s * s).sum::<f32>() / out.len() as f32;

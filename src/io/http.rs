@@ -251,7 +251,8 @@ struct TranscriptQuery {
 }
 
 fn store(app: &App) -> Result<&crate::store::Store, Error> {
-    app.store().ok_or_else(|| Error::new(ErrorCode::NotFound, "this server keeps no transcripts (captions are off)"))
+    app.store()
+        .ok_or_else(|| Error::new(ErrorCode::NotFound, "this server keeps no transcripts (captions are off)"))
 }
 
 async fn transcript(
@@ -265,16 +266,24 @@ async fn transcript(
         .lines(&id, q.source.as_deref())
         .map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
     Ok(match q.format.as_deref() {
-        Some("vtt") => ([(header::CONTENT_TYPE, "text/vtt; charset=utf-8")], crate::store::webvtt(&lines)).into_response(),
-        None | Some("txt") => {
-            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], crate::store::text(&lines, q.source.is_none()))
-                .into_response()
+        Some("vtt") => ([(header::CONTENT_TYPE, "text/vtt; charset=utf-8")], crate::store::webvtt(&lines))
+            .into_response(),
+        None | Some("txt") => (
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            crate::store::text(&lines, q.source.is_none()),
+        )
+            .into_response(),
+        Some(f) => {
+            return Err(Error::new(ErrorCode::BadMessage, format!("format {f:?}: use vtt or txt")).into())
         }
-        Some(f) => return Err(Error::new(ErrorCode::BadMessage, format!("format {f:?}: use vtt or txt")).into()),
     })
 }
 
-async fn delete_transcript(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+async fn delete_transcript(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
     let n = store(&app)?.delete(&id).map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
     Ok(Json(serde_json::json!({"deleted": n})).into_response())

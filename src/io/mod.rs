@@ -7,10 +7,10 @@ pub mod whip;
 
 use crate::asr::Asr;
 use crate::config::{Config, ConfigError};
-use crate::store::Store;
 use crate::core::engine::{ChannelSpec, Engine, EngineConfig, RoomSpec, RoomView, Stats};
 use crate::core::room::PeerId;
 use crate::protocol::{Error, ErrorCode, Role};
+use crate::store::Store;
 use crate::token::{Claims, Keys};
 use driver::Command;
 use std::collections::HashMap;

@@ -214,7 +214,9 @@ impl Sound {
     fn frame(&self, n: u64) -> Vec<f32> {
         match self {
             Sound::Tone(hz) => (0..FRAME)
-                .map(|i| 0.3 * (2.0 * std::f32::consts::PI * hz * (n as usize * FRAME + i) as f32 / RATE).sin())
+                .map(|i| {
+                    0.3 * (2.0 * std::f32::consts::PI * hz * (n as usize * FRAME + i) as f32 / RATE).sin()
+                })
                 .collect(),
             Sound::Pcm(p) => {
                 let start = (n as usize * FRAME).min(p.len());
@@ -359,7 +361,14 @@ pub async fn http(
 }
 
 /// A plain HTTP/1.1 request with a chosen content type: (status, body).
-pub async fn raw_http(s: &Running, method: &str, path: &str, auth: Option<&str>, ctype: &str, body: &str) -> (u16, String) {
+pub async fn raw_http(
+    s: &Running,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    ctype: &str,
+    body: &str,
+) -> (u16, String) {
     http_at(s.http, method, path, auth, ctype, body).await
 }
 
@@ -443,7 +452,9 @@ pub fn speech(text: &str, voice: &str, rate: u32) -> Vec<f32> {
 pub fn wer(said: &str, heard: &str) -> f64 {
     let words = |s: &str| -> Vec<String> {
         s.split_whitespace()
-            .map(|w| w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>())
+            .map(|w| {
+                w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>()
+            })
             .filter(|w| !w.is_empty())
             .collect()
     };
