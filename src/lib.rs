@@ -21,6 +21,9 @@
 //!   the plain RTP tap ([`io::driver`]); axum serves the API, the web client,
 //!   the signalling WebSocket and the WHIP/WHEP doors ([`io::http`],
 //!   [`io::signal`], [`io::whip`]).
+//! - [`asr`]: captions. A recogniser thread fed 16 kHz audio through a
+//!   bounded queue (voice-gated windows, LocalAgreement, Whisper); [`store`]
+//!   keeps every final caption in SQLite.
 //! - [`protocol`]: the signalling messages (the wire contract, written down there).
 //! - [`token`]: signed invitations; [`config`]: configuration.
 

@@ -166,3 +166,33 @@ export function fail(e) {
   }
   console.error(e);
 }
+
+/**
+ * Shows captions in `element`: the last final lines and the current partial,
+ * in two lines of large type. Returns a function to feed caption messages.
+ */
+export function captions(element) {
+  const finals = [];
+  let partial = '';
+  const draw = () => {
+    const text = [...finals.slice(-2), partial].filter(Boolean).join(' ');
+    element.textContent = text;
+    element.hidden = !text;
+  };
+  return (c) => {
+    if (c.final) {
+      finals.push(c.text);
+      partial = '';
+    } else {
+      partial = c.text;
+    }
+    draw();
+  };
+}
+
+/** The privacy indicator: shown while anything in the room is being captioned (and transcribed). */
+export function captionIndicator(state, element) {
+  const on = [state.floor.captions && 'Floor', ...state.channels.filter((c) => c.captions).map((c) => c.name)].filter(Boolean);
+  element.hidden = on.length === 0;
+  element.textContent = on.length ? `● Captions on, transcript kept: ${on.join(', ')}` : '';
+}

@@ -1,0 +1,147 @@
+//! Captions benchmark: espeak-ng speech fed in real time through the recogniser thread, as the
+//! media engine feeds it. Reports WER, partial and final latency (media time from the words to
+//! the caption), and CPU per captioned stream.
+//!
+//! Run: `cargo bench --bench captions` (needs espeak-ng, sox and models/get.sh tiny.en + base).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tolk::asr::{Asr, Chunk};
+
+const UTTERANCES: &[(&str, &str, &str)] = &[
+    ("en", "en", "Good morning everyone. The meeting starts now, and the interpreters are ready."),
+    ("en", "en", "Please choose your language from the list before the first speaker begins."),
+    ("en", "en", "We will take questions from the floor after the presentation."),
+    ("en", "en", "Thank you for joining us today, and welcome to the annual assembly."),
+    ("es", "es", "Buenos días a todos. La reunión empieza ahora y los intérpretes están listos."),
+    ("es", "es", "Por favor, elijan su idioma antes de que empiece el primer orador."),
+];
+
+fn speech(text: &str, voice: &str) -> Vec<f32> {
+    let dir = std::env::temp_dir();
+    let wav = dir.join(format!("tolk-bench-{}.wav", std::process::id()));
+    let raw = dir.join(format!("tolk-bench-{}.raw", std::process::id()));
+    assert!(std::process::Command::new("espeak-ng")
+        .args(["-v", voice, "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .unwrap()
+        .success());
+    assert!(std::process::Command::new("sox")
+        .arg(&wav)
+        .args(["-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw"])
+        .arg(&raw)
+        .status()
+        .unwrap()
+        .success());
+    let b = std::fs::read(&raw).unwrap();
+    b.chunks_exact(2).map(|x| i16::from_le_bytes([x[0], x[1]]) as f32 / 32768.0).collect()
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split_whitespace()
+        .map(|w| w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+fn wer(said: &str, heard: &str) -> f64 {
+    let (a, b) = (words(said), words(heard));
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(x != y)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()] as f64 / a.len().max(1) as f64
+}
+
+/// CPU seconds this process has used (user + system), from /proc.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+fn percentile(v: &mut [u64], p: f64) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4)) as i32;
+    let asr = Asr::start(models, None, threads)
+        .expect("models present (models/get.sh tiny.en; models/get.sh base)");
+    let room: Arc<str> = Arc::from("bench");
+    for lang in ["en", "es"] {
+        let utterances: Vec<&(&str, &str, &str)> = UTTERANCES.iter().filter(|u| u.0 == lang).collect();
+        let mut audio = Vec::new();
+        for (_, voice, text) in &utterances {
+            audio.extend(speech(text, voice));
+            audio.extend(std::iter::repeat_n(0.0, 24_000)); // 1.5 s between sentences
+        }
+        audio.extend(std::iter::repeat_n(0.0, 48_000));
+        let said: String = utterances.iter().map(|u| u.2).collect::<Vec<_>>().join(" ");
+        let (mut finals, mut partial_lat, mut final_lat) = (String::new(), Vec::new(), Vec::new());
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        for (i, chunk) in audio.chunks_exact(320).enumerate() {
+            let ms = i as u64 * 20;
+            let mut pcm = Box::new([0f32; 320]);
+            pcm.copy_from_slice(chunk);
+            asr.offer(Chunk {
+                room: room.clone(),
+                source: Some(lang.into()),
+                lang: Some(lang.into()),
+                ms,
+                pcm,
+            });
+            while let Some(c) = asr.poll_caption() {
+                // The caption goes out now: the media time of the audio just fed.
+                let lat = ms.saturating_sub(c.caption.end_ms);
+                if c.caption.is_final {
+                    finals.push_str(&c.caption.text);
+                    finals.push(' ');
+                    final_lat.push(lat);
+                } else {
+                    partial_lat.push(lat);
+                }
+            }
+            // Real time: the recogniser sees audio as fast as a room makes it.
+            let due = t0 + Duration::from_millis(ms + 20);
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        }
+        let secs = audio.len() as f64 / 16_000.0;
+        let cpu = cpu_seconds() - cpu0;
+        println!(
+            "captions {lang} ({} model, {threads} threads), {secs:.1} s of audio, {} utterances:",
+            if lang == "en" { "tiny.en" } else { "base" },
+            utterances.len()
+        );
+        println!("  WER {:.1}%", wer(&said, &finals) * 100.0);
+        println!(
+            "  partial latency p50 {} ms, p95 {} ms, max {} ms ({} partials)",
+            percentile(&mut partial_lat, 0.5),
+            percentile(&mut partial_lat, 0.95),
+            percentile(&mut partial_lat, 1.0),
+            partial_lat.len()
+        );
+        println!(
+            "  final latency p50 {} ms, p95 {} ms, max {} ms ({} finals)",
+            percentile(&mut final_lat, 0.5),
+            percentile(&mut final_lat, 0.95),
+            percentile(&mut final_lat, 1.0),
+            final_lat.len()
+        );
+        println!("  CPU {:.2} s per second of captioned stream (real-time factor {:.2}); chunks skipped so far: {}", cpu / secs, cpu / secs, asr.skipped.load(std::sync::atomic::Ordering::Relaxed));
+        println!("  heard: {finals}");
+    }
+}
