@@ -145,7 +145,9 @@ async fn floor_captions_reach_listeners_and_interpreters_and_are_kept() {
     interpreter.join(&token(&s, Role::Interpreter, Some("es"), "Ana"), None).await;
     host.send(&ClientMsg::Captions { source: None, on: true }).await;
 
-    let said = "Good morning everyone. The meeting starts now, and the interpreters are ready. Please choose your language from the list.";
+    let said = "Good morning everyone. The meeting starts now, and the interpreters are ready. \
+        Please choose your language from the list before the first speaker begins. \
+        We will take questions from the floor after the presentation.";
     let pcm = speech(said, "en", 48_000);
     let secs = pcm.len() as u64 / 48_000 + 4;
     let mut floor = Signal::connect(&s).await;
