@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tolk::asr::stream::wer;
 use tolk::asr::{Asr, Chunk};
 
 const UTTERANCES: &[(&str, &str, &str)] = &[
@@ -38,26 +39,6 @@ fn speech(text: &str, voice: &str) -> Vec<f32> {
         .success());
     let b = std::fs::read(&raw).unwrap();
     b.chunks_exact(2).map(|x| i16::from_le_bytes([x[0], x[1]]) as f32 / 32768.0).collect()
-}
-
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace()
-        .map(|w| w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect::<String>())
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-fn wer(said: &str, heard: &str) -> f64 {
-    let (a, b) = (words(said), words(heard));
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, x) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(x != y)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()] as f64 / a.len().max(1) as f64
 }
 
 /// CPU seconds this process has used (user + system), from /proc.

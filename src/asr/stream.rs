@@ -184,6 +184,26 @@ impl Stream {
     }
 }
 
+/// Levenshtein distance between all of `a` and each prefix of `b` (`b.len() + 1` entries).
+pub fn edits<T: PartialEq>(a: &[T], b: &[T]) -> Vec<usize> {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, x) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(x != y)).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev
+}
+
+/// Word error rate of `heard` against `said`, ignoring case and punctuation.
+pub fn wer(said: &str, heard: &str) -> f64 {
+    let words = |s: &str| s.split_whitespace().map(norm).filter(|w| !w.is_empty()).collect::<Vec<_>>();
+    let (a, b) = (words(said), words(heard));
+    edits(&a, &b)[b.len()] as f64 / a.len().max(1) as f64
+}
+
 /// How many words at the start of `hyp` correspond to `done`: compared as
 /// letters without spaces or punctuation (Whisper splits and merges words
 /// between hypotheses), the word boundary with the fewest edits (ties: the later).
@@ -198,15 +218,7 @@ fn align(done: &[String], hyp: &[String]) -> usize {
         b.extend(norm(w).chars());
         bounds.push(b.len());
     }
-    // Edit distance between all of `a` and each prefix of `b`.
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, x) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(x != y)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
+    let prev = edits(&a, &b);
     let cost: Vec<usize> = bounds.iter().map(|&k| prev[k]).collect();
     let best = *cost.iter().min().expect("at least the empty prefix");
     cost.iter().rposition(|c| *c == best).expect("the minimum is there")
@@ -271,6 +283,13 @@ mod tests {
             "finish commits the rest"
         );
         assert!(s.window().is_empty());
+    }
+
+    #[test]
+    fn word_error_rate() {
+        assert_eq!(wer("The cat sat.", "the cat sat"), 0.0);
+        assert_eq!(wer("the cat sat on the mat", "the cat sat on a mat"), 1.0 / 6.0);
+        assert_eq!(wer("a b", ""), 1.0);
     }
 
     #[test]
