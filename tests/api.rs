@@ -117,3 +117,21 @@ async fn api_refusals_say_why() {
     let (st, _) = http(&s, "POST", "/api/rooms", key, Some(&huge)).await;
     assert_eq!(st, 413);
 }
+
+#[tokio::test]
+async fn metrics_are_served_in_prometheus_text() {
+    let s = server().await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let (st, body) = http(&s, "GET", "/metrics", None, None).await;
+    assert_eq!(st, 200);
+    for want in [
+        "tolk_rooms 1",
+        "tolk_listeners{room=\"r\",stream=\"es\"} 0",
+        "tolk_ticks_total",
+        "tolk_tick_duration_seconds_bucket",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(body.contains(want), "{want:?} missing from:\n{body}");
+    }
+}

@@ -100,6 +100,11 @@ pub struct RoomView {
 /// Counters for datagrams and media the engine refused.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
+    pub datagrams_in: u64,
+    pub bytes_in: u64,
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
+    pub ticks: u64,
     pub datagrams_unparsed: u64,
     pub datagrams_unrouted: u64,
     pub datagrams_rejected: u64,
@@ -177,6 +182,19 @@ pub enum TapError {
     NoRoom(String),
     #[error("jitter buffer refused it: {0}")]
     Jitter(#[from] JitterError),
+}
+
+/// What `/metrics` shows, taken from the engine in one go.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub stats: Stats,
+    pub rooms: usize,
+    pub peers: usize,
+    pub peers_with_media: usize,
+    /// (room, "floor" or channel, listeners).
+    pub listeners: Vec<(String, String, u32)>,
+    /// Frames of incoming audio concealed (lost or late) across all sources.
+    pub concealed: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -622,6 +640,8 @@ impl Engine {
         destination: SocketAddr,
         data: &[u8],
     ) -> Result<(), DatagramError> {
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += data.len() as u64;
         let Ok(recv) = Receive::new(Protocol::Udp, source, destination, data) else {
             self.stats.datagrams_unparsed += 1;
             return Err(DatagramError::Unparsed);
@@ -658,8 +678,9 @@ impl Engine {
         })
     }
 
-    /// Time passed: run due ticks and peers' timers.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Time passed: run due ticks and peers' timers. Returns whether a 20 ms tick ran.
+    pub fn handle_timeout(&mut self, now: Instant) -> bool {
+        let mut ticked = false;
         let next = *self.next_tick.get_or_insert(now);
         if now >= next {
             if now - next > MAX_LATE {
@@ -669,6 +690,8 @@ impl Engine {
                 self.next_tick = Some(next + TICK);
             }
             self.tick(now);
+            self.stats.ticks += 1;
+            ticked = true;
         }
         let silent: Vec<PeerId> = self
             .peers
@@ -695,6 +718,29 @@ impl Engine {
         if self.next_state.is_none_or(|t| now >= t) && !self.stale.is_empty() {
             self.next_state = Some(now + STATE_EVERY);
             self.send_state();
+        }
+        ticked
+    }
+
+    /// Counters and gauges for monitoring.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut listeners = Vec::new();
+        let mut concealed = 0;
+        for r in self.rooms.values() {
+            concealed += r.concealed;
+            let (floor, channels) = self.room_state(r);
+            listeners.push((r.id.clone(), "floor".to_string(), floor.listeners));
+            for c in channels {
+                listeners.push((r.id.clone(), c.lang, c.listeners));
+            }
+        }
+        Snapshot {
+            stats: self.stats,
+            rooms: self.rooms.len(),
+            peers: self.peers.len(),
+            peers_with_media: self.peers.values().filter(|p| p.rtc.is_some()).count(),
+            listeners,
+            concealed,
         }
     }
 
@@ -819,6 +865,10 @@ impl Engine {
     pub fn poll_output(&mut self) -> Output {
         loop {
             if let Some(o) = self.out.pop_front() {
+                if let Output::Transmit { contents, .. } = &o {
+                    self.stats.datagrams_out += 1;
+                    self.stats.bytes_out += contents.len() as u64;
+                }
                 return o;
             }
             let Some(id) = self.to_poll.pop() else {

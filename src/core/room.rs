@@ -45,6 +45,8 @@ pub struct Source {
     pcm: Box<[f32; FRAME]>,
     /// Whether this tick's `pcm` carries audio (decoded or concealed).
     audible: bool,
+    /// Whether this tick's audio was concealed (its packet lost or late).
+    concealed: bool,
     /// This tick's payload, when one arrived in time (forwarded as is where possible).
     payload: Option<usize>,
     payload_buf: Box<[u8; MAX_PAYLOAD]>,
@@ -59,6 +61,7 @@ impl Source {
             decoder: Decoder::new(),
             pcm: Box::new([0.0; FRAME]),
             audible: false,
+            concealed: false,
             payload: None,
             payload_buf: Box::new([0; MAX_PAYLOAD]),
             decode_errors: 0,
@@ -72,6 +75,7 @@ impl Source {
     /// Plays one tick: decodes the due payload, conceals a lost one, or goes quiet.
     fn play(&mut self) {
         self.payload = None;
+        self.concealed = false;
         let result: Result<(), CodecError> = match self.jitter.pop() {
             Playout::Packet(p) => {
                 self.payload_buf[..p.len()].copy_from_slice(p);
@@ -81,6 +85,7 @@ impl Source {
             }
             Playout::Lost => {
                 self.audible = true;
+                self.concealed = true;
                 self.decoder.decode(None, &mut self.pcm)
             }
             Playout::Idle => {
@@ -232,6 +237,8 @@ pub struct Room {
     pub ticks: u64,
     /// Sources being captioned (`None`: the floor), each with its 16 kHz resampler.
     captioned: Vec<(Option<String>, Decimator)>,
+    /// Frames concealed so far across this room's sources.
+    pub concealed: u64,
 }
 
 impl Room {
@@ -247,6 +254,7 @@ impl Room {
             outputs: HashMap::new(),
             ticks: 0,
             captioned: Vec::new(),
+            concealed: 0,
         }
     }
 
@@ -345,12 +353,14 @@ impl Room {
         self.floor_raw.fill(0.0);
         for s in &self.floor {
             mixer::add(&mut self.floor_raw, &s.pcm, 1.0);
+            self.concealed += u64::from(s.concealed);
         }
 
         for c in &mut self.channels {
             for m in &mut c.members {
                 if let Some(src) = m.source.as_mut() {
                     src.play();
+                    self.concealed += u64::from(src.concealed);
                 }
             }
             c.voice.fill(0.0);

@@ -1,10 +1,11 @@
 //! The media thread: owns the engine and the shared UDP socket, feeds it datagrams, time and commands, carries out its outputs.
 
 use crate::asr::{Asr, Chunk};
-use crate::core::engine::{ChannelSpec, Engine, Output, RoomSpec, RoomView, Stats};
+use crate::core::engine::{ChannelSpec, Engine, Output, RoomSpec, RoomView, Snapshot, Stats};
 use crate::core::room::PeerId;
 use crate::protocol::{ClientMsg, Error, ServerMsg};
 use crate::token::Claims;
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -50,6 +51,9 @@ pub enum Command {
     Stats {
         reply: oneshot::Sender<Stats>,
     },
+    Snapshot {
+        reply: oneshot::Sender<Snapshot>,
+    },
 }
 
 /// Queue of commands into the media thread: deep enough for a burst of joins,
@@ -66,6 +70,7 @@ pub fn run(
     destination: SocketAddr,
     tap: Option<(usize, UdpSocket)>,
     asr: Option<Asr>,
+    tick: Histogram,
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>> = HashMap::new();
@@ -132,7 +137,10 @@ pub fn run(
                 engine.handle_caption(&c.room, c.source, c.lang, c.caption);
             }
         }
-        engine.handle_timeout(Instant::now());
+        let started = Instant::now();
+        if engine.handle_timeout(started) {
+            tick.observe(started.elapsed().as_secs_f64());
+        }
     }
 }
 
@@ -172,6 +180,9 @@ fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Server
         }
         Command::Stats { reply } => {
             let _ = reply.send(engine.stats);
+        }
+        Command::Snapshot { reply } => {
+            let _ = reply.send(engine.snapshot());
         }
     }
 }

@@ -62,6 +62,7 @@ pub fn router(app: App) -> Router {
         .route("/", get(|| async { page("index.html") }))
         .route("/{file}", get(|Path(f): Path<String>| async move { page(&f) }))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/ws", get(ws))
         .route("/api/rooms", post(create_room))
         .route("/api/rooms/{id}", get(room))
@@ -100,6 +101,12 @@ async fn health(State(app): State<App>) -> ApiResult<Json<serde_json::Value>> {
         "captions": app.store().is_some(),
         "asr_skipped_chunks": app.asr_skipped(),
     })))
+}
+
+async fn metrics(State(app): State<App>) -> ApiResult<Response> {
+    let text = app.metrics().await?;
+    Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response())
 }
 
 async fn ws(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {

@@ -2,6 +2,7 @@
 
 pub mod driver;
 pub mod http;
+pub mod metrics;
 pub mod signal;
 pub mod whip;
 
@@ -40,6 +41,7 @@ struct Inner {
     commands: mpsc::Sender<Command>,
     store: Option<Arc<Store>>,
     asr_skipped: Arc<AtomicU64>,
+    tick: prometheus_client::metrics::histogram::Histogram,
     next_peer: AtomicU64,
     resources: std::sync::Mutex<HashMap<String, PeerId>>,
     keys: Keys,
@@ -143,6 +145,12 @@ impl App {
         self.ask(|reply| Command::Stats { reply }).await
     }
 
+    /// Prometheus text for `/metrics`.
+    pub async fn metrics(&self) -> Result<String, Error> {
+        let snapshot = self.ask(|reply| Command::Snapshot { reply }).await?;
+        Ok(metrics::render(&snapshot, &self.inner.tick, self.asr_skipped()))
+    }
+
     /// The transcript store, when captions are available.
     pub fn store(&self) -> Option<&Store> {
         self.inner.store.as_deref()
@@ -243,6 +251,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let (commands, rx) = mpsc::channel(driver::COMMAND_QUEUE);
     let (store, asr) = captions(&config)?;
+    let tick = metrics::tick_histogram();
     let asr_skipped = asr.as_ref().map(|a| a.skipped.clone()).unwrap_or_default();
     let mut engine =
         Engine::new(EngineConfig { candidates: candidates.clone(), captions: asr.is_some() }, Instant::now());
@@ -261,7 +270,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     std::thread::Builder::new()
         .name("tolk-media".into())
-        .spawn(move || driver::run(engine, udp, destination, tap, asr, rx))
+        .spawn({
+            let tick = tick.clone();
+            move || driver::run(engine, udp, destination, tap, asr, tick, rx)
+        })
         .map_err(StartError::Serve)?;
 
     let secret = config.secret.clone().unwrap_or_else(|| random_hex(32));
@@ -274,6 +286,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             resources: Default::default(),
             store,
             asr_skipped,
+            tick,
             keys: Keys::new(secret.as_bytes()),
             api_key,
             public_url: public_url.trim_end_matches('/').to_string(),
