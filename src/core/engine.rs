@@ -32,6 +32,9 @@ const STATE_EVERY: Duration = Duration::from_millis(250);
 /// WHIP client): browsers send a STUN consent check at least every 5 s
 /// (RFC 7675) and RTCP every second, so three missed checks is a safe verdict.
 const SILENT_PEER: Duration = Duration::from_secs(15);
+/// Audio packets str0m may hold between a write and its poll: we write one per tick and poll
+/// right after, so a few suffice (str0m's default of 50 costs memory in every listener).
+const SEND_BUFFER: usize = 4;
 /// Most peers one engine holds: beyond it, joins are refused rather than degrade everyone.
 pub const MAX_PEERS: usize = 20_000;
 /// Most rooms one engine holds; each costs a few encoders.
@@ -586,7 +589,19 @@ impl Engine {
             }
             _ => {}
         }
-        let mut rtc = Rtc::builder().set_ice_lite(true).clear_codecs().enable_opus(true, false).build(now);
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            // Lean per-peer state, since a listener should cost little more than its packets:
+            // one packet is written per tick and polled at once, so a small send buffer does;
+            // and of the header extensions only the MID is needed (no transport-wide
+            // congestion control for one audio stream: its feedback would be most of the
+            // traffic a listener sends).
+            .set_send_buffer_audio(SEND_BUFFER)
+            .clear_extension_map()
+            .set_extension(4, str0m::rtp::Extension::RtpMid)
+            .build(now);
         for c in &self.config.candidates {
             let cand = Candidate::host(*c, "udp")
                 .map_err(|e| bad(ErrorCode::Busy, format!("bad server candidate: {e}")))?;

@@ -169,6 +169,8 @@ pub struct Frame {
 
 pub struct Media {
     pub frames: Arc<Mutex<Vec<Frame>>>,
+    /// When the first frame of the sound went out (later frames follow every 20 ms).
+    pub first_sent: Arc<Mutex<Option<Instant>>>,
     /// Whether the tone is being sent (clear it to fall silent).
     pub sending: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
@@ -259,7 +261,8 @@ pub async fn media_with(sig: &mut Signal, sound: Option<Sound>, receive: bool) -
     let frames = Arc::new(Mutex::new(Vec::new()));
     let sending = Arc::new(AtomicBool::new(tone_hz.is_some()));
     let stop = Arc::new(AtomicBool::new(false));
-    let (f, s, st) = (frames.clone(), sending.clone(), stop.clone());
+    let first_sent = Arc::new(Mutex::new(None));
+    let (f, s, st, fs) = (frames.clone(), sending.clone(), stop.clone(), first_sent.clone());
     let thread = std::thread::spawn(move || {
         let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio).unwrap();
         let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
@@ -295,6 +298,9 @@ pub async fn media_with(sig: &mut Signal, sound: Option<Sound>, receive: bool) -
                     if rtc.is_connected() {
                         if s.load(Ordering::Relaxed) {
                             let pcm = sound.frame(n);
+                            if n == 0 {
+                                *fs.lock().unwrap() = Some(now);
+                            }
                             let mut out = [0u8; 1275];
                             let len = enc.encode_float(&pcm, &mut out).unwrap();
                             let w = rtc.writer(mid).unwrap();
@@ -321,7 +327,7 @@ pub async fn media_with(sig: &mut Signal, sound: Option<Sound>, receive: bool) -
             let _ = rtc.handle_input(Input::Timeout(Instant::now()));
         }
     });
-    Media { frames, sending, stop, thread: Some(thread) }
+    Media { frames, first_sent, sending, stop, thread: Some(thread) }
 }
 
 /// Amplitude of `hz` in `pcm`, in dB relative to full scale (Goertzel).

@@ -1,0 +1,301 @@
+//! Load generator: N WebRTC listeners (str0m clients, one tokio task and UDP socket each) against
+//! a tolk server running as its own process, with a floor and three interpreters playing known
+//! signals. Reports the server's CPU per listener-second (from its own /metrics), its memory per
+//! listener, packet loss per listener, and added latency (marker frame sent by the es interpreter
+//! to its arrival at probe listeners), next to a bare UDP send of the same packet rate.
+//!
+//! Run: `cargo bench --bench load -- 250 1000` (listener counts; default 250 1000). Loopback only.
+
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use common::{tone_db, Signal, Sound};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use str0m::change::SdpAnswer;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use tolk::protocol::{ClientMsg, ServerMsg};
+
+/// Seconds measured once every listener is connected and warm.
+const MEASURE_SECS: u64 = 10;
+/// Listeners that decode their audio to time the markers.
+const PROBES: usize = 4;
+/// The es interpreter sends a 1 kHz marker frame this often.
+const MARKER_EVERY: u64 = 25; // frames: 500 ms
+
+struct Server {
+    _child: tokio::process::Child,
+    http: SocketAddr,
+}
+
+async fn start_server(dir: &std::path::Path) -> Server {
+    use tokio::io::AsyncBufReadExt;
+    let config = dir.join("tolk.toml");
+    std::fs::write(
+        &config,
+        "http = \"127.0.0.1:0\"\nudp = \"127.0.0.1:0\"\nsecret = \"load generator secret, long enough\"\napi_key = \"k\"\ncaptions = false\n",
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tolk"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the tolk binary runs");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let http = loop {
+        let line = lines.next_line().await.unwrap().expect("tolk prints its address");
+        if let Some(rest) = line.strip_prefix("tolk is serving http://") {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Server { _child: child, http }
+}
+
+async fn mint(http: SocketAddr, role: &str, channel: Option<&str>) -> String {
+    let channel = channel.map(|c| format!(r#","channel":"{c}""#)).unwrap_or_default();
+    let body = format!(r#"{{"role":"{role}","name":"{role}"{channel}}}"#);
+    let (st, b) =
+        common::http_at(http, "POST", "/api/rooms/demo/tokens", Some("k"), "application/json", &body).await;
+    assert_eq!(st, 201, "{b}");
+    serde_json::from_str::<serde_json::Value>(&b).unwrap()["token"].as_str().unwrap().to_string()
+}
+
+/// (server CPU seconds, resident bytes) from its /metrics.
+async fn server_usage(http: SocketAddr) -> (f64, f64) {
+    let (_, body) = common::http_at(http, "GET", "/metrics", None, "", "").await;
+    let value = |name: &str| {
+        body.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (value("process_cpu_seconds_total"), value("process_resident_memory_bytes"))
+}
+
+#[derive(Default)]
+struct Counters {
+    packets: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// One listener: its signalling session stays open; its media runs on a task.
+async fn listener(
+    http: SocketAddr,
+    token: &str,
+    channel: Option<&str>,
+    counters: Arc<Counters>,
+    probe: Option<Arc<Mutex<Vec<Instant>>>>,
+    stop: Arc<AtomicBool>,
+) -> Signal {
+    let mut sig = Signal::connect_to(http).await;
+    sig.join(token, None).await;
+    if channel.is_some() {
+        sig.ask(ClientMsg::Select { channel: channel.map(str::to_string), only: false }).await;
+    }
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = socket.local_addr().unwrap();
+    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+    let (offer, pending) = api.apply().unwrap();
+    let answer = match sig.ask(ClientMsg::Offer { sdp: offer.to_sdp_string() }).await {
+        ServerMsg::Answer { sdp } => sdp,
+        other => panic!("no answer: {other:?}"),
+    };
+    rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        let mut dec = probe.as_ref().map(|_| opus::Decoder::new(48_000, opus::Channels::Mono).unwrap());
+        let mut last_seq: Option<u64> = None;
+        let mut pcm = vec![0f32; 960];
+        while !stop.load(Ordering::Relaxed) {
+            let timeout = loop {
+                match rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => {
+                        let _ = socket.send_to(&t.contents, t.destination).await;
+                    }
+                    Ok(Output::Timeout(t)) => break t,
+                    Ok(Output::Event(Event::MediaData(d))) => {
+                        counters.packets.fetch_add(1, Ordering::Relaxed);
+                        let seq = **d.seq_range.start();
+                        if let Some(prev) = last_seq {
+                            counters.lost.fetch_add(seq.saturating_sub(prev + 1), Ordering::Relaxed);
+                        }
+                        last_seq = Some(seq);
+                        if let (Some(dec), Some(probe)) = (dec.as_mut(), probe.as_ref()) {
+                            if dec.decode_float(&d.data, &mut pcm, false).ok() == Some(960)
+                                && tone_db(&pcm, 1000.0) > -30.0
+                            {
+                                probe.lock().unwrap().push(Instant::now());
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            };
+            let wait = timeout.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
+            tokio::select! {
+                r = socket.recv_from(&mut buf) => {
+                    if let Ok((n, source)) = r {
+                        if let Ok(recv) = Receive::new(Protocol::Udp, source, local, &buf[..n]) {
+                            let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+        }
+    });
+    sig
+}
+
+/// Sends `listeners × 50` packets a second of `size` bytes to fresh sockets for `secs`,
+/// and returns the CPU seconds that cost this thread (the bare-send floor).
+fn bare_send(listeners: usize, size: usize, secs: u64) -> f64 {
+    let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let sinks: Vec<std::net::UdpSocket> =
+        (0..listeners).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+    let addrs: Vec<SocketAddr> = sinks.iter().map(|s| s.local_addr().unwrap()).collect();
+    let packet = vec![0x80u8; size];
+    let thread_cpu = || {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+    };
+    let cpu0 = thread_cpu();
+    let start = Instant::now();
+    for tick in 0..secs * 50 {
+        for a in &addrs {
+            let _ = sender.send_to(&packet, a);
+        }
+        std::thread::sleep(
+            (start + Duration::from_millis(20 * (tick + 1))).saturating_duration_since(Instant::now()),
+        );
+    }
+    thread_cpu() - cpu0
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn run(n: usize) {
+    let dir = std::env::temp_dir().join(format!("tolk-load-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = start_server(&dir).await;
+    let http = server.http;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (_, rss_empty) = server_usage(http).await;
+
+    // Sources: the floor plays 440 Hz; es sends a 1 kHz marker frame every 500 ms; en and fr play tones.
+    let mut sources = Vec::new();
+    let mut marker = vec![0f32; 960 * 60 * 10];
+    for chunk in marker.chunks_mut(960 * MARKER_EVERY as usize) {
+        for (i, s) in chunk[..960].iter_mut().enumerate() {
+            *s = 0.3 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 48_000.0).sin();
+        }
+    }
+    let mut floor = Signal::connect_to(http).await;
+    floor.join(&mint(http, "floor", None).await, None).await;
+    sources.push((common::media_with(&mut floor, Some(Sound::Tone(440.0)), false).await, floor));
+    for (lang, sound) in
+        [("es", Sound::Pcm(Arc::new(marker))), ("en", Sound::Tone(660.0)), ("fr", Sound::Tone(1320.0))]
+    {
+        let mut sig = Signal::connect_to(http).await;
+        sig.join(&mint(http, "interpreter", Some(lang)).await, None).await;
+        sources.push((common::media_with(&mut sig, Some(sound), true).await, sig));
+    }
+    let marker_media = &sources[1].0;
+
+    let token = mint(http, "listener", None).await;
+    let counters = Arc::new(Counters::default());
+    let arrivals: Vec<Arc<Mutex<Vec<Instant>>>> = (0..PROBES).map(|_| Arc::default()).collect();
+    let mut sessions = Vec::with_capacity(n);
+    let channels = [None, Some("en"), Some("es"), Some("fr")];
+    let t = Instant::now();
+    for i in 0..n {
+        // Probes listen to es; the rest spread over the floor and the channels.
+        let (channel, probe) =
+            if i < PROBES { (Some("es"), Some(arrivals[i].clone())) } else { (channels[i % 4], None) };
+        sessions.push(listener(http, &token, channel, counters.clone(), probe, stop.clone()).await);
+        if (i + 1) % 250 == 0 || i + 1 == n {
+            eprintln!("  {n} listeners: {} connected after {:.1} s", i + 1, t.elapsed().as_secs_f64());
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // warm up: DTLS done, jitter buffers full
+
+    let (cpu0, _) = server_usage(http).await;
+    let (p0, l0) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
+    let m0 = Instant::now();
+    eprintln!("  {n} listeners: measuring {MEASURE_SECS} s");
+    tokio::time::sleep(Duration::from_secs(MEASURE_SECS)).await;
+    let secs = m0.elapsed().as_secs_f64();
+    let (cpu1, rss) = server_usage(http).await;
+    let (p1, l1) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
+    stop.store(true, Ordering::Relaxed);
+
+    // Added latency: each marker arrival at a probe, against the send time of its marker frame
+    // (frame k of the es sound goes out k x 20 ms after the first, paced by the client).
+    let marker_start = marker_media.first_sent.lock().unwrap().expect("the es interpreter sent");
+    let mut latency = Vec::new();
+    for a in &arrivals {
+        let mut last = None;
+        for at in a.lock().unwrap().iter() {
+            // One arrival per marker: the first frame that carries it.
+            if last.is_some_and(|l: Instant| at.duration_since(l) < Duration::from_millis(200)) {
+                continue;
+            }
+            last = Some(*at);
+            let since = at.duration_since(marker_start).as_secs_f64();
+            let period = MARKER_EVERY as f64 * 0.02;
+            let sent = (since / period).floor() * period;
+            latency.push((since - sent) * 1000.0);
+        }
+    }
+    let cpu_per = (cpu1 - cpu0) / (n as f64 * secs) * 1e6;
+    let bare = bare_send(n, 120, 3) / (n as f64 * 3.0) * 1e6;
+    let expected = (n as f64) * 50.0 * secs;
+    let got = (p1 - p0) as f64;
+    println!(
+        "| {n} | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.3} % | {:.3} % | {:.1} / {:.1} ms |",
+        cpu_per / bare,
+        (rss - rss_empty) / n as f64 / 1024.0,
+        ((l1 - l0) as f64 / got.max(1.0)) * 100.0,
+        (1.0 - got / expected).max(0.0) * 100.0,
+        percentile(&mut latency.clone(), 0.5),
+        percentile(&mut latency, 0.99),
+    );
+    drop(sessions);
+    drop(sources);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let counts: Vec<usize> =
+        std::env::args().skip(1).filter_map(|a| a.parse().ok()).filter(|n| (1..=5000).contains(n)).collect();
+    let counts = if counts.is_empty() { vec![250, 1000] } else { counts };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    println!("| listeners | server CPU per listener-second | bare send per listener-second | ratio | server memory per listener | seq gaps | packets short of 50/s | latency p50 / p99 |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for n in counts {
+        rt.block_on(run(n));
+    }
+}
