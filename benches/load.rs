@@ -7,7 +7,6 @@
 //! Run: `cargo bench --bench load -- 250 1000` (listener counts; default 250 1000). Loopback only.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::{tone_db, Signal, Sound};
