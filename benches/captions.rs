@@ -59,8 +59,9 @@ fn percentile(v: &mut [u64], p: f64) -> u64 {
 fn main() {
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4)) as i32;
-    let asr = Asr::start(models, None, threads)
-        .expect("models present (models/get.sh tiny.en; models/get.sh base)");
+    let asr = Asr::start(models, None, threads, 1)
+        .expect("models present (models/get.sh tiny.en; models/get.sh base)")
+        .remove(0);
     let room: Arc<str> = Arc::from("bench");
     for lang in ["en", "es"] {
         let utterances: Vec<&(&str, &str, &str)> = UTTERANCES.iter().filter(|u| u.0 == lang).collect();
@@ -79,6 +80,7 @@ fn main() {
             let mut pcm = Box::new([0f32; 320]);
             pcm.copy_from_slice(chunk);
             asr.offer(Chunk {
+                engine: 0,
                 room: room.clone(),
                 source: Some(lang.into()),
                 lang: Some(lang.into()),

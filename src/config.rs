@@ -14,7 +14,11 @@ pub struct Config {
     pub udp: SocketAddr,
     /// Addresses clients reach the UDP socket at (ICE host candidates).
     /// Empty: the UDP address itself, which must then not be 0.0.0.0.
+    /// With several engines, engine i uses each candidate's port + i.
     pub candidates: Vec<SocketAddr>,
+    /// Media engines (threads, each with its own UDP socket on `udp`'s port + i);
+    /// rooms are spread over them. Unset: one per core.
+    pub engines: Option<usize>,
     /// Base URL printed in invite links; defaults to `http://<http>`.
     pub public_url: Option<String>,
     /// HMAC secret for tokens. Unset: a random one per start (old links stop working).
@@ -69,6 +73,7 @@ impl Default for Config {
             http: "127.0.0.1:8080".parse().expect("literal address"),
             udp: "127.0.0.1:50000".parse().expect("literal address"),
             candidates: Vec::new(),
+            engines: None,
             public_url: None,
             secret: None,
             api_key: None,
@@ -102,10 +107,22 @@ impl Config {
         toml::from_str(&text).map_err(|e| ConfigError::Parse(name, e))
     }
 
-    /// Candidates to announce, given the address the UDP socket actually bound.
-    pub fn candidates_for(&self, bound: SocketAddr) -> Result<Vec<SocketAddr>, ConfigError> {
+    /// Media engines to run: the configured number, else one per core (at most 16).
+    pub fn engine_count(&self) -> usize {
+        self.engines
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, 16)
+    }
+
+    /// Candidates engine `index` announces, given the address its UDP socket actually bound:
+    /// the configured candidates with their port moved up by `index`, else that address.
+    pub fn candidates_for(&self, bound: SocketAddr, index: usize) -> Result<Vec<SocketAddr>, ConfigError> {
         if !self.candidates.is_empty() {
-            return Ok(self.candidates.clone());
+            return Ok(self
+                .candidates
+                .iter()
+                .map(|c| SocketAddr::new(c.ip(), c.port() + index as u16))
+                .collect());
         }
         if bound.ip().is_unspecified() {
             return Err(ConfigError::Invalid(format!(
@@ -145,7 +162,9 @@ mod tests {
     fn parses_and_checks() {
         let c: Config = toml::from_str("udp = \"0.0.0.0:5000\"\ndemo = false\n").unwrap();
         assert!(!c.demo);
-        assert!(c.candidates_for(c.udp).is_err(), "0.0.0.0 needs a candidate");
+        assert!(c.candidates_for(c.udp, 0).is_err(), "0.0.0.0 needs a candidate");
+        let c = Config { candidates: vec!["192.0.2.1:5000".parse().unwrap()], ..c };
+        assert_eq!(c.candidates_for(c.udp, 1).unwrap(), vec!["192.0.2.1:5001".parse().unwrap()]);
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
         let c = Config { secret: Some("short".into()), ..Config::default() };
         assert!(c.validate().is_err());

@@ -17,8 +17,9 @@
 //!   ([`core::room`]) mix once per 20 ms tick and encode each stream someone
 //!   hears once; [`core::jitter`], [`core::mixer`] and [`core::codec`] do the
 //!   per-frame work; [`core::rtp`] reads and writes plain RTP headers.
-//! - [`io`]: the thin drivers. One thread owns the engine, the UDP socket and
-//!   the plain RTP tap ([`io::driver`]); axum serves the API, the web client,
+//! - [`io`]: the thin drivers. One thread per core owns an engine and its UDP
+//!   socket (the first also the plain RTP tap) ([`io::driver`]); rooms are
+//!   spread over the engines; axum serves the API, the web client,
 //!   the signalling WebSocket and the WHIP/WHEP doors ([`io::http`],
 //!   [`io::signal`], [`io::whip`]).
 //! - [`asr`]: captions. A recogniser thread fed 16 kHz audio through a

@@ -135,3 +135,35 @@ async fn metrics_are_served_in_prometheus_text() {
         assert!(body.contains(want), "{want:?} missing from:\n{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_spread_over_engines_and_each_plays() {
+    let s = server_with(|c| c.engines = Some(2)).await;
+    s.app
+        .create_room(tolk::core::engine::RoomSpec { id: "second".into(), floor_lang: None, channels: vec![] })
+        .await
+        .unwrap();
+    assert_eq!(s.udps.len(), 2, "one UDP socket per engine");
+    let (_, body) = http(&s, "GET", "/metrics", None, None).await;
+    assert!(body.contains("tolk_engines 2"), "{body}");
+    // Room r went to the first engine, "second" to the other: both carry audio.
+    for room in ["r", "second"] {
+        let token = |role| s.app.mint(room, role, None, "x", None).token;
+        let mut floor = Signal::connect(&s).await;
+        floor.join(&token(Role::Floor), None).await;
+        let _f = media(&mut floor, Some(440.0), false).await;
+        let mut l = Signal::connect(&s).await;
+        assert!(matches!(
+            l.join(&token(Role::Listener), None).await,
+            tolk::protocol::ServerMsg::Joined { .. }
+        ));
+        let m = media(&mut l, None, true).await;
+        m.wait_frames(25, 10).await;
+        let frames = m.frames();
+        let pcm: Vec<f32> = frames[frames.len() - 10..].iter().flat_map(|f| f.pcm.iter().copied()).collect();
+        assert!(tone_db(&pcm, 440.0) > -20.0, "room {room} plays");
+    }
+    let (_, body) = http(&s, "GET", "/metrics", None, None).await;
+    let peers: Vec<&str> = body.lines().filter(|l| l.starts_with("tolk_rooms ")).collect();
+    assert_eq!(peers, vec!["tolk_rooms 2"]);
+}

@@ -28,6 +28,8 @@ const CAPTIONS: usize = 256;
 
 /// 20 ms of a captioned source's audio at 16 kHz.
 pub struct Chunk {
+    /// The media engine the source's room lives on (set by [`Asr::offer`]).
+    pub engine: usize,
     pub room: Arc<str>,
     /// `None` for the floor, else the channel.
     pub source: Option<String>,
@@ -47,27 +49,42 @@ pub struct Caption {
     pub caption: stream::Caption,
 }
 
+/// One media engine's way to the recogniser (one recogniser serves every engine).
 pub struct Asr {
+    engine: usize,
     chunks: SyncSender<Chunk>,
     captions: Receiver<Caption>,
     pub skipped: Arc<AtomicU64>,
 }
 
 impl Asr {
-    /// Loads the models and starts the recogniser thread.
-    pub fn start(models: PathBuf, store: Option<Arc<Store>>, threads: i32) -> Result<Asr, AsrError> {
+    /// Loads the models and starts the recogniser thread; returns one handle per media engine.
+    pub fn start(
+        models: PathBuf,
+        store: Option<Arc<Store>>,
+        threads: i32,
+        engines: usize,
+    ) -> Result<Vec<Asr>, AsrError> {
         let recognizer = Recognizer::load(&models, threads)?;
         let (chunks, rx) = mpsc::sync_channel(QUEUE);
-        let (tx, captions) = mpsc::sync_channel(CAPTIONS);
+        let skipped = Arc::new(AtomicU64::new(0));
+        let mut outs = Vec::new();
+        let mut handles = Vec::new();
+        for engine in 0..engines {
+            let (tx, captions) = mpsc::sync_channel(CAPTIONS);
+            outs.push(tx);
+            handles.push(Asr { engine, chunks: chunks.clone(), captions, skipped: skipped.clone() });
+        }
         std::thread::Builder::new()
             .name("tolk-asr".into())
-            .spawn(move || run(recognizer, rx, tx, store))
+            .spawn(move || run(recognizer, rx, outs, store))
             .expect("spawning the recogniser thread");
-        Ok(Asr { chunks, captions, skipped: Arc::new(AtomicU64::new(0)) })
+        Ok(handles)
     }
 
     /// Offers a chunk; when the recogniser is behind, it is skipped (and counted), never waited for.
-    pub fn offer(&self, chunk: Chunk) {
+    pub fn offer(&self, mut chunk: Chunk) {
+        chunk.engine = self.engine;
         if let Err(TrySendError::Full(_)) = self.chunks.try_send(chunk) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
         }
@@ -80,8 +97,15 @@ impl Asr {
 
 type Key = (Arc<str>, Option<String>);
 
-fn run(mut rec: Recognizer, chunks: Receiver<Chunk>, out: SyncSender<Caption>, store: Option<Arc<Store>>) {
+fn run(
+    mut rec: Recognizer,
+    chunks: Receiver<Chunk>,
+    outs: Vec<SyncSender<Caption>>,
+    store: Option<Arc<Store>>,
+) {
     let mut streams: HashMap<Key, (Stream, Option<String>, Work)> = HashMap::new();
+    // Captions go back to the engine the room lives on.
+    let mut engine_of: HashMap<Arc<str>, usize> = HashMap::new();
     loop {
         // Take everything queued, then do the most urgent work once per source.
         let first = match chunks.recv_timeout(Duration::from_millis(100)) {
@@ -90,6 +114,8 @@ fn run(mut rec: Recognizer, chunks: Receiver<Chunk>, out: SyncSender<Caption>, s
             Err(RecvTimeoutError::Disconnected) => return,
         };
         for c in first.into_iter().chain(chunks.try_iter()) {
+            engine_of.insert(c.room.clone(), c.engine);
+            let out = &outs[c.engine];
             let entry = streams
                 .entry((c.room.clone(), c.source.clone()))
                 .or_insert_with(|| (Stream::default(), c.lang.clone(), Work::Nothing));
@@ -101,12 +127,13 @@ fn run(mut rec: Recognizer, chunks: Receiver<Chunk>, out: SyncSender<Caption>, s
                 _ => Work::Nothing,
             };
             if entry.2 == Work::Finish {
-                transcribe(&mut rec, &c.room, &c.source, entry, &out, store.as_deref());
+                transcribe(&mut rec, &c.room, &c.source, entry, out, store.as_deref());
             }
         }
         for ((room, source), entry) in streams.iter_mut() {
             if entry.2 != Work::Nothing {
-                transcribe(&mut rec, room, source, entry, &out, store.as_deref());
+                let out = &outs[engine_of.get(room).copied().unwrap_or(0)];
+                transcribe(&mut rec, room, source, entry, out, store.as_deref());
             }
         }
     }

@@ -101,7 +101,7 @@ pub struct RoomView {
 }
 
 /// Counters for datagrams and media the engine refused.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub struct Stats {
     pub datagrams_in: u64,
     pub bytes_in: u64,
@@ -115,6 +115,28 @@ pub struct Stats {
     pub ticks_skipped: u64,
     pub tap_packets: u64,
     pub tap_rejected: u64,
+}
+
+impl std::ops::Add for Stats {
+    type Output = Stats;
+
+    /// Totals over several engines.
+    fn add(self, o: Stats) -> Stats {
+        Stats {
+            datagrams_in: self.datagrams_in + o.datagrams_in,
+            bytes_in: self.bytes_in + o.bytes_in,
+            datagrams_out: self.datagrams_out + o.datagrams_out,
+            bytes_out: self.bytes_out + o.bytes_out,
+            ticks: self.ticks + o.ticks,
+            datagrams_unparsed: self.datagrams_unparsed + o.datagrams_unparsed,
+            datagrams_unrouted: self.datagrams_unrouted + o.datagrams_unrouted,
+            datagrams_rejected: self.datagrams_rejected + o.datagrams_rejected,
+            media_rejected: self.media_rejected + o.media_rejected,
+            ticks_skipped: self.ticks_skipped + o.ticks_skipped,
+            tap_packets: self.tap_packets + o.tap_packets,
+            tap_rejected: self.tap_rejected + o.tap_rejected,
+        }
+    }
 }
 
 /// A plain RTP floor tap: Opus packets from a media server become a floor source.
@@ -185,6 +207,21 @@ pub enum TapError {
     NoRoom(String),
     #[error("jitter buffer refused it: {0}")]
     Jitter(#[from] JitterError),
+}
+
+impl Snapshot {
+    /// One snapshot for several engines.
+    pub fn merge(all: Vec<Snapshot>) -> Snapshot {
+        all.into_iter().fold(Snapshot::default(), |mut a, b| {
+            a.stats = a.stats + b.stats;
+            a.rooms += b.rooms;
+            a.peers += b.peers;
+            a.peers_with_media += b.peers_with_media;
+            a.listeners.extend(b.listeners);
+            a.concealed += b.concealed;
+            a
+        })
+    }
 }
 
 /// What `/metrics` shows, taken from the engine in one go.

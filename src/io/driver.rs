@@ -104,7 +104,7 @@ pub fn run(
                 }
                 Output::Audio { room, source, lang, ms, pcm } => {
                     if let Some(asr) = &asr {
-                        asr.offer(Chunk { room: room.into(), source, lang, ms, pcm });
+                        asr.offer(Chunk { engine: 0, room: room.into(), source, lang, ms, pcm });
                     }
                 }
                 Output::Timeout(t) => break t,

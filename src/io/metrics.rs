@@ -8,7 +8,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-/// How long each 20 ms tick (mix, encode, fan-out of every room) takes, observed by the media thread.
+/// How long each 20 ms tick (mix, encode, fan-out of an engine's rooms) takes, observed by the media threads.
 pub fn tick_histogram() -> Histogram {
     // 50 us to 100 ms: a healthy tick is well under 1 ms; anything near 20 ms means trouble.
     Histogram::new(exponential_buckets(0.000_05, 2.0, 12))
@@ -39,8 +39,10 @@ fn process() -> Option<(f64, u64)> {
 }
 
 /// The text exposition of everything.
-pub fn render(s: &Snapshot, tick: &Histogram, asr_skipped: u64) -> String {
+pub fn render(engines: &[Snapshot], tick: &Histogram, asr_skipped: u64) -> String {
+    let s = &Snapshot::merge(engines.to_vec());
     let mut r = Registry::default();
+    gauge(&mut r, "tolk_engines", "Media engines (threads with a UDP socket each)", engines.len() as i64);
     gauge(&mut r, "tolk_rooms", "Rooms", s.rooms as i64);
     gauge(&mut r, "tolk_peers", "Signalling sessions and WHIP/WHEP resources", s.peers as i64);
     gauge(&mut r, "tolk_peers_with_media", "Peers with a WebRTC connection", s.peers_with_media as i64);

@@ -38,7 +38,12 @@ pub struct App {
 }
 
 struct Inner {
-    commands: mpsc::Sender<Command>,
+    /// One media engine per core, each with its own thread and UDP socket.
+    engines: Vec<mpsc::Sender<Command>>,
+    /// Which engine holds each room, and each joined peer.
+    placement: std::sync::Mutex<Placement>,
+    /// Rooms that must live on engine 0 (named by the RTP tap or outputs).
+    pinned: std::collections::HashSet<String>,
     store: Option<Arc<Store>>,
     asr_skipped: Arc<AtomicU64>,
     tick: prometheus_client::metrics::histogram::Histogram,
@@ -64,15 +69,81 @@ fn gone() -> Error {
     Error::new(ErrorCode::Busy, "the media engine is not running")
 }
 
+/// Rooms and peers to engines. A room lives on one engine, with all its peers.
+#[derive(Default)]
+struct Placement {
+    rooms: HashMap<String, usize>,
+    peers: HashMap<PeerId, usize>,
+    /// Rooms per engine, to place a new room on the least loaded.
+    load: Vec<usize>,
+}
+
 impl App {
+    fn placement(&self) -> std::sync::MutexGuard<'_, Placement> {
+        self.inner.placement.lock().expect("no panics while holding the placement")
+    }
+
+    /// The engine a command belongs to.
+    fn route(&self, cmd: &Command) -> Result<usize, Error> {
+        let p = self.placement();
+        let room = |id: &str| {
+            p.rooms.get(id).copied().ok_or_else(|| Error::new(ErrorCode::NotFound, format!("no room {id}")))
+        };
+        match cmd {
+            Command::Join { claims, .. } => room(&claims.room),
+            Command::Message { peer, .. } | Command::Leave { peer } => {
+                p.peers.get(peer).copied().ok_or_else(|| Error::new(ErrorCode::NotJoined, "not joined"))
+            }
+            Command::AddChannel { room: id, .. } | Command::Room { id, .. } => room(id),
+            Command::CreateRoom { .. } => {
+                Ok(p.load.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i))
+            }
+            Command::Rooms { .. } | Command::Stats { .. } | Command::Snapshot { .. } => Ok(0),
+        }
+    }
+
+    async fn to_engine(&self, engine: usize, cmd: Command) -> Result<(), Error> {
+        self.inner.engines[engine].send(cmd).await.map_err(|_| gone())
+    }
+
     pub(crate) async fn send(&self, cmd: impl FnOnce(()) -> Command) -> Result<(), Error> {
-        self.inner.commands.send(cmd(())).await.map_err(|_| gone())
+        let cmd = cmd(());
+        let engine = self.route(&cmd)?;
+        if let Command::Leave { peer } = &cmd {
+            self.placement().peers.remove(peer);
+        }
+        self.to_engine(engine, cmd).await
     }
 
     async fn ask<T>(&self, cmd: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
-        self.inner.commands.send(cmd(tx)).await.map_err(|_| gone())?;
-        rx.await.map_err(|_| gone())
+        let cmd = cmd(tx);
+        let engine = self.route(&cmd)?;
+        self.ask_engine(engine, cmd, rx).await
+    }
+
+    async fn ask_engine<T>(&self, engine: usize, cmd: Command, rx: oneshot::Receiver<T>) -> Result<T, Error> {
+        let join = match &cmd {
+            Command::Join { peer, .. } => Some(*peer),
+            _ => None,
+        };
+        self.to_engine(engine, cmd).await?;
+        let reply = rx.await.map_err(|_| gone())?;
+        if let Some(peer) = join {
+            // Recorded whatever the outcome: a refused join leaves nothing to route, and is harmless.
+            self.placement().peers.insert(peer, engine);
+        }
+        Ok(reply)
+    }
+
+    /// Asks every engine and collects the answers.
+    async fn ask_all<T>(&self, cmd: impl Fn(oneshot::Sender<T>) -> Command) -> Result<Vec<T>, Error> {
+        let mut out = Vec::new();
+        for engine in 0..self.inner.engines.len() {
+            let (tx, rx) = oneshot::channel();
+            out.push(self.ask_engine(engine, cmd(tx), rx).await?);
+        }
+        Ok(out)
     }
 
     pub(crate) async fn request<T>(
@@ -126,7 +197,20 @@ impl App {
     }
 
     pub async fn create_room(&self, spec: RoomSpec) -> Result<RoomView, Error> {
-        self.request(|reply| Command::CreateRoom { spec, reply }).await
+        let id = spec.id.clone();
+        // Rooms fed by the RTP tap or sent to an RTP output live on engine 0, which owns those sockets.
+        let pinned = self.inner.pinned.contains(&id);
+        if self.placement().rooms.contains_key(&id) {
+            return Err(Error::new(ErrorCode::AlreadyJoined, format!("room {id} already exists")));
+        }
+        let (tx, rx) = oneshot::channel();
+        let cmd = Command::CreateRoom { spec, reply: tx };
+        let engine = if pinned { 0 } else { self.route(&cmd)? };
+        let view = self.ask_engine(engine, cmd, rx).await??;
+        let mut p = self.placement();
+        p.rooms.insert(id, engine);
+        p.load[engine] += 1;
+        Ok(view)
     }
 
     pub async fn add_channel(&self, room: String, spec: ChannelSpec) -> Result<RoomView, Error> {
@@ -138,17 +222,24 @@ impl App {
     }
 
     pub async fn rooms(&self) -> Result<Vec<String>, Error> {
-        self.ask(|reply| Command::Rooms { reply }).await
+        let mut all: Vec<String> =
+            self.ask_all(|reply| Command::Rooms { reply }).await?.into_iter().flatten().collect();
+        all.sort();
+        Ok(all)
     }
 
     pub async fn stats(&self) -> Result<Stats, Error> {
-        self.ask(|reply| Command::Stats { reply }).await
+        Ok(self
+            .ask_all(|reply| Command::Stats { reply })
+            .await?
+            .into_iter()
+            .fold(Stats::default(), |a, b| a + b))
     }
 
     /// Prometheus text for `/metrics`.
     pub async fn metrics(&self) -> Result<String, Error> {
-        let snapshot = self.ask(|reply| Command::Snapshot { reply }).await?;
-        Ok(metrics::render(&snapshot, &self.inner.tick, self.asr_skipped()))
+        let snapshots = self.ask_all(|reply| Command::Snapshot { reply }).await?;
+        Ok(metrics::render(&snapshots, &self.inner.tick, self.asr_skipped()))
     }
 
     /// The transcript store, when captions are available.
@@ -175,7 +266,10 @@ impl App {
 /// A started server: its addresses and its app. Dropping it stops the server.
 pub struct Running {
     pub http: SocketAddr,
+    /// The first engine's media socket.
     pub udp: SocketAddr,
+    /// Every engine's media socket.
+    pub udps: Vec<SocketAddr>,
     /// The RTP floor tap's address, when configured.
     pub tap: Option<SocketAddr>,
     pub app: App,
@@ -213,9 +307,9 @@ pub(crate) fn random_hex(bytes: usize) -> String {
 }
 
 /// Opens the transcript store and starts the recogniser; without a model, captions are off (and said so).
-fn captions(config: &Config) -> Result<(Option<Arc<Store>>, Option<Asr>), StartError> {
+fn captions(config: &Config, engines: usize) -> Result<(Option<Arc<Store>>, Vec<Asr>), StartError> {
     if !config.captions {
-        return Ok((None, None));
+        return Ok((None, Vec::new()));
     }
     std::fs::create_dir_all(&config.data_dir).map_err(StartError::Serve)?;
     let store = Store::open(&config.data_dir.join("transcripts.db"))
@@ -229,11 +323,11 @@ fn captions(config: &Config) -> Result<(Option<Arc<Store>>, Option<Asr>), StartE
     let store = Arc::new(store);
     // Whisper gets both cores' worth of threads; the media thread needs a few percent of one.
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4)) as i32;
-    match Asr::start(config.models_dir.clone(), Some(store.clone()), threads) {
-        Ok(asr) => Ok((Some(store), Some(asr))),
+    match Asr::start(config.models_dir.clone(), Some(store.clone()), threads, engines) {
+        Ok(asr) => Ok((Some(store), asr)),
         Err(e) => {
             tracing::warn!("captions unavailable: {e}");
-            Ok((Some(store), None))
+            Ok((Some(store), Vec::new()))
         }
     }
 }
@@ -241,47 +335,74 @@ fn captions(config: &Config) -> Result<(Option<Arc<Store>>, Option<Asr>), StartE
 /// Binds the sockets, starts the media thread and the HTTP server.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     config.validate()?;
-    let udp = std::net::UdpSocket::bind(config.udp).map_err(|e| StartError::Bind(config.udp, e))?;
-    let udp_addr = udp.local_addr().map_err(StartError::Serve)?;
-    let candidates = config.candidates_for(udp_addr)?;
-    let destination = if udp_addr.ip().is_unspecified() { candidates[0] } else { udp_addr };
+    let engines = config.engine_count();
     let listener =
         tokio::net::TcpListener::bind(config.http).await.map_err(|e| StartError::Bind(config.http, e))?;
     let http_addr = listener.local_addr().map_err(StartError::Serve)?;
-
-    let (commands, rx) = mpsc::channel(driver::COMMAND_QUEUE);
-    let (store, asr) = captions(&config)?;
+    let (store, asr) = captions(&config, engines)?;
     let tick = metrics::tick_histogram();
-    let asr_skipped = asr.as_ref().map(|a| a.skipped.clone()).unwrap_or_default();
-    let mut engine =
-        Engine::new(EngineConfig { candidates: candidates.clone(), captions: asr.is_some() }, Instant::now());
+    let asr_skipped = asr.first().map(|a| a.skipped.clone()).unwrap_or_default();
+    let mut asr = asr.into_iter();
+    let mut senders = Vec::new();
+    let mut udp_addrs = Vec::new();
     let mut tap_addr = None;
-    let tap = match &config.rtp_tap {
-        Some(t) => {
-            let socket = std::net::UdpSocket::bind(t.bind).map_err(|e| StartError::Bind(t.bind, e))?;
-            socket.set_nonblocking(true).map_err(StartError::Serve)?;
-            tap_addr = Some(socket.local_addr().map_err(StartError::Serve)?);
-            Some((engine.add_tap(t.spec()), socket))
+    for index in 0..engines {
+        // Engine i listens on the configured UDP port + i (or any port, when it is 0).
+        let mut bind = config.udp;
+        if bind.port() != 0 {
+            bind.set_port(bind.port() + index as u16);
         }
-        None => None,
-    };
-    for o in &config.rtp_out {
-        engine.add_rtp_out(o.clone());
+        let udp = std::net::UdpSocket::bind(bind).map_err(|e| StartError::Bind(bind, e))?;
+        let udp_addr = udp.local_addr().map_err(StartError::Serve)?;
+        let candidates = config.candidates_for(udp_addr, index)?;
+        let destination = if udp_addr.ip().is_unspecified() { candidates[0] } else { udp_addr };
+        let asr = asr.next();
+        let mut engine = Engine::new(
+            EngineConfig { candidates: candidates.clone(), captions: asr.is_some() },
+            Instant::now(),
+        );
+        // The plain RTP doors belong to engine 0, with the rooms they name.
+        let tap = match (&config.rtp_tap, index) {
+            (Some(t), 0) => {
+                let socket = std::net::UdpSocket::bind(t.bind).map_err(|e| StartError::Bind(t.bind, e))?;
+                socket.set_nonblocking(true).map_err(StartError::Serve)?;
+                tap_addr = Some(socket.local_addr().map_err(StartError::Serve)?);
+                Some((engine.add_tap(t.spec()), socket))
+            }
+            _ => None,
+        };
+        if index == 0 {
+            for o in &config.rtp_out {
+                engine.add_rtp_out(o.clone());
+            }
+        }
+        let (commands, rx) = mpsc::channel(driver::COMMAND_QUEUE);
+        std::thread::Builder::new()
+            .name(format!("tolk-media-{index}"))
+            .spawn({
+                let tick = tick.clone();
+                move || driver::run(engine, udp, destination, tap, asr, tick, rx)
+            })
+            .map_err(StartError::Serve)?;
+        tracing::info!(engine = index, %udp_addr, ?candidates, "media engine up");
+        senders.push(commands);
+        udp_addrs.push(udp_addr);
     }
-    std::thread::Builder::new()
-        .name("tolk-media".into())
-        .spawn({
-            let tick = tick.clone();
-            move || driver::run(engine, udp, destination, tap, asr, tick, rx)
-        })
-        .map_err(StartError::Serve)?;
+    let pinned = config
+        .rtp_tap
+        .iter()
+        .map(|t| t.room.clone())
+        .chain(config.rtp_out.iter().map(|o| o.room.clone()))
+        .collect();
 
     let secret = config.secret.clone().unwrap_or_else(|| random_hex(32));
     let api_key = config.api_key.clone().unwrap_or_else(|| random_hex(16));
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
     let app = App {
         inner: Arc::new(Inner {
-            commands,
+            placement: std::sync::Mutex::new(Placement { load: vec![0; engines], ..Default::default() }),
+            engines: senders,
+            pinned,
             next_peer: AtomicU64::new(1),
             resources: Default::default(),
             store,
@@ -302,10 +423,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             })
             .await
     });
-    tracing::info!(%http_addr, %udp_addr, ?candidates, "tolk is up");
+    tracing::info!(%http_addr, engines, "tolk is up");
     Ok(Running {
         http: http_addr,
-        udp: udp_addr,
+        udp: udp_addrs[0],
+        udps: udp_addrs,
         tap: tap_addr,
         app,
         shutdown: Some(shutdown),
@@ -360,12 +482,18 @@ pub async fn serve(config: Config) -> Result<(), StartError> {
     let demo_channels = config.demo.then(|| config.demo_channels.clone());
     let api_key_set = config.api_key.is_some();
     let running = start(config).await?;
-    println!("tolk is serving http://{} (media on UDP {})", running.http, running.udp);
+    // The demo room exists before the address is announced, so whoever reads it can use the room.
+    let invites = match demo_channels {
+        Some(channels) => Some(demo(&running.app, &channels).await),
+        None => None,
+    };
+    let udp: Vec<String> = running.udps.iter().map(|a| a.to_string()).collect();
+    println!("tolk is serving http://{} (media on UDP {})", running.http, udp.join(", "));
     if !api_key_set {
         println!("host API key (random for this run): {}", running.app.api_key());
     }
-    if let Some(channels) = demo_channels {
-        match demo(&running.app, &channels).await {
+    if let Some(invites) = invites {
+        match invites {
             Ok(invites) => {
                 println!("demo room \"demo\", invite links:");
                 for i in invites {
