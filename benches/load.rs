@@ -4,7 +4,9 @@
 //! listener, packet loss per listener, and added latency (marker frame sent by the es interpreter
 //! to its arrival at probe listeners), next to a bare UDP send of the same packet rate.
 //!
-//! Run: `cargo bench --bench load -- 250 1000` (listener counts; default 250 1000). Loopback only.
+//! Run: `cargo bench --bench load -- 250 1000` (listener counts; default 250 1000); add `--janus`
+//! to run the same listeners against Janus's Streaming plugin (Debian package `janus`) after each
+//! tolk run. Loopback only.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -114,52 +116,62 @@ async fn listener(
         other => panic!("no answer: {other:?}"),
     };
     rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 2048];
-        let mut dec = probe.as_ref().map(|_| opus::Decoder::new(48_000, opus::Channels::Mono).unwrap());
-        let mut last_seq: Option<u64> = None;
-        let mut pcm = vec![0f32; 960];
-        while !stop.load(Ordering::Relaxed) {
-            let timeout = loop {
-                match rtc.poll_output() {
-                    Ok(Output::Transmit(t)) => {
-                        let _ = socket.send_to(&t.contents, t.destination).await;
-                    }
-                    Ok(Output::Timeout(t)) => break t,
-                    Ok(Output::Event(Event::MediaData(d))) => {
-                        counters.packets.fetch_add(1, Ordering::Relaxed);
-                        let seq = **d.seq_range.start();
-                        if let Some(prev) = last_seq {
-                            counters.lost.fetch_add(seq.saturating_sub(prev + 1), Ordering::Relaxed);
-                        }
-                        last_seq = Some(seq);
-                        if let (Some(dec), Some(probe)) = (dec.as_mut(), probe.as_ref()) {
-                            if dec.decode_float(&d.data, &mut pcm, false).ok() == Some(960)
-                                && tone_db(&pcm, 1000.0) > -30.0
-                            {
-                                probe.lock().unwrap().push(Instant::now());
-                            }
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => return,
-                }
-            };
-            let wait = timeout.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
-            tokio::select! {
-                r = socket.recv_from(&mut buf) => {
-                    if let Ok((n, source)) = r {
-                        if let Ok(recv) = Receive::new(Protocol::Udp, source, local, &buf[..n]) {
-                            let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
-                        }
-                    }
-                }
-                _ = tokio::time::sleep(wait) => {}
-            }
-            let _ = rtc.handle_input(Input::Timeout(Instant::now()));
-        }
-    });
+    tokio::spawn(receive(rtc, socket, counters, probe, stop));
     sig
+}
+
+/// A listener's media loop: counts packets and sequence gaps; probes decode and time the markers.
+async fn receive(
+    mut rtc: Rtc,
+    socket: tokio::net::UdpSocket,
+    counters: Arc<Counters>,
+    probe: Option<Arc<Mutex<Vec<Instant>>>>,
+    stop: Arc<AtomicBool>,
+) {
+    let local = socket.local_addr().unwrap();
+    let mut buf = vec![0u8; 2048];
+    let mut dec = probe.as_ref().map(|_| opus::Decoder::new(48_000, opus::Channels::Mono).unwrap());
+    let mut last_seq: Option<u64> = None;
+    let mut pcm = vec![0f32; 960];
+    while !stop.load(Ordering::Relaxed) {
+        let timeout = loop {
+            match rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    let _ = socket.send_to(&t.contents, t.destination).await;
+                }
+                Ok(Output::Timeout(t)) => break t,
+                Ok(Output::Event(Event::MediaData(d))) => {
+                    counters.packets.fetch_add(1, Ordering::Relaxed);
+                    let seq = **d.seq_range.start();
+                    if let Some(prev) = last_seq {
+                        counters.lost.fetch_add(seq.saturating_sub(prev + 1), Ordering::Relaxed);
+                    }
+                    last_seq = Some(seq);
+                    if let (Some(dec), Some(probe)) = (dec.as_mut(), probe.as_ref()) {
+                        if dec.decode_float(&d.data, &mut pcm, false).ok() == Some(960)
+                            && tone_db(&pcm, 1000.0) > -30.0
+                        {
+                            probe.lock().unwrap().push(Instant::now());
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        };
+        let wait = timeout.saturating_duration_since(Instant::now()).min(Duration::from_millis(100));
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                if let Ok((n, source)) = r {
+                    if let Ok(recv) = Receive::new(Protocol::Udp, source, local, &buf[..n]) {
+                        let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
+                    }
+                }
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+    }
 }
 
 /// Sends `listeners × 50` packets a second of `size` bytes to fresh sockets for `secs`,
@@ -287,7 +299,216 @@ async fn run(n: usize) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Janus's ICE (libnice) gathers no candidates on loopback, so its run gets a veth pair inside
+/// this process's own network namespace (`unshare -n`): an address that exists only there.
+const JANUS_IF: &str = "tolkv0";
+const JANUS_IP: &str = "10.88.0.1";
+
+fn janus_network() {
+    let ip = |args: &[&str]| {
+        std::process::Command::new("ip").args(args).status().map(|s| s.success()).unwrap_or(false)
+    };
+    if ip(&["addr", "show", JANUS_IF]) {
+        return;
+    }
+    assert!(
+        ip(&["link", "add", JANUS_IF, "type", "veth", "peer", "name", "tolkv1"])
+            && ip(&["addr", "add", &format!("{JANUS_IP}/24"), "dev", JANUS_IF])
+            && ip(&["link", "set", JANUS_IF, "up"])
+            && ip(&["link", "set", "tolkv1", "up"]),
+        "cannot create the veth pair: run the Janus comparison as root inside `unshare -n`"
+    );
+}
+
+/// Writes a minimal Janus configuration: the HTTP transport on `http_port` and one Streaming
+/// mountpoint (id 1) taking RTP Opus (pt 111) on `rtp_port`.
+fn janus_config(dir: &std::path::Path, http_port: u16, rtp_port: u16) {
+    let lib = "/usr/lib/x86_64-linux-gnu/janus";
+    std::fs::write(
+        dir.join("janus.jcfg"),
+        format!(
+            "general: {{\n configs_folder = \"{d}\"\n plugins_folder = \"{lib}/plugins\"\n transports_folder = \"{lib}/transports\"\n \
+             events_folder = \"{lib}/events\"\n loggers_folder = \"{lib}/loggers\"\n debug_level = 2\n session_timeout = 0\n}}\n\
+             media: {{ rtp_port_range = \"30000-60000\" }}\n\
+             nat: {{ ice_enforce_list = \"{JANUS_IF}\" }}\n\
+             plugins: {{ disable = \"libjanus_audiobridge.so,libjanus_duktape.so,libjanus_echotest.so,libjanus_lua.so,libjanus_nosip.so,\
+             libjanus_recordplay.so,libjanus_sip.so,libjanus_textroom.so,libjanus_videocall.so,libjanus_videoroom.so,libjanus_voicemail.so\" }}\n\
+             transports: {{ disable = \"libjanus_websockets.so,libjanus_pfunix.so,libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_rabbitmq.so\" }}\n",
+            d = dir.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("janus.transport.http.jcfg"),
+        format!("general: {{ base_path = \"/janus\"\n http = true\n port = {http_port}\n ip = \"127.0.0.1\" }}\nadmin: {{ admin_http = false }}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("janus.plugin.streaming.jcfg"),
+        format!(
+            "general: {{ }}\ntolk: {{\n type = \"rtp\"\n id = 1\n description = \"the floor\"\n audio = true\n video = false\n \
+             audioport = {rtp_port}\n audiopt = 111\n audiocodec = \"opus\"\n}}\n"
+        ),
+    )
+    .unwrap();
+}
+
+async fn janus_call(http: SocketAddr, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let (st, b) = common::http_at(http, "POST", path, None, "application/json", &body.to_string()).await;
+    assert_eq!(st, 200, "{path}: {b}");
+    serde_json::from_str(&b).unwrap()
+}
+
+/// One viewer of Janus's Streaming mountpoint 1: Janus offers, the str0m client answers.
+async fn janus_viewer(http: SocketAddr, counters: Arc<Counters>, stop: Arc<AtomicBool>) {
+    let tx = || serde_json::json!("t");
+    let session = janus_call(http, "/janus", serde_json::json!({"janus": "create", "transaction": tx()}))
+        .await["data"]["id"]
+        .as_u64()
+        .unwrap();
+    let handle = janus_call(
+        http,
+        &format!("/janus/{session}"),
+        serde_json::json!({"janus": "attach", "plugin": "janus.plugin.streaming", "transaction": tx()}),
+    )
+    .await["data"]["id"]
+        .as_u64()
+        .unwrap();
+    janus_call(
+        http,
+        &format!("/janus/{session}/{handle}"),
+        serde_json::json!({"janus": "message", "transaction": tx(), "body": {"request": "watch", "id": 1}}),
+    )
+    .await;
+    let offer = loop {
+        let (_, b) = common::http_at(http, "GET", &format!("/janus/{session}?maxev=1"), None, "", "").await;
+        let ev: serde_json::Value = serde_json::from_str(&b).unwrap();
+        if let Some(sdp) = ev["jsep"]["sdp"].as_str() {
+            break sdp.to_string();
+        }
+    };
+    let socket = tokio::net::UdpSocket::bind((JANUS_IP, 0)).await.unwrap();
+    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(socket.local_addr().unwrap(), "udp").unwrap());
+    let answer =
+        rtc.sdp_api().accept_offer(str0m::change::SdpOffer::from_sdp_string(&offer).unwrap()).unwrap();
+    janus_call(
+        http,
+        &format!("/janus/{session}/{handle}"),
+        serde_json::json!({"janus": "message", "transaction": tx(), "body": {"request": "start"},
+            "jsep": {"type": "answer", "sdp": answer.to_sdp_string()}}),
+    )
+    .await;
+    tokio::spawn(receive(rtc, socket, counters, None, stop));
+}
+
+/// CPU seconds and resident bytes of another process.
+fn usage_of(pid: u32) -> (f64, f64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let cpu = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let rss: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    (cpu, rss * 1024.0)
+}
+
+/// The same measurement against Janus's Streaming plugin, its own encode-once fan-out, fed a
+/// 440 Hz Opus stream over RTP by ffmpeg.
+async fn run_janus(n: usize) {
+    let dir = std::env::temp_dir().join(format!("tolk-load-janus-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (http_port, rtp_port) = (18_188, 15_010);
+    janus_network();
+    janus_config(&dir, http_port, rtp_port);
+    let janus = tokio::process::Command::new("janus")
+        .arg(format!("--config={}", dir.join("janus.jcfg").display()))
+        .arg(format!("--configs-folder={}", dir.display()))
+        .arg(format!("--ice-enforce-list={JANUS_IF}"))
+        .arg("--debug-level=2")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("janus runs (apt-get install janus)");
+    let pid = janus.id().unwrap();
+    let http: SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    let until = Instant::now() + Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(http).await.is_err() {
+        assert!(Instant::now() < until, "janus did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ffmpeg = tokio::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ])
+        .args([
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "64k",
+            "-frame_duration",
+            "20",
+            "-ac",
+            "1",
+            "-payload_type",
+            "111",
+            "-f",
+            "rtp",
+        ])
+        .arg(format!("rtp://127.0.0.1:{rtp_port}"))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg runs");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, rss_empty) = usage_of(pid);
+    let stop = Arc::new(AtomicBool::new(false));
+    let counters = Arc::new(Counters::default());
+    let t = Instant::now();
+    for i in 0..n {
+        janus_viewer(http, counters.clone(), stop.clone()).await;
+        if (i + 1) % 250 == 0 || i + 1 == n {
+            eprintln!("  janus, {n} viewers: {} connected after {:.1} s", i + 1, t.elapsed().as_secs_f64());
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (cpu0, _) = usage_of(pid);
+    let (p0, l0) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
+    let m0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(MEASURE_SECS)).await;
+    let secs = m0.elapsed().as_secs_f64();
+    let (cpu1, rss) = usage_of(pid);
+    let (p1, l1) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
+    stop.store(true, Ordering::Relaxed);
+    let cpu_per = (cpu1 - cpu0) / (n as f64 * secs) * 1e6;
+    let bare = bare_send(n, 120, 3) / (n as f64 * 3.0) * 1e6;
+    let got = (p1 - p0) as f64;
+    println!(
+        "| {n} (Janus Streaming) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.3} % | {:.3} % | n/a |",
+        cpu_per / bare,
+        (rss - rss_empty) / n as f64 / 1024.0,
+        ((l1 - l0) as f64 / got.max(1.0)) * 100.0,
+        (1.0 - got / (n as f64 * 50.0 * secs)).max(0.0) * 100.0,
+    );
+    drop(janus);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
+    let janus = std::env::args().any(|a| a == "--janus");
     let counts: Vec<usize> =
         std::env::args().skip(1).filter_map(|a| a.parse().ok()).filter(|n| (1..=5000).contains(n)).collect();
     let counts = if counts.is_empty() { vec![250, 1000] } else { counts };
@@ -296,5 +517,8 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     for n in counts {
         rt.block_on(run(n));
+        if janus {
+            rt.block_on(run_janus(n));
+        }
     }
 }

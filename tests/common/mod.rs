@@ -400,8 +400,22 @@ pub async fn http_at(
     stream.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8_lossy(&out).to_string();
     let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return (status, body.to_string());
+    }
+    // Chunked: hex size line, data, CRLF, until a zero-size chunk.
+    let mut rest = body;
+    let mut out = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        out.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    (status, out)
 }
 
 /// 48 kHz mono 16-bit WAV of a sine tone.
