@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo bench --bench load -- 250 1000` (listener counts; default 250 1000); add `--janus`
 //! to run the same listeners against Janus's Streaming plugin (Debian package `janus`) after each
-//! tolk run. Loopback only.
+//! tolk run; `--rooms K` spreads the listeners over K rooms (and so over the engines). Loopback only.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -61,11 +61,11 @@ async fn start_server(dir: &std::path::Path) -> Server {
     Server { _child: child, http }
 }
 
-async fn mint(http: SocketAddr, role: &str, channel: Option<&str>) -> String {
+async fn mint(http: SocketAddr, room: &str, role: &str, channel: Option<&str>) -> String {
     let channel = channel.map(|c| format!(r#","channel":"{c}""#)).unwrap_or_default();
     let body = format!(r#"{{"role":"{role}","name":"{role}"{channel}}}"#);
-    let (st, b) =
-        common::http_at(http, "POST", "/api/rooms/demo/tokens", Some("k"), "application/json", &body).await;
+    let path = format!("/api/rooms/{room}/tokens");
+    let (st, b) = common::http_at(http, "POST", &path, Some("k"), "application/json", &body).await;
     assert_eq!(st, 201, "{b}");
     serde_json::from_str::<serde_json::Value>(&b).unwrap()["token"].as_str().unwrap().to_string()
 }
@@ -208,7 +208,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn run(n: usize) {
+async fn run(n: usize, rooms: usize) {
     let dir = std::env::temp_dir().join(format!("tolk-load-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let server = start_server(&dir).await;
@@ -224,19 +224,32 @@ async fn run(n: usize) {
             *s = 0.3 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 48_000.0).sin();
         }
     }
-    let mut floor = Signal::connect_to(http).await;
-    floor.join(&mint(http, "floor", None).await, None).await;
-    sources.push((common::media_with(&mut floor, Some(Sound::Tone(440.0)), false).await, floor));
-    for (lang, sound) in
-        [("es", Sound::Pcm(Arc::new(marker))), ("en", Sound::Tone(660.0)), ("fr", Sound::Tone(1320.0))]
-    {
-        let mut sig = Signal::connect_to(http).await;
-        sig.join(&mint(http, "interpreter", Some(lang)).await, None).await;
-        sources.push((common::media_with(&mut sig, Some(sound), true).await, sig));
+    // Room 0 is the demo room; more rooms (spread over the engines) get the same sources, without markers.
+    let mut room_ids = vec!["demo".to_string()];
+    for k in 1..rooms {
+        let id = format!("load{k}");
+        let body = format!(r#"{{"id":"{id}","channels":[{{"lang":"en"}},{{"lang":"es"}},{{"lang":"fr"}}]}}"#);
+        let (st, b) = common::http_at(http, "POST", "/api/rooms", Some("k"), "application/json", &body).await;
+        assert_eq!(st, 201, "{b}");
+        room_ids.push(id);
+    }
+    for (k, room) in room_ids.iter().enumerate() {
+        let mut floor = Signal::connect_to(http).await;
+        floor.join(&mint(http, room, "floor", None).await, None).await;
+        sources.push((common::media_with(&mut floor, Some(Sound::Tone(440.0)), false).await, floor));
+        let es = if k == 0 { Sound::Pcm(Arc::new(marker.clone())) } else { Sound::Tone(880.0) };
+        for (lang, sound) in [("es", es), ("en", Sound::Tone(660.0)), ("fr", Sound::Tone(1320.0))] {
+            let mut sig = Signal::connect_to(http).await;
+            sig.join(&mint(http, room, "interpreter", Some(lang)).await, None).await;
+            sources.push((common::media_with(&mut sig, Some(sound), true).await, sig));
+        }
     }
     let marker_media = &sources[1].0;
 
-    let token = mint(http, "listener", None).await;
+    let mut tokens = Vec::new();
+    for room in &room_ids {
+        tokens.push(mint(http, room, "listener", None).await);
+    }
     let counters = Arc::new(Counters::default());
     let arrivals: Vec<Arc<Mutex<Vec<Instant>>>> = (0..PROBES).map(|_| Arc::default()).collect();
     let mut sessions = Vec::with_capacity(n);
@@ -246,7 +259,8 @@ async fn run(n: usize) {
         // Probes listen to es; the rest spread over the floor and the channels.
         let (channel, probe) =
             if i < PROBES { (Some("es"), Some(arrivals[i].clone())) } else { (channels[i % 4], None) };
-        sessions.push(listener(http, &token, channel, counters.clone(), probe, stop.clone()).await);
+        let token = if i < PROBES { &tokens[0] } else { &tokens[(i / 4) % rooms] };
+        sessions.push(listener(http, token, channel, counters.clone(), probe, stop.clone()).await);
         if (i + 1) % 250 == 0 || i + 1 == n {
             eprintln!("  {n} listeners: {} connected after {:.1} s", i + 1, t.elapsed().as_secs_f64());
         }
@@ -285,9 +299,11 @@ async fn run(n: usize) {
     let bare = bare_send(n, 120, 3) / (n as f64 * 3.0) * 1e6;
     let expected = (n as f64) * 50.0 * secs;
     let got = (p1 - p0) as f64;
+    let cores = (cpu1 - cpu0) / secs;
     println!(
-        "| {n} | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.3} % | {:.3} % | {:.1} / {:.1} ms |",
+        "| {n} ({rooms} room{}, server busy {cores:.2} cores) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.3} % | {:.3} % | {:.1} / {:.1} ms |",
         cpu_per / bare,
+        if rooms == 1 { "" } else { "s" },
         (rss - rss_empty) / n as f64 / 1024.0,
         ((l1 - l0) as f64 / got.max(1.0)) * 100.0,
         (1.0 - got / expected).max(0.0) * 100.0,
@@ -509,14 +525,28 @@ async fn run_janus(n: usize) {
 
 fn main() {
     let janus = std::env::args().any(|a| a == "--janus");
-    let counts: Vec<usize> =
-        std::env::args().skip(1).filter_map(|a| a.parse().ok()).filter(|n| (1..=5000).contains(n)).collect();
+    let args: Vec<String> = std::env::args().collect();
+    let rooms = args
+        .iter()
+        .position(|a| a == "--rooms")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1usize)
+        .clamp(1, 16);
+    let counts: Vec<usize> = args
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(i, _)| args[i - 1] != "--rooms")
+        .filter_map(|(_, a)| a.parse().ok())
+        .filter(|n| (1..=5000).contains(n))
+        .collect();
     let counts = if counts.is_empty() { vec![250, 1000] } else { counts };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     println!("| listeners | server CPU per listener-second | bare send per listener-second | ratio | server memory per listener | seq gaps | packets short of 50/s | latency p50 / p99 |");
     println!("|---|---|---|---|---|---|---|---|");
     for n in counts {
-        rt.block_on(run(n));
+        rt.block_on(run(n, rooms));
         if janus {
             rt.block_on(run_janus(n));
         }
