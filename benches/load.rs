@@ -302,8 +302,8 @@ async fn run(n: usize, rooms: usize) {
     let cores = (cpu1 - cpu0) / secs;
     println!(
         "| {n} ({rooms} room{}, server busy {cores:.2} cores) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.3} % | {:.3} % | {:.1} / {:.1} ms |",
-        cpu_per / bare,
         if rooms == 1 { "" } else { "s" },
+        cpu_per / bare,
         (rss - rss_empty) / n as f64 / 1024.0,
         ((l1 - l0) as f64 / got.max(1.0)) * 100.0,
         (1.0 - got / expected).max(0.0) * 100.0,
