@@ -115,6 +115,10 @@ async fn ws(State(app): State<App>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .max_message_size(4 * MAX_MESSAGE)
         .max_frame_size(4 * MAX_MESSAGE)
+        // Signalling messages are small and rare: 4 KiB buffers (they grow for a big SDP)
+        // instead of the 128 KiB default keep a thousand idle listeners' sessions cheap.
+        .read_buffer_size(4096)
+        .write_buffer_size(4096)
         .on_upgrade(move |socket| signal::session(socket, app))
 }
 
