@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench --bench captions` (needs espeak-ng, sox and models/get.sh tiny.en + base).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,33 +22,9 @@ const UTTERANCES: &[(&str, &str, &str)] = &[
     ("es", "es", "Por favor, elijan su idioma antes de que empiece el primer orador."),
 ];
 
-fn speech(text: &str, voice: &str) -> Vec<f32> {
-    let dir = std::env::temp_dir();
-    let wav = dir.join(format!("tolk-bench-{}.wav", std::process::id()));
-    let raw = dir.join(format!("tolk-bench-{}.raw", std::process::id()));
-    assert!(std::process::Command::new("espeak-ng")
-        .args(["-v", voice, "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .unwrap()
-        .success());
-    assert!(std::process::Command::new("sox")
-        .arg(&wav)
-        .args(["-r", "16000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw"])
-        .arg(&raw)
-        .status()
-        .unwrap()
-        .success());
-    let b = std::fs::read(&raw).unwrap();
-    b.chunks_exact(2).map(|x| i16::from_le_bytes([x[0], x[1]]) as f32 / 32768.0).collect()
-}
-
-/// CPU seconds this process has used (user + system), from /proc.
+/// CPU seconds this process has used.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+    tolk::io::metrics::usage("self").expect("/proc is readable").0
 }
 
 fn percentile(v: &mut [u64], p: f64) -> u64 {
@@ -67,7 +46,7 @@ fn main() {
         let utterances: Vec<&(&str, &str, &str)> = UTTERANCES.iter().filter(|u| u.0 == lang).collect();
         let mut audio = Vec::new();
         for (_, voice, text) in &utterances {
-            audio.extend(speech(text, voice));
+            audio.extend(common::speech(text, voice, 16_000));
             audio.extend(std::iter::repeat_n(0.0, 24_000)); // 1.5 s between sentences
         }
         audio.extend(std::iter::repeat_n(0.0, 48_000));

@@ -182,11 +182,7 @@ fn bare_send(listeners: usize, size: usize, secs: u64) -> f64 {
         (0..listeners).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
     let addrs: Vec<SocketAddr> = sinks.iter().map(|s| s.local_addr().unwrap()).collect();
     let packet = vec![0x80u8; size];
-    let thread_cpu = || {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-    };
+    let thread_cpu = || tolk::io::metrics::usage("thread-self").expect("/proc is readable").0;
     let cpu0 = thread_cpu();
     let start = Instant::now();
     for tick in 0..secs * 50 {
@@ -420,20 +416,8 @@ async fn janus_viewer(http: SocketAddr, counters: Arc<Counters>, stop: Arc<Atomi
 
 /// CPU seconds and resident bytes of another process.
 fn usage_of(pid: u32) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let f: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-    let cpu = (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let rss: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    (cpu, rss * 1024.0)
+    let (cpu, rss) = tolk::io::metrics::usage(&pid.to_string()).expect("the process is running");
+    (cpu, rss as f64)
 }
 
 /// The same measurement against Janus's Streaming plugin, its own encode-once fan-out, fed a

@@ -151,7 +151,7 @@ impl Engine {
             }
             ClientMsg::Captions { source, on } => {
                 need(Role::Host, "turn captions on or off")?;
-                if !self.config_captions {
+                if !self.config.captions {
                     return Err(bad(
                         ErrorCode::Busy,
                         "captions are not available on this server: no speech model (models/get.sh)",

@@ -219,6 +219,7 @@ impl Snapshot {
             a.peers_with_media += b.peers_with_media;
             a.listeners.extend(b.listeners);
             a.concealed += b.concealed;
+            a.decode_errors += b.decode_errors;
             a
         })
     }
@@ -235,6 +236,8 @@ pub struct Snapshot {
     pub listeners: Vec<(String, String, u32)>,
     /// Frames of incoming audio concealed (lost or late) across all sources.
     pub concealed: u64,
+    /// Payloads the decoder refused (not Opus, or not a 20 ms frame), played as silence.
+    pub decode_errors: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -245,6 +248,15 @@ pub enum DatagramError {
     Unrouted(SocketAddr),
     #[error("peer rejected the datagram: {0}")]
     Rejected(String),
+}
+
+/// A room's fan-out: the streams someone hears, in the order the room encodes them,
+/// and each receiving peer with the index of its stream, so a tick finds every
+/// listener's payload without looking anything up by name.
+#[derive(Default)]
+struct Fanout {
+    streams: Vec<Stream>,
+    receivers: Vec<(PeerId, usize)>,
 }
 
 pub(super) struct Peer {
@@ -279,13 +291,12 @@ impl Peer {
 }
 
 pub struct Engine {
-    config: EngineConfig,
+    pub(super) config: EngineConfig,
     pub(super) peers: HashMap<PeerId, Peer>,
     by_addr: HashMap<SocketAddr, PeerId>,
     pub(super) rooms: HashMap<String, Room>,
-    pub(super) config_captions: bool,
-    /// Per room, the streams someone hears (rebuilt when who-hears-what changes).
-    needed: HashMap<String, Vec<Stream>>,
+    /// Per room, who hears what (rebuilt when that changes, read every tick).
+    fanout: HashMap<String, Fanout>,
     /// Plain RTP floor taps (a meeting's own media server feeding the floor).
     taps: Vec<Tap>,
     /// Plain RTP outputs (a stream sent to a meeting's own media server).
@@ -365,12 +376,11 @@ fn offer_shape(sdp: &str) -> OfferShape {
 impl Engine {
     pub fn new(config: EngineConfig, now: Instant) -> Self {
         Engine {
-            config_captions: config.captions,
             config,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
             rooms: HashMap::new(),
-            needed: HashMap::new(),
+            fanout: HashMap::new(),
             taps: Vec::new(),
             outs: Vec::new(),
             detached: HashSet::new(),
@@ -435,12 +445,6 @@ impl Engine {
         let r = self.rooms.get(id)?;
         let (floor, channels) = self.room_state(r);
         Some(RoomView { id: r.id.clone(), floor_lang: r.floor_lang.clone(), floor, channels })
-    }
-
-    pub fn rooms(&self) -> Vec<String> {
-        let mut ids: Vec<_> = self.rooms.keys().cloned().collect();
-        ids.sort();
-        ids
     }
 
     pub(super) fn room_state(&self, r: &Room) -> (FloorInfo, Vec<ChannelInfo>) {
@@ -777,9 +781,10 @@ impl Engine {
     /// Counters and gauges for monitoring.
     pub fn snapshot(&self) -> Snapshot {
         let mut listeners = Vec::new();
-        let mut concealed = 0;
+        let (mut concealed, mut decode_errors) = (0, 0);
         for r in self.rooms.values() {
             concealed += r.concealed;
+            decode_errors += r.decode_errors;
             let (floor, channels) = self.room_state(r);
             listeners.push((r.id.clone(), "floor".to_string(), floor.listeners));
             for c in channels {
@@ -793,6 +798,7 @@ impl Engine {
             peers_with_media: self.peers.values().filter(|p| p.rtc.is_some()).count(),
             listeners,
             concealed,
+            decode_errors,
         }
     }
 
@@ -813,7 +819,14 @@ impl Engine {
     /// Recomputes what every peer of a room hears and which streams the room must encode.
     pub(super) fn restream(&mut self, room_id: &str) {
         let Some(room) = self.rooms.get(room_id) else { return };
-        let mut needed: Vec<Stream> = Vec::new();
+        let mut f = Fanout::default();
+        let slot = |streams: &mut Vec<Stream>, s: &Stream| match streams.iter().position(|x| x == s) {
+            Some(i) => i,
+            None => {
+                streams.push(s.clone());
+                streams.len() - 1
+            }
+        };
         for (id, p) in self.peers.iter_mut().filter(|(_, p)| p.room == room_id) {
             p.stream = match (&p.booth, p.role) {
                 (Some(lang), Role::Interpreter) => {
@@ -828,24 +841,22 @@ impl Engine {
                 }
                 _ => p.listening.clone(),
             };
-            if p.receives() && !needed.contains(&p.stream) {
-                needed.push(p.stream.clone());
+            if p.receives() {
+                let i = slot(&mut f.streams, &p.stream);
+                f.receivers.push((*id, i));
             }
         }
         for o in self.outs.iter().filter(|o| o.spec.room == room_id) {
-            if !needed.contains(&o.stream) {
-                needed.push(o.stream.clone());
-            }
+            slot(&mut f.streams, &o.stream);
         }
-        self.needed.insert(room_id.to_string(), needed);
+        self.fanout.insert(room_id.to_string(), f);
         self.stale.insert(room_id.to_string());
     }
 
     /// The 20 ms tick: every room mixes and encodes once; every listener gets its stream's payload.
     fn tick(&mut self, now: Instant) {
         for (id, r) in self.rooms.iter_mut() {
-            let needed = self.needed.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            r.tick(needed);
+            r.tick(self.fanout.get(id).map_or(&[], |f| &f.streams[..]));
             let ms = r.ticks * 20;
             let floor_lang = r.floor_lang.clone();
             let out = &mut self.out;
@@ -863,33 +874,38 @@ impl Engine {
                 });
             });
         }
-        for (id, p) in self.peers.iter_mut() {
-            let Some((mid, pt)) = p.down.as_mut() else { continue };
-            let Some(rtc) = p.rtc.as_mut() else { continue };
-            if !rtc.is_connected() {
-                continue;
-            }
-            let Some(r) = self.rooms.get(&p.room) else { continue };
-            let Some(payload) = r.payload(&p.stream) else { continue };
-            let Some(mut writer) = rtc.writer(*mid) else { continue };
-            let pt = match pt {
-                Some(pt) => *pt,
-                None => {
-                    let Some(found) =
-                        writer.payload_params().find(|pp| pp.spec().codec == Codec::Opus).map(|pp| pp.pt())
-                    else {
-                        continue;
-                    };
-                    *pt = Some(found);
-                    writer = rtc.writer(*mid).expect("writer existed a moment ago");
-                    found
-                }
-            };
+        for (room, f) in &self.fanout {
+            let Some(r) = self.rooms.get(room) else { continue };
             // The room's own clock, so a listener's one track stays continuous across switches.
             let time = MediaTime::new(r.ticks * super::codec::FRAME as u64, Frequency::FORTY_EIGHT_KHZ);
-            if writer.write(pt, now, time, payload.clone()).is_ok() && !p.dirty {
-                p.dirty = true;
-                self.to_poll.push(*id);
+            for &(id, slot) in &f.receivers {
+                let Some(payload) = r.payload_at(slot) else { continue };
+                let Some(p) = self.peers.get_mut(&id) else { continue };
+                let Some((mid, pt)) = p.down.as_mut() else { continue };
+                let Some(rtc) = p.rtc.as_mut() else { continue };
+                if !rtc.is_connected() {
+                    continue;
+                }
+                let Some(mut writer) = rtc.writer(*mid) else { continue };
+                let pt = match pt {
+                    Some(pt) => *pt,
+                    None => {
+                        let Some(found) = writer
+                            .payload_params()
+                            .find(|pp| pp.spec().codec == Codec::Opus)
+                            .map(|pp| pp.pt())
+                        else {
+                            continue;
+                        };
+                        *pt = Some(found);
+                        writer = rtc.writer(*mid).expect("writer existed a moment ago");
+                        found
+                    }
+                };
+                if writer.write(pt, now, time, payload.clone()).is_ok() && !p.dirty {
+                    p.dirty = true;
+                    self.to_poll.push(id);
+                }
             }
         }
         for o in &mut self.outs {
@@ -1042,7 +1058,7 @@ impl Engine {
                 booths.push((c.lang.clone(), live));
             }
         }
-        self.after_departure(id, &room, booths);
+        self.after_departure(&room, booths);
     }
 
     /// Takes a departed peer out of its room's floor and booths.
@@ -1051,12 +1067,12 @@ impl Engine {
             return;
         };
         let booths = r.remove_peer(id);
-        self.after_departure(id, room, booths);
+        self.after_departure(room, booths);
     }
 
     /// Tells booth partners at once when their live interpreter is gone; the
     /// channel falls back to the floor at full level until one of them takes over.
-    fn after_departure(&mut self, _id: PeerId, room: &str, booths: Vec<(String, bool)>) {
+    fn after_departure(&mut self, room: &str, booths: Vec<(String, bool)>) {
         self.restream(room);
         for (lang, was_live) in booths {
             let warning = was_live.then(|| {
@@ -1167,11 +1183,6 @@ impl Engine {
         for id in to {
             self.out.push_back(Output::Event { peer: id, msg: msg.clone() });
         }
-    }
-
-    /// Peers with media, for metrics and tests.
-    pub fn peer_count(&self) -> usize {
-        self.peers.values().filter(|p| p.rtc.is_some()).count()
     }
 }
 

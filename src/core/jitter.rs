@@ -49,8 +49,6 @@ pub struct Jitter {
     /// Frames to hold before playing: the buffer's target delay, in ticks.
     depth: u32,
     empty_ticks: u32,
-    pub late: u64,
-    pub lost: u64,
     /// Times the buffer grew to take a late packet.
     pub stretched: u64,
     /// Media time of the last payload played (not concealed).
@@ -61,16 +59,7 @@ impl Jitter {
     /// `depth` is the target delay in 20 ms frames (at least 1).
     pub fn new(depth: u32) -> Self {
         let slots = (0..SLOTS).map(|_| Slot { ts: None, len: 0, buf: [0; MAX_PAYLOAD] }).collect();
-        Jitter {
-            slots,
-            next: None,
-            depth: depth.max(1),
-            empty_ticks: 0,
-            late: 0,
-            lost: 0,
-            stretched: 0,
-            played: None,
-        }
+        Jitter { slots, next: None, depth: depth.max(1), empty_ticks: 0, stretched: 0, played: None }
     }
 
     fn index(ts: u64) -> usize {
@@ -92,7 +81,6 @@ impl Jitter {
                 let held = self.slots.iter().filter(|s| s.ts.is_some()).count();
                 let replays_played = self.played.is_some_and(|p| p >= ts);
                 if next - ts > MAX_STRETCH || held >= MAX_DEPTH || replays_played {
-                    self.late += 1;
                     return Err(JitterError::Late);
                 }
                 self.stretched += 1;
@@ -156,7 +144,6 @@ impl Jitter {
             self.reset();
             return Playout::Idle;
         }
-        self.lost += 1;
         Playout::Lost
     }
 }

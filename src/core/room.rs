@@ -6,7 +6,6 @@
 use super::codec::{CodecError, Decoder, Encoder, FRAME, MAX_PAYLOAD};
 use super::jitter::{Jitter, JitterError, Playout};
 use super::mixer::{self, Decimator, DuckSettings, Ducker, Limiter};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Identifies a peer (one signalling session) across the engine.
@@ -50,7 +49,8 @@ pub struct Source {
     /// This tick's payload, when one arrived in time (forwarded as is where possible).
     payload: Option<usize>,
     payload_buf: Box<[u8; MAX_PAYLOAD]>,
-    pub decode_errors: u64,
+    /// Whether this tick's payload failed to decode (played as silence).
+    decode_error: bool,
 }
 
 impl Source {
@@ -64,7 +64,7 @@ impl Source {
             concealed: false,
             payload: None,
             payload_buf: Box::new([0; MAX_PAYLOAD]),
-            decode_errors: 0,
+            decode_error: false,
         }
     }
 
@@ -93,8 +93,8 @@ impl Source {
                 Ok(())
             }
         };
+        self.decode_error = result.is_err();
         if result.is_err() {
-            self.decode_errors += 1;
             self.audible = false;
             self.payload = None;
         }
@@ -213,10 +213,6 @@ impl Channel {
     pub fn unmuted(&self) -> usize {
         self.members.iter().filter(|m| m.source.is_some() && !m.muted).count()
     }
-
-    pub fn floor_gain_db(&self) -> f32 {
-        self.ducker.gain_db()
-    }
 }
 
 pub struct Room {
@@ -231,14 +227,17 @@ pub struct Room {
     floor_raw: Box<[f32; FRAME]>,
     /// The floor as heard by everyone but the returned channel's booth.
     floor_full: Box<[f32; FRAME]>,
-    /// One limiter and encoder per stream someone hears; dropped when nobody does.
-    outputs: HashMap<Stream, Output>,
+    /// One limiter and encoder per stream someone hears, in the order the engine lists
+    /// them (so a listener finds its payload by index); dropped when nobody hears it.
+    outputs: Vec<(Stream, Output)>,
     /// Ticks since the room started: the media clock of every stream sent down.
     pub ticks: u64,
     /// Sources being captioned (`None`: the floor), each with its 16 kHz resampler.
     captioned: Vec<(Option<String>, Decimator)>,
     /// Frames concealed so far across this room's sources.
     pub concealed: u64,
+    /// Payloads that failed to decode so far across this room's sources.
+    pub decode_errors: u64,
 }
 
 impl Room {
@@ -251,10 +250,11 @@ impl Room {
             floor_return: None,
             floor_raw: Box::new([0.0; FRAME]),
             floor_full: Box::new([0.0; FRAME]),
-            outputs: HashMap::new(),
+            outputs: Vec::new(),
             ticks: 0,
             captioned: Vec::new(),
             concealed: 0,
+            decode_errors: 0,
         }
     }
 
@@ -297,7 +297,12 @@ impl Room {
     }
 
     pub fn payload(&self, stream: &Stream) -> Option<&Payload> {
-        self.outputs.get(stream).and_then(|o| o.payload.as_ref())
+        self.outputs.iter().find(|(s, _)| s == stream).and_then(|(_, o)| o.payload.as_ref())
+    }
+
+    /// This tick's payload of the `i`th stream of the last [`Room::tick`]'s list.
+    pub fn payload_at(&self, i: usize) -> Option<&Payload> {
+        self.outputs.get(i).and_then(|(_, o)| o.payload.as_ref())
     }
 
     /// Turns captions on or off for the floor (`None`) or a channel.
@@ -344,8 +349,8 @@ impl Room {
     }
 
     /// One 20 ms tick: play every source, mix the floor once, each channel
-    /// once, then limit and encode once each stream in `needed`.
-    pub fn tick<'a>(&mut self, needed: impl IntoIterator<Item = &'a Stream>) {
+    /// once, then limit and encode once each stream in `needed` (no duplicates).
+    pub fn tick(&mut self, needed: &[Stream]) {
         self.ticks += 1;
         for s in &mut self.floor {
             s.play();
@@ -354,6 +359,7 @@ impl Room {
         for s in &self.floor {
             mixer::add(&mut self.floor_raw, &s.pcm, 1.0);
             self.concealed += u64::from(s.concealed);
+            self.decode_errors += u64::from(s.decode_error);
         }
 
         for c in &mut self.channels {
@@ -361,6 +367,7 @@ impl Room {
                 if let Some(src) = m.source.as_mut() {
                     src.play();
                     self.concealed += u64::from(src.concealed);
+                    self.decode_errors += u64::from(src.decode_error);
                 }
             }
             c.voice.fill(0.0);
@@ -387,30 +394,31 @@ impl Room {
             mixer::add(&mut c.mix, &c.voice, 1.0);
         }
 
-        let mut needed: Vec<&Stream> = needed.into_iter().collect();
-        needed.dedup();
-        self.outputs.retain(|s, _| needed.contains(&s));
-        for stream in needed {
-            if !self.outputs.contains_key(stream) {
-                self.outputs.insert(stream.clone(), Output::new());
-            }
-            self.render(stream);
+        // Rebuilt only when who hears what changed; streams still heard keep their encoder.
+        let same =
+            self.outputs.len() == needed.len() && self.outputs.iter().zip(needed).all(|((s, _), n)| s == n);
+        if !same {
+            let mut old = std::mem::take(&mut self.outputs);
+            self.outputs = needed
+                .iter()
+                .map(|s| {
+                    let kept = old.iter().position(|(o, _)| o == s).map(|i| old.swap_remove(i).1);
+                    (s.clone(), kept.unwrap_or_else(Output::new))
+                })
+                .collect();
+        }
+        for i in 0..self.outputs.len() {
+            self.render(i);
         }
     }
 
-    /// Mixes one stream, then forwards or limits and encodes it.
-    fn render(&mut self, stream: &Stream) {
+    /// What one stream carries this tick, before limiting and encoding.
+    fn mix(&self, stream: &Stream) -> Option<[f32; FRAME]> {
         let mut pcm = [0f32; FRAME];
         match stream {
             Stream::Floor => pcm.copy_from_slice(&self.floor_full[..]),
-            Stream::Channel(l) => match self.channel(l) {
-                Some(c) => pcm.copy_from_slice(&c.mix[..]),
-                None => return,
-            },
-            Stream::Voice(l) => match self.voice(l) {
-                Some(v) => pcm.copy_from_slice(v),
-                None => return,
-            },
+            Stream::Channel(l) => pcm.copy_from_slice(&self.channel(l)?.mix[..]),
+            Stream::Voice(l) => pcm.copy_from_slice(self.voice(l)?),
             Stream::Booth { lang, input, partner } => {
                 match input {
                     Input::Floor => pcm.copy_from_slice(self.floor_for(lang)),
@@ -427,9 +435,17 @@ impl Room {
                 }
             }
         }
-        let out = self.outputs.get_mut(stream).expect("inserted before rendering");
+        Some(pcm)
+    }
+
+    /// Mixes the `i`th stream, then forwards or limits and encodes it.
+    fn render(&mut self, i: usize) {
+        let mixed = self.mix(&self.outputs[i].0);
+        let floor = self.outputs[i].0 == Stream::Floor && self.floor_return.is_none();
+        let out = &mut self.outputs[i].1;
         out.payload = None;
-        if *stream == Stream::Floor && self.floor_return.is_none() {
+        let Some(mut pcm) = mixed else { return };
+        if floor {
             // The floor goes down as it came in when it has one source, its
             // packet is here and the limiter would not touch it: no decode-encode
             // generation loss, no encode cost. A loud floor is limited and re-encoded.

@@ -1,7 +1,7 @@
 //! The media thread: owns the engine and the shared UDP socket, feeds it datagrams, time and commands, carries out its outputs.
 
 use crate::asr::{Asr, Chunk};
-use crate::core::engine::{ChannelSpec, Engine, Output, RoomSpec, RoomView, Snapshot, Stats};
+use crate::core::engine::{ChannelSpec, Engine, Output, RoomSpec, RoomView, Snapshot};
 use crate::core::room::PeerId;
 use crate::protocol::{ClientMsg, Error, ServerMsg};
 use crate::token::Claims;
@@ -44,12 +44,6 @@ pub enum Command {
     Room {
         id: String,
         reply: oneshot::Sender<Option<RoomView>>,
-    },
-    Rooms {
-        reply: oneshot::Sender<Vec<String>>,
-    },
-    Stats {
-        reply: oneshot::Sender<Stats>,
     },
     Snapshot {
         reply: oneshot::Sender<Snapshot>,
@@ -174,12 +168,6 @@ fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Server
         }
         Command::Room { id, reply } => {
             let _ = reply.send(engine.room_view(&id));
-        }
-        Command::Rooms { reply } => {
-            let _ = reply.send(engine.rooms());
-        }
-        Command::Stats { reply } => {
-            let _ = reply.send(engine.stats);
         }
         Command::Snapshot { reply } => {
             let _ = reply.send(engine.snapshot());

@@ -84,11 +84,11 @@ fn page(file: &str) -> Response {
 }
 
 async fn health(State(app): State<App>) -> ApiResult<Json<serde_json::Value>> {
-    let rooms = app.rooms().await?;
-    let s = app.stats().await?;
+    let snapshot = app.snapshot().await?;
+    let s = snapshot.stats;
     Ok(Json(serde_json::json!({
         "status": "ok",
-        "rooms": rooms.len(),
+        "rooms": snapshot.rooms,
         "dropped": {
             "datagrams_unparsed": s.datagrams_unparsed,
             "datagrams_unrouted": s.datagrams_unrouted,

@@ -26,23 +26,24 @@ fn gauge(r: &mut Registry, name: &str, help: &str, value: i64) {
     r.register(name, help, g);
 }
 
-/// CPU seconds and resident bytes of this process, from /proc (Linux).
-fn process() -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+/// CPU seconds (user + system) and resident bytes of `/proc/<what>`: "self", a pid, "thread-self" (Linux).
+pub fn usage(what: &str) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{what}/stat")).ok()?;
     let f: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
     // utime and stime, in clock ticks of 1/100 s on Linux.
     let cpu = (f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?) / 100.0;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{what}/status")).ok()?;
     let rss_kb: u64 =
         status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some((cpu, rss_kb * 1024))
 }
 
 /// The text exposition of everything.
-pub fn render(engines: &[Snapshot], tick: &Histogram, asr_skipped: u64) -> String {
-    let s = &Snapshot::merge(engines.to_vec());
+pub fn render(engines: Vec<Snapshot>, tick: &Histogram, asr_skipped: u64) -> String {
+    let count = engines.len();
+    let s = &Snapshot::merge(engines);
     let mut r = Registry::default();
-    gauge(&mut r, "tolk_engines", "Media engines (threads with a UDP socket each)", engines.len() as i64);
+    gauge(&mut r, "tolk_engines", "Media engines (threads with a UDP socket each)", count as i64);
     gauge(&mut r, "tolk_rooms", "Rooms", s.rooms as i64);
     gauge(&mut r, "tolk_peers", "Signalling sessions and WHIP/WHEP resources", s.peers as i64);
     gauge(&mut r, "tolk_peers_with_media", "Peers with a WebRTC connection", s.peers_with_media as i64);
@@ -66,6 +67,12 @@ pub fn render(engines: &[Snapshot], tick: &Histogram, asr_skipped: u64) -> Strin
         st.ticks_skipped,
     );
     counter(&mut r, "tolk_frames_concealed", "Incoming audio frames concealed (lost or late)", s.concealed);
+    counter(
+        &mut r,
+        "tolk_decode_errors",
+        "Incoming payloads that failed to decode (not 20 ms Opus)",
+        s.decode_errors,
+    );
     counter(
         &mut r,
         "tolk_datagrams_unparsed",
@@ -94,7 +101,7 @@ pub fn render(engines: &[Snapshot], tick: &Histogram, asr_skipped: u64) -> Strin
         asr_skipped,
     );
     r.register("tolk_tick_duration_seconds", "Time to run one tick of every room", tick.clone());
-    if let Some((cpu, rss)) = process() {
+    if let Some((cpu, rss)) = usage("self") {
         let c: Counter<f64> = Counter::default();
         c.inc_by(cpu);
         r.register("process_cpu_seconds", "User and system CPU time of the process", c);

@@ -8,7 +8,7 @@ pub mod whip;
 
 use crate::asr::Asr;
 use crate::config::{Config, ConfigError};
-use crate::core::engine::{ChannelSpec, Engine, EngineConfig, RoomSpec, RoomView, Stats};
+use crate::core::engine::{ChannelSpec, Engine, EngineConfig, RoomSpec, RoomView, Snapshot};
 use crate::core::room::PeerId;
 use crate::protocol::{Error, ErrorCode, Role};
 use crate::store::Store;
@@ -98,7 +98,7 @@ impl App {
             Command::CreateRoom { .. } => {
                 Ok(p.load.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i))
             }
-            Command::Rooms { .. } | Command::Stats { .. } | Command::Snapshot { .. } => Ok(0),
+            Command::Snapshot { .. } => Ok(0),
         }
     }
 
@@ -221,25 +221,15 @@ impl App {
         self.ask(|reply| Command::Room { id, reply }).await
     }
 
-    pub async fn rooms(&self) -> Result<Vec<String>, Error> {
-        let mut all: Vec<String> =
-            self.ask_all(|reply| Command::Rooms { reply }).await?.into_iter().flatten().collect();
-        all.sort();
-        Ok(all)
-    }
-
-    pub async fn stats(&self) -> Result<Stats, Error> {
-        Ok(self
-            .ask_all(|reply| Command::Stats { reply })
-            .await?
-            .into_iter()
-            .fold(Stats::default(), |a, b| a + b))
+    /// Every engine's counters, merged.
+    pub async fn snapshot(&self) -> Result<Snapshot, Error> {
+        Ok(Snapshot::merge(self.ask_all(|reply| Command::Snapshot { reply }).await?))
     }
 
     /// Prometheus text for `/metrics`.
     pub async fn metrics(&self) -> Result<String, Error> {
         let snapshots = self.ask_all(|reply| Command::Snapshot { reply }).await?;
-        Ok(metrics::render(&snapshots, &self.inner.tick, self.asr_skipped()))
+        Ok(metrics::render(snapshots, &self.inner.tick, self.asr_skipped()))
     }
 
     /// The transcript store, when captions are available.
