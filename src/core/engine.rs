@@ -1,23 +1,30 @@
 //! Owns every peer (one str0m `Rtc` each) and every room: routes datagrams, runs the 20 ms tick, fans payloads out.
 //!
+//! str0m runs each peer's ICE, DTLS and incoming media; the packets a peer hears are
+//! written here, each channel's payload once per tick, per listener only a header and
+//! the SRTP step ([`super::srtp`]), into one [`Batch`] the driver sends after the tick.
+//!
 //! The drain loop contract (as in str0m and quinn-proto): after any
 //! `handle_*` call, call [`Engine::poll_output`] until it returns
 //! [`Output::Timeout`], carry out every other output, then wait for input or
-//! that instant and call [`Engine::handle_timeout`]. The engine never reads
-//! the clock, never does IO and never blocks.
+//! that instant and call [`Engine::handle_timeout`]; when it says a tick ran,
+//! send [`Engine::batch`]. The engine never reads the clock, never does IO and
+//! never blocks.
 
 use super::jitter::JitterError;
 use super::mixer::DuckSettings;
 use super::room::{Channel, Input, Member, PeerId, Room, Source, Stream};
-use super::rtp::{self, RtpError, Unwrapper};
+use super::rtp::{self, Batch, RtpError, Unwrapper};
+use super::srtp::{self, KeySlot, Sender, Track};
 use crate::protocol::{ChannelInfo, Error, ErrorCode, FloorInfo, Role, ServerMsg};
 use crate::token::Claims;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
+use str0m::config::DtlsCert;
 use str0m::format::Codec;
-use str0m::media::{Frequency, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{Frequency, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
 
@@ -32,9 +39,9 @@ const STATE_EVERY: Duration = Duration::from_millis(250);
 /// WHIP client): browsers send a STUN consent check at least every 5 s
 /// (RFC 7675) and RTCP every second, so three missed checks is a safe verdict.
 const SILENT_PEER: Duration = Duration::from_secs(15);
-/// Audio packets str0m may hold between a write and its poll: we write one per tick and poll
-/// right after, so a few suffice (str0m's default of 50 costs memory in every listener).
-const SEND_BUFFER: usize = 4;
+/// Audio packets str0m may hold for sending: none go through it (see [`super::srtp`]), and
+/// its default of 50 would cost memory in every listener.
+const SEND_BUFFER: usize = 1;
 /// Most peers one engine holds: beyond it, joins are refused rather than degrade everyone.
 pub const MAX_PEERS: usize = 20_000;
 /// Most rooms one engine holds; each costs a few encoders.
@@ -277,9 +284,15 @@ pub(super) struct Peer {
     timeout: Option<Instant>,
     /// When a datagram from this peer last arrived (or its media was set up).
     heard: Instant,
-    /// The downstream track and its Opus payload type once known.
-    down: Option<(Mid, Option<Pt>)>,
+    /// The downstream track.
+    down: Option<Mid>,
     up: Option<Mid>,
+    /// Filled with the SRTP keying material when the DTLS handshake completes.
+    keys: Option<KeySlot>,
+    /// Writes the downstream packets once the keys are known.
+    sender: Option<Sender>,
+    /// Where the peer's DTLS and RTCP come from: its selected candidate pair, where its media goes.
+    to: Option<SocketAddr>,
     /// Queued for polling in the drain loop.
     dirty: bool,
 }
@@ -287,6 +300,24 @@ pub(super) struct Peer {
 impl Peer {
     pub(super) fn receives(&self) -> bool {
         self.down.is_some()
+    }
+
+    /// Our side of the downstream track, once DTLS has exported the keys: the SSRC str0m put
+    /// in the answer, the peer's Opus payload type and MID extension id.
+    fn start_sender(&mut self, id: PeerId) -> Option<Sender> {
+        let material = self.keys.as_ref()?.get()?;
+        let mid = self.down?;
+        let rtc = self.rtc.as_mut()?;
+        if !rtc.is_connected() {
+            return None;
+        }
+        let pt = rtc.writer(mid)?.payload_params().find(|pp| pp.spec().codec == Codec::Opus)?.pt();
+        let ext = rtc.media(mid)?.remote_extmap().id_of(str0m::rtp::Extension::RtpMid);
+        let ssrc = *rtc.direct_api().stream_tx_by_mid(mid, None)?.ssrc();
+        let track = Track::with_mid(ssrc, *pt, ext.map(|e| (e, &*mid)));
+        // A sequence start that differs per peer (RFC 3550 wants it unpredictable; SRTP
+        // makes that moot), low enough that the rollover count stays 0 for 20 minutes.
+        Sender::new(material, track, (id.wrapping_mul(0x9E37_79B9) >> 17) as u16)
     }
 }
 
@@ -305,6 +336,10 @@ pub struct Engine {
     detached: HashSet<PeerId>,
     to_poll: Vec<PeerId>,
     pub(super) out: VecDeque<Output>,
+    /// The last tick's media datagrams.
+    batch: Batch,
+    /// One DTLS certificate for every peer of this engine (making one per peer costs a key pair).
+    cert: DtlsCert,
     /// When the next 20 ms tick is due.
     next_tick: Option<Instant>,
     /// Rooms whose state changed since it last went out.
@@ -386,6 +421,11 @@ impl Engine {
             detached: HashSet::new(),
             to_poll: Vec::new(),
             out: VecDeque::new(),
+            batch: Batch::default(),
+            cert: srtp::provider()
+                .dtls_provider
+                .generate_certificate()
+                .expect("str0m's provider makes certificates"),
             next_tick: Some(now),
             stale: HashSet::new(),
             next_state: None,
@@ -570,6 +610,9 @@ impl Engine {
                 heard: self.next_tick.expect("scheduled from construction on"),
                 down: None,
                 up: None,
+                keys: None,
+                sender: None,
+                to: None,
                 dirty: false,
             },
         );
@@ -631,6 +674,8 @@ impl Engine {
             _ => {}
         }
         let mut rtc = Rtc::builder()
+            .set_crypto_provider(srtp::provider())
+            .set_dtls_cert(self.cert.clone())
             .set_ice_lite(true)
             .clear_codecs()
             .enable_opus(true, false)
@@ -643,6 +688,7 @@ impl Engine {
             .clear_extension_map()
             .set_extension(4, str0m::rtp::Extension::RtpMid)
             .build(now);
+        let keys = srtp::take_slot();
         for c in &self.config.candidates {
             let cand = Candidate::host(*c, "udp")
                 .map_err(|e| bad(ErrorCode::Busy, format!("bad server candidate: {e}")))?;
@@ -653,6 +699,7 @@ impl Engine {
             .accept_offer(offer)
             .map_err(|e| bad(ErrorCode::BadSdp, format!("offer not acceptable: {e}")))?;
         p.rtc = Some(rtc);
+        p.keys = keys;
         p.heard = now;
         let room_id = p.room.clone();
         if shape.sends {
@@ -725,6 +772,10 @@ impl Engine {
         };
         let peer = self.peers.get_mut(&id).expect("routed to a peer");
         peer.heard = now;
+        // DTLS (20-63) and SRTCP (128-191) come over the selected pair; STUN (0-3) may not (RFC 7983).
+        if data.first().is_some_and(|b| *b > 3) {
+            peer.to = Some(source);
+        }
         let rtc = peer.rtc.as_mut().expect("routed to a peer with media");
         let result = rtc.handle_input(input);
         self.mark(id);
@@ -745,7 +796,7 @@ impl Engine {
             } else {
                 self.next_tick = Some(next + TICK);
             }
-            self.tick(now);
+            self.tick();
             self.stats.ticks += 1;
             ticked = true;
         }
@@ -854,7 +905,7 @@ impl Engine {
     }
 
     /// The 20 ms tick: every room mixes and encodes once; every listener gets its stream's payload.
-    fn tick(&mut self, now: Instant) {
+    fn tick(&mut self) {
         for (id, r) in self.rooms.iter_mut() {
             r.tick(self.fanout.get(id).map_or(&[], |f| &f.streams[..]));
             let ms = r.ticks * 20;
@@ -874,50 +925,37 @@ impl Engine {
                 });
             });
         }
+        self.batch.clear();
         for (room, f) in &self.fanout {
             let Some(r) = self.rooms.get(room) else { continue };
             // The room's own clock, so a listener's one track stays continuous across switches.
-            let time = MediaTime::new(r.ticks * super::codec::FRAME as u64, Frequency::FORTY_EIGHT_KHZ);
+            let timestamp = (r.ticks * super::codec::FRAME as u64) as u32;
             for &(id, slot) in &f.receivers {
                 let Some(payload) = r.payload_at(slot) else { continue };
                 let Some(p) = self.peers.get_mut(&id) else { continue };
-                let Some((mid, pt)) = p.down.as_mut() else { continue };
-                let Some(rtc) = p.rtc.as_mut() else { continue };
-                if !rtc.is_connected() {
-                    continue;
+                let Some(to) = p.to else { continue };
+                if p.sender.is_none() {
+                    p.sender = p.start_sender(id);
                 }
-                let Some(mut writer) = rtc.writer(*mid) else { continue };
-                let pt = match pt {
-                    Some(pt) => *pt,
-                    None => {
-                        let Some(found) = writer
-                            .payload_params()
-                            .find(|pp| pp.spec().codec == Codec::Opus)
-                            .map(|pp| pp.pt())
-                        else {
-                            continue;
-                        };
-                        *pt = Some(found);
-                        writer = rtc.writer(*mid).expect("writer existed a moment ago");
-                        found
-                    }
-                };
-                if writer.write(pt, now, time, payload.clone()).is_ok() && !p.dirty {
-                    p.dirty = true;
-                    self.to_poll.push(id);
-                }
+                let Some(sender) = p.sender.as_mut() else { continue };
+                self.batch.push(to, |buf| sender.seal(timestamp, payload, buf));
             }
         }
         for o in &mut self.outs {
             let Some(r) = self.rooms.get(&o.spec.room) else { continue };
             let Some(payload) = r.payload(&o.stream) else { continue };
-            let mut contents = Vec::with_capacity(rtp::HEADER + payload.len());
             let ts = (r.ticks * super::codec::FRAME as u64) as u32;
-            rtp::write(&mut contents, o.spec.payload_type, o.seq, ts, o.spec.ssrc, payload);
+            let (pt, seq, ssrc) = (o.spec.payload_type, o.seq, o.spec.ssrc);
+            self.batch.push(o.spec.to, |buf| rtp::write(buf, pt, seq, ts, ssrc, payload));
             o.seq = o.seq.wrapping_add(1);
-            let source = self.config.candidates[0];
-            self.out.push_back(Output::Transmit { source, destination: o.spec.to, contents });
         }
+        self.stats.datagrams_out += self.batch.len() as u64;
+        self.stats.bytes_out += self.batch.bytes() as u64;
+    }
+
+    /// The media datagrams of the last tick: send them after [`Engine::handle_timeout`] says it ticked.
+    pub fn batch(&self) -> &Batch {
+        &self.batch
     }
 
     fn mark(&mut self, id: PeerId) {
@@ -993,7 +1031,7 @@ impl Engine {
                         }
                         Event::MediaAdded(m) if m.kind == MediaKind::Audio => {
                             if m.direction.is_sending() {
-                                p.down = Some((m.mid, None));
+                                p.down = Some(m.mid);
                             }
                             if m.direction.is_receiving() {
                                 p.up = Some(m.mid);
@@ -1038,6 +1076,9 @@ impl Engine {
         p.rtc = None;
         p.down = None;
         p.up = None;
+        p.keys = None;
+        p.sender = None;
+        p.to = None;
         p.timeout = None;
         let room = p.room.clone();
         self.by_addr.retain(|_, pid| *pid != id);

@@ -7,3 +7,4 @@ pub mod jitter;
 pub mod mixer;
 pub mod room;
 pub mod rtp;
+pub mod srtp;

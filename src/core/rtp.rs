@@ -1,5 +1,6 @@
-//! Plain RTP without WebRTC: parses the header of a tapped floor packet and writes the header of an RTP output.
+//! Plain RTP: parses the header of a tapped floor packet, writes RTP packets, and holds one tick's outgoing datagrams in one reused buffer.
 
+use std::net::SocketAddr;
 use thiserror::Error;
 
 /// Fixed RTP header length (RFC 3550 section 5.1).
@@ -69,14 +70,57 @@ pub fn parse(buf: &[u8]) -> Result<Packet<'_>, RtpError> {
 }
 
 /// Writes a 12-byte RTP header followed by `payload` into `out`.
+/// Appends one plain RTP packet to `out`.
 pub fn write(out: &mut Vec<u8>, payload_type: u8, seq: u16, timestamp: u32, ssrc: u32, payload: &[u8]) {
-    out.clear();
     out.push(0x80);
     out.push(payload_type & 0x7f);
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&timestamp.to_be_bytes());
     out.extend_from_slice(&ssrc.to_be_bytes());
     out.extend_from_slice(payload);
+}
+
+/// The datagrams of one tick, back to back in one buffer that keeps its capacity from tick
+/// to tick, so sending a packet allocates nothing.
+#[derive(Debug, Default)]
+pub struct Batch {
+    bytes: Vec<u8>,
+    /// Each datagram's destination and where it ends in `bytes`.
+    packets: Vec<(SocketAddr, usize)>,
+}
+
+impl Batch {
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.packets.clear();
+    }
+
+    /// Adds the datagram `write` appends to the buffer.
+    pub fn push(&mut self, to: SocketAddr, write: impl FnOnce(&mut Vec<u8>)) {
+        write(&mut self.bytes);
+        self.packets.push((to, self.bytes.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.packets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.packets.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, &[u8])> {
+        let mut start = 0;
+        self.packets.iter().map(move |&(to, end)| {
+            let d = &self.bytes[start..end];
+            start = end;
+            (to, d)
+        })
+    }
 }
 
 /// Extends 32-bit RTP timestamps to 64 bits across wrap-arounds.

@@ -133,6 +133,11 @@ pub fn run(
         }
         let started = Instant::now();
         if engine.handle_timeout(started) {
+            for (destination, contents) in engine.batch().iter() {
+                if let Err(e) = socket.send_to(contents, destination) {
+                    debug!(%destination, "send failed: {e}");
+                }
+            }
             tick.observe(started.elapsed().as_secs_f64());
         }
     }

@@ -100,7 +100,11 @@ pub fn render(engines: Vec<Snapshot>, tick: &Histogram, asr_skipped: u64) -> Str
         "20 ms chunks the speech recogniser had no time for",
         asr_skipped,
     );
-    r.register("tolk_tick_duration_seconds", "Time to run one tick of every room", tick.clone());
+    r.register(
+        "tolk_tick_duration_seconds",
+        "Time to run one tick of every room and send its packets",
+        tick.clone(),
+    );
     if let Some((cpu, rss)) = usage("self") {
         let c: Counter<f64> = Counter::default();
         c.inc_by(cpu);
