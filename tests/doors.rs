@@ -120,6 +120,8 @@ async fn aiortc_publishes_over_whip_and_plays_over_whep() {
     let run = tokio::process::Command::new("python3")
         .arg(&script)
         .args([&format!("http://{}", s.http), &whip, &whep, "880", "es"])
+        // Browsers and str0m pick AES-GCM; this run checks the server's AES-CM packets.
+        .env("SRTP_PROFILE", "aes-cm")
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(90), run)

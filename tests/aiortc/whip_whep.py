@@ -5,6 +5,10 @@ player heard as JSON: the level of a few frequencies in dBFS, and the status
 codes of the DELETEs.
 
 Usage: python3 whip_whep.py <base-url> <whip-token> <whep-token> <tone-hz> [channel]
+
+With SRTP_PROFILE=aes-cm in the environment, both peers offer only
+SRTP_AES128_CM_SHA1_80 (RFC 3711's AES counter mode with HMAC-SHA1), so the
+server's packets are checked in that profile too (browsers pick AES-GCM).
 """
 
 import asyncio
@@ -14,13 +18,19 @@ import sys
 import time
 import urllib.request
 
+import os
+
 import aioice.ice
+import aiortc.rtcdtlstransport
 import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 
 # aioice leaves out 127.0.0.1; the tests run on loopback only.
 aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+
+if os.environ.get("SRTP_PROFILE") == "aes-cm":
+    aiortc.rtcdtlstransport.SRTP_PROFILES[:] = [aiortc.rtcdtlstransport.SRTP_AES128_CM_SHA1_80]
 
 RATE = 48000
 FRAME = 960
