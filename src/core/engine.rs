@@ -18,7 +18,8 @@ use super::rtp::{self, Batch, RtpError, Unwrapper};
 use super::srtp::{self, KeySlot, Sender, Track};
 use crate::protocol::{ChannelInfo, Error, ErrorCode, FloorInfo, Role, ServerMsg};
 use crate::token::Claims;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
@@ -39,6 +40,8 @@ const STATE_EVERY: Duration = Duration::from_millis(250);
 /// WHIP client): browsers send a STUN consent check at least every 5 s
 /// (RFC 7675) and RTCP every second, so three missed checks is a safe verdict.
 const SILENT_PEER: Duration = Duration::from_secs(15);
+/// How often peers are checked for silence.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Audio packets str0m may hold for sending: none go through it (see [`super::srtp`]), and
 /// its default of 50 would cost memory in every listener.
 const SEND_BUFFER: usize = 1;
@@ -335,6 +338,11 @@ pub struct Engine {
     /// Peers without a signalling session (WHIP, WHEP): they leave when their media dies.
     detached: HashSet<PeerId>,
     to_poll: Vec<PeerId>,
+    /// Peers' str0m deadlines, earliest first; an entry that no longer matches its peer's
+    /// `timeout` is stale and skipped (so a wakeup costs O(log n), not a scan of every peer).
+    timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    /// When peers are next checked for silence.
+    next_sweep: Instant,
     pub(super) out: VecDeque<Output>,
     /// The last tick's media datagrams.
     batch: Batch,
@@ -420,6 +428,8 @@ impl Engine {
             outs: Vec::new(),
             detached: HashSet::new(),
             to_poll: Vec::new(),
+            timers: BinaryHeap::new(),
+            next_sweep: now + SWEEP_EVERY,
             out: VecDeque::new(),
             batch: Batch::default(),
             cert: srtp::provider()
@@ -800,23 +810,29 @@ impl Engine {
             self.stats.ticks += 1;
             ticked = true;
         }
-        let silent: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.rtc.is_some() && now.saturating_duration_since(p.heard) > SILENT_PEER)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in silent {
-            self.drop_media(id);
+        if now >= self.next_sweep {
+            self.next_sweep = now + SWEEP_EVERY;
+            let silent: Vec<PeerId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.rtc.is_some() && now.saturating_duration_since(p.heard) > SILENT_PEER)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in silent {
+                self.drop_media(id);
+            }
         }
-        let due: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.rtc.is_some() && p.timeout.is_some_and(|t| t <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in due {
-            if let Some(rtc) = self.peers.get_mut(&id).and_then(|p| p.rtc.as_mut()) {
+        while let Some(&Reverse((t, id))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(p) = self.peers.get_mut(&id) else { continue };
+            if p.timeout != Some(t) {
+                continue;
+            }
+            p.timeout = None;
+            if let Some(rtc) = p.rtc.as_mut() {
                 // A timer error means the peer is gone; the drain loop removes it.
                 let _ = rtc.handle_input(str0m::Input::Timeout(now));
             }
@@ -984,12 +1000,14 @@ impl Engine {
         }
     }
 
-    fn next_timeout(&self) -> Instant {
-        let mut t = self.next_tick.expect("scheduled from construction on");
-        for p in self.peers.values() {
-            if let Some(pt) = p.timeout {
+    fn next_timeout(&mut self) -> Instant {
+        let mut t = self.next_tick.expect("scheduled from construction on").min(self.next_sweep);
+        while let Some(&Reverse((pt, id))) = self.timers.peek() {
+            if self.peers.get(&id).is_some_and(|p| p.timeout == Some(pt)) {
                 t = t.min(pt);
+                break;
             }
+            self.timers.pop();
         }
         if !self.stale.is_empty() {
             if let Some(s) = self.next_state {
@@ -1016,7 +1034,10 @@ impl Engine {
                 }
                 match rtc.poll_output() {
                     Ok(str0m::Output::Timeout(t)) => {
-                        p.timeout = Some(t);
+                        if p.timeout != Some(t) {
+                            p.timeout = Some(t);
+                            self.timers.push(Reverse((t, id)));
+                        }
                         break;
                     }
                     Ok(str0m::Output::Transmit(t)) => self.out.push_back(Output::Transmit {
