@@ -85,3 +85,37 @@ async fn a_handover_clicked_in_two_consoles_changes_what_the_listener_hears() {
     assert!((peak(after) - 990.0).abs() < 25.0, "Bea's 990 Hz after the handover: {after}");
     assert!(level(after, "990") - level(after, "880") > 20.0, "Ana off air: {after}");
 }
+
+/// A listener settles once it sends its first receiver report: the server drops its WebRTC
+/// session and answers its consent checks itself. Chromium drops a connection whose consent
+/// checks go unanswered for 30 s (RFC 7675), so it must still be connected, and still hear
+/// the tone, more than 30 s after settling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_chromium_listener_keeps_playing_past_the_consent_timeout() {
+    let s = server().await;
+    let tone = wav(880.0);
+    let interpreter = s.app.mint("r", Role::Interpreter, Some("es".into()), "Ana", None).url;
+    let listener = s.app.mint("r", Role::Listener, None, "Lena", None).url;
+    let settled = async {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_secs(60) {
+            let (_, body) = http(&s, "GET", "/metrics", None, None).await;
+            if body.lines().any(|l| l.starts_with("tolk_listeners_settled ") && !l.ends_with(" 0")) {
+                return Some(t.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        None
+    };
+    let args = [&interpreter, &listener, tone.to_str().unwrap(), "es", "", "40"];
+    let run = node("e2e.mjs", &args);
+    let (result, settled) = tokio::join!(run, settled);
+    let _ = std::fs::remove_file(&tone);
+    println!("listener analyser: {result}");
+    let settled = settled.expect("the listener settles");
+    println!("settled {:.1} s after the pages opened", settled.as_secs_f64());
+    let later = &result["later"];
+    assert_eq!(later["state"], "connected", "the connection outlives the consent timeout: {result}");
+    assert!((peak(later) - 880.0).abs() < 25.0, "40 s later the loudest frequency is {:.0} Hz", peak(later));
+    assert!(level(later, "880") > -60.0, "880 Hz too quiet 40 s later: {result}");
+}

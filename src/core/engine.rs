@@ -15,6 +15,7 @@ use super::jitter::JitterError;
 use super::mixer::DuckSettings;
 use super::room::{Channel, Input, Member, PeerId, Room, Source, Stream};
 use super::rtp::{self, Batch, RtpError, Unwrapper};
+use super::settled::Settled;
 use super::srtp::{self, KeySlot, Sender, Track};
 use crate::protocol::{ChannelInfo, Error, ErrorCode, FloorInfo, Role, ServerMsg};
 use crate::token::Claims;
@@ -227,6 +228,7 @@ impl Snapshot {
             a.rooms += b.rooms;
             a.peers += b.peers;
             a.peers_with_media += b.peers_with_media;
+            a.listeners_settled += b.listeners_settled;
             a.listeners.extend(b.listeners);
             a.concealed += b.concealed;
             a.decode_errors += b.decode_errors;
@@ -242,6 +244,8 @@ pub struct Snapshot {
     pub rooms: usize,
     pub peers: usize,
     pub peers_with_media: usize,
+    /// Listeners past setup, served without a WebRTC session of their own.
+    pub listeners_settled: usize,
     /// (room, "floor" or channel, listeners).
     pub listeners: Vec<(String, String, u32)>,
     /// Frames of incoming audio concealed (lost or late) across all sources.
@@ -283,7 +287,8 @@ pub(super) struct Peer {
     pub(super) listening: Stream,
     /// What this peer's one downstream track carries now (derived from the above).
     pub(super) stream: Stream,
-    pub(super) rtc: Option<Rtc>,
+    /// Boxed: an `Rtc` is about 10 KiB, and the peer table keeps slack for growth.
+    pub(super) rtc: Option<Box<Rtc>>,
     timeout: Option<Instant>,
     /// When a datagram from this peer last arrived (or its media was set up).
     heard: Instant,
@@ -296,6 +301,8 @@ pub(super) struct Peer {
     sender: Option<Sender>,
     /// Where the peer's DTLS and RTCP come from: its selected candidate pair, where its media goes.
     to: Option<SocketAddr>,
+    /// A listener past setup: its `Rtc` is gone, its consent checks are answered from here.
+    settled: Option<Settled>,
     /// Queued for polling in the drain loop.
     dirty: bool,
 }
@@ -303,6 +310,26 @@ pub(super) struct Peer {
 impl Peer {
     pub(super) fn receives(&self) -> bool {
         self.down.is_some()
+    }
+
+    fn has_media(&self) -> bool {
+        self.rtc.is_some() || self.settled.is_some()
+    }
+
+    /// A peer that only listens settles once its packets flow and it has shown, with a
+    /// receiver report (SRTCP, so it holds the keys and our last DTLS flight arrived), that
+    /// it needs nothing more from the handshake.
+    fn settle_if_done(&mut self, datagram: &[u8]) {
+        let rtcp = matches!(datagram, [128..=191, 192..=223, ..]);
+        if !rtcp || self.up.is_some() || self.sender.is_none() {
+            return;
+        }
+        let Some(rtc) = self.rtc.as_mut() else { return };
+        let creds = rtc.direct_api().local_ice_credentials();
+        self.settled = Some(Settled::new(&creds.ufrag, &creds.pass));
+        self.rtc = None;
+        self.keys = None;
+        self.timeout = None;
     }
 
     /// Our side of the downstream track, once DTLS has exported the keys: the SSRC str0m put
@@ -623,6 +650,7 @@ impl Engine {
                 keys: None,
                 sender: None,
                 to: None,
+                settled: None,
                 dirty: false,
             },
         );
@@ -650,7 +678,7 @@ impl Engine {
             .peers
             .get_mut(&peer)
             .ok_or_else(|| bad(ErrorCode::NotJoined, "join before sending an offer"))?;
-        if p.rtc.is_some() {
+        if p.has_media() {
             return Err(bad(
                 ErrorCode::BadSdp,
                 "this session already has media; renegotiation is not supported",
@@ -708,7 +736,7 @@ impl Engine {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| bad(ErrorCode::BadSdp, format!("offer not acceptable: {e}")))?;
-        p.rtc = Some(rtc);
+        p.rtc = Some(Box::new(rtc));
         p.keys = keys;
         p.heard = now;
         let room_id = p.room.clone();
@@ -760,10 +788,11 @@ impl Engine {
             return Err(DatagramError::Unparsed);
         };
         let input = str0m::Input::Receive(now, recv);
-        let known =
-            self.by_addr.get(&source).copied().filter(|id| {
-                self.peers.get(id).and_then(|p| p.rtc.as_ref()).is_some_and(|r| r.accepts(&input))
-            });
+        let known = self.by_addr.get(&source).copied().filter(|id| {
+            self.peers
+                .get(id)
+                .is_some_and(|p| p.settled.is_some() || p.rtc.as_ref().is_some_and(|r| r.accepts(&input)))
+        });
         let id = match known {
             Some(id) => id,
             None => {
@@ -782,12 +811,35 @@ impl Engine {
         };
         let peer = self.peers.get_mut(&id).expect("routed to a peer");
         peer.heard = now;
+        if let Some(settled) = &peer.settled {
+            // Consent checks get their answer; receiver reports and DTLS alerts only show it is alive.
+            if !matches!(data, [0..=3, ..]) {
+                return Ok(());
+            }
+            return match settled.answer(data, source) {
+                Ok(contents) => {
+                    self.out.push_back(Output::Transmit {
+                        source: destination,
+                        destination: source,
+                        contents,
+                    });
+                    Ok(())
+                }
+                Err(e) => {
+                    self.stats.datagrams_rejected += 1;
+                    Err(DatagramError::Rejected(e.to_string()))
+                }
+            };
+        }
         // DTLS (20-63) and SRTCP (128-191) come over the selected pair; STUN (0-3) may not (RFC 7983).
         if data.first().is_some_and(|b| *b > 3) {
             peer.to = Some(source);
         }
         let rtc = peer.rtc.as_mut().expect("routed to a peer with media");
         let result = rtc.handle_input(input);
+        if result.is_ok() {
+            peer.settle_if_done(data);
+        }
         self.mark(id);
         result.map_err(|e| {
             self.stats.datagrams_rejected += 1;
@@ -815,7 +867,7 @@ impl Engine {
             let silent: Vec<PeerId> = self
                 .peers
                 .iter()
-                .filter(|(_, p)| p.rtc.is_some() && now.saturating_duration_since(p.heard) > SILENT_PEER)
+                .filter(|(_, p)| p.has_media() && now.saturating_duration_since(p.heard) > SILENT_PEER)
                 .map(|(id, _)| *id)
                 .collect();
             for id in silent {
@@ -862,7 +914,8 @@ impl Engine {
             stats: self.stats,
             rooms: self.rooms.len(),
             peers: self.peers.len(),
-            peers_with_media: self.peers.values().filter(|p| p.rtc.is_some()).count(),
+            peers_with_media: self.peers.values().filter(|p| p.has_media()).count(),
+            listeners_settled: self.peers.values().filter(|p| p.settled.is_some()).count(),
             listeners,
             concealed,
             decode_errors,
@@ -1100,6 +1153,7 @@ impl Engine {
         p.keys = None;
         p.sender = None;
         p.to = None;
+        p.settled = None;
         p.timeout = None;
         let room = p.room.clone();
         self.by_addr.retain(|_, pid| *pid != id);

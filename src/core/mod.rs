@@ -7,4 +7,5 @@ pub mod jitter;
 pub mod mixer;
 pub mod room;
 pub mod rtp;
+pub mod settled;
 pub mod srtp;

@@ -56,6 +56,11 @@ pub fn take_slot() -> Option<KeySlot> {
     BORN.with(|b| b.borrow_mut().take())
 }
 
+/// HMAC-SHA1 from the same crypto (STUN message integrity).
+pub fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> [u8; 20] {
+    base().sha1_hmac_provider.sha1_hmac(key, parts)
+}
+
 fn base() -> &'static CryptoProvider {
     static BASE: OnceLock<CryptoProvider> = OnceLock::new();
     BASE.get_or_init(str0m::crypto::from_feature_flags)

@@ -20,7 +20,7 @@ pub enum Command {
         claims: Claims,
         publish: Option<String>,
         /// Where the session's messages go; `None` for WHIP and WHEP (no signalling session).
-        events: Option<mpsc::Sender<ServerMsg>>,
+        events: Option<mpsc::Sender<Box<ServerMsg>>>,
         reply: oneshot::Sender<Result<ServerMsg, Error>>,
     },
     /// Any request after join.
@@ -67,7 +67,7 @@ pub fn run(
     tick: Histogram,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    let mut sessions: HashMap<PeerId, mpsc::Sender<ServerMsg>> = HashMap::new();
+    let mut sessions: HashMap<PeerId, mpsc::Sender<Box<ServerMsg>>> = HashMap::new();
     // Largest datagram we accept: an Ethernet MTU plus headroom; bigger is not WebRTC.
     let mut buf = vec![0u8; 2048];
     loop {
@@ -91,7 +91,7 @@ pub fn run(
                 Output::Event { peer, msg } => {
                     if let Some(tx) = sessions.get(&peer) {
                         // A session that does not read its messages loses them, never stalls media.
-                        if tx.try_send(msg).is_err() {
+                        if tx.try_send(Box::new(msg)).is_err() {
                             debug!(peer, "session queue full or closed; message dropped");
                         }
                     }
@@ -143,7 +143,7 @@ pub fn run(
     }
 }
 
-fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<ServerMsg>>, cmd: Command) {
+fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Box<ServerMsg>>>, cmd: Command) {
     // A reply nobody waits for any more (the session closed) is simply dropped.
     match cmd {
         Command::Join { peer, claims, publish, events, reply } => {

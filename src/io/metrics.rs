@@ -47,6 +47,12 @@ pub fn render(engines: Vec<Snapshot>, tick: &Histogram, asr_skipped: u64) -> Str
     gauge(&mut r, "tolk_rooms", "Rooms", s.rooms as i64);
     gauge(&mut r, "tolk_peers", "Signalling sessions and WHIP/WHEP resources", s.peers as i64);
     gauge(&mut r, "tolk_peers_with_media", "Peers with a WebRTC connection", s.peers_with_media as i64);
+    gauge(
+        &mut r,
+        "tolk_listeners_settled",
+        "Listeners past setup, served without a WebRTC session of their own",
+        s.listeners_settled as i64,
+    );
     let listeners = Family::<Vec<(String, String)>, Gauge<i64>>::default();
     for (room, stream, n) in &s.listeners {
         listeners

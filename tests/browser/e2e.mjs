@@ -1,10 +1,12 @@
 // Real-browser check: an interpreter page with a fake microphone (a WAV tone) and a
 // listener page on that channel, in headless Chromium; prints what the listener hears.
-// Usage: node e2e.mjs <interpreter-url> <listener-url> <wav> <channel> [screenshot-dir]
+// Usage: node e2e.mjs <interpreter-url> <listener-url> <wav> <channel> [screenshot-dir] [stay-seconds]
+// With stay-seconds, the listener stays that long and is heard again: `later` holds the
+// second reading and the state of its connection.
 import { launch, open, spectrum, deadline } from './lib.mjs';
 
-const [interpreterUrl, listenerUrl, wav, channel, shots] = process.argv.slice(2);
-const timer = deadline(90);
+const [interpreterUrl, listenerUrl, wav, channel, shots, stay] = process.argv.slice(2);
+const timer = deadline(90 + Number(stay || 0));
 const browser = await launch(wav);
 try {
   const interpreter = await open(browser, interpreterUrl, 'interpreter');
@@ -21,6 +23,11 @@ try {
   await listener.waitForTimeout(2500);
   const result = await spectrum(listener);
   if (shots) await listener.screenshot({ path: `${shots}/listener.png`, fullPage: true });
+  if (Number(stay) > 0) {
+    await listener.waitForTimeout(Number(stay) * 1000);
+    result.later = await spectrum(listener);
+    result.later.state = await listener.evaluate(() => window.tolk.session.pc.connectionState);
+  }
   console.log(JSON.stringify(result));
 } finally {
   clearTimeout(timer);
