@@ -70,18 +70,20 @@ async fn mint(http: SocketAddr, room: &str, role: &str, channel: Option<&str>) -
     serde_json::from_str::<serde_json::Value>(&b).unwrap()["token"].as_str().unwrap().to_string()
 }
 
+/// One value from the server's /metrics.
+async fn metric(http: SocketAddr, name: &str) -> f64 {
+    let (_, body) = common::http_at(http, "GET", "/metrics", None, "", "").await;
+    body.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| panic!("{name} is in /metrics"))
+        .parse()
+        .unwrap()
+}
+
 /// (server CPU seconds, resident bytes) from its /metrics.
 async fn server_usage(http: SocketAddr) -> (f64, f64) {
-    let (_, body) = common::http_at(http, "GET", "/metrics", None, "", "").await;
-    let value = |name: &str| {
-        body.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    (value("process_cpu_seconds_total"), value("process_resident_memory_bytes"))
+    (metric(http, "process_cpu_seconds_total").await, metric(http, "process_resident_memory_bytes").await)
 }
 
 #[derive(Default)]
@@ -280,12 +282,19 @@ async fn run(n: usize, rooms: usize) {
             eprintln!("  {n} listeners: {} connected after {:.1} s", i + 1, t.elapsed().as_secs_f64());
         }
     }
-    tokio::time::sleep(Duration::from_secs(3)).await; // warm up: DTLS done, jitter buffers full
+    // Warm up: DTLS done, jitter buffers full, and listeners settled (each settles with its
+    // first receiver report, which str0m sends a few seconds in).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = Instant::now();
+    while metric(http, "tolk_listeners_settled").await < n as f64 && t.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     let (cpu0, _) = server_usage(http).await;
     let (p0, l0) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
     let m0 = Instant::now();
-    eprintln!("  {n} listeners: measuring {MEASURE_SECS} s");
+    let settled = metric(http, "tolk_listeners_settled").await;
+    eprintln!("  {n} listeners: {settled} settled; measuring {MEASURE_SECS} s");
     tokio::time::sleep(Duration::from_secs(MEASURE_SECS)).await;
     let secs = m0.elapsed().as_secs_f64();
     let (cpu1, rss) = server_usage(http).await;
