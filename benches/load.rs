@@ -1,7 +1,7 @@
 //! Load generator: N WebRTC listeners (str0m clients, one tokio task and UDP socket each) against
 //! a tolk server running as its own process, with a floor and three interpreters playing known
 //! signals. Reports the server's CPU per listener-second (from its own /metrics), its memory per
-//! listener, packet loss per listener, and added latency (marker frame sent by the es interpreter
+//! listener once they have settled and at its peak while they joined, packet loss per listener, and added latency (marker frame sent by the es interpreter
 //! to its arrival at probe listeners), next to a bare UDP send of the same packet rate.
 //!
 //! Run: `cargo bench --bench load -- 250 1000` (listener counts; default 250 1000); add `--janus`
@@ -30,7 +30,7 @@ const PROBES: usize = 4;
 const MARKER_EVERY: u64 = 25; // frames: 500 ms
 
 struct Server {
-    _child: tokio::process::Child,
+    child: tokio::process::Child,
     http: SocketAddr,
 }
 
@@ -58,7 +58,7 @@ async fn start_server(dir: &std::path::Path) -> Server {
         }
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Server { _child: child, http }
+    Server { child, http }
 }
 
 async fn mint(http: SocketAddr, room: &str, role: &str, channel: Option<&str>) -> String {
@@ -319,16 +319,18 @@ async fn run(n: usize, rooms: usize) {
             latency.push((since - sent) * 1000.0);
         }
     }
+    let peak = peak_rss(server.child.id().expect("the server runs"));
     let cpu_per = (cpu1 - cpu0) / (n as f64 * secs) * 1e6;
     let bare = bare_send(n, 120, 3).await / (n as f64 * 3.0) * 1e6;
     let expected = (n as f64) * 50.0 * secs;
     let got = (p1 - p0) as f64;
     let cores = (cpu1 - cpu0) / secs;
     println!(
-        "| {n} ({rooms} room{}, server busy {cores:.2} cores) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.3} % | {:.3} % | {:.1} / {:.1} ms |",
+        "| {n} ({rooms} room{}, server busy {cores:.2} cores) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.0} KiB | {:.3} % | {:.3} % | {:.1} / {:.1} ms |",
         if rooms == 1 { "" } else { "s" },
         cpu_per / bare,
         (rss - rss_empty) / n as f64 / 1024.0,
+        (peak - rss_empty) / n as f64 / 1024.0,
         ((l1 - l0) as f64 / got.max(1.0)) * 100.0,
         (1.0 - got / expected).max(0.0) * 100.0,
         percentile(&mut latency.clone(), 0.5),
@@ -443,6 +445,18 @@ async fn janus_viewer(http: SocketAddr, counters: Arc<Counters>, stop: Arc<Atomi
 }
 
 /// CPU seconds and resident bytes of another process.
+/// The most resident memory the process has had (VmHWM): the peak of a join storm.
+fn peak_rss(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process is running");
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kb * 1024.0
+}
+
 fn usage_of(pid: u32) -> (f64, f64) {
     let (cpu, rss) = tolk::io::metrics::usage(&pid.to_string()).expect("the process is running");
     (cpu, rss as f64)
@@ -521,13 +535,15 @@ async fn run_janus(n: usize) {
     let (cpu1, rss) = usage_of(pid);
     let (p1, l1) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
     stop.store(true, Ordering::Relaxed);
+    let peak = peak_rss(pid);
     let cpu_per = (cpu1 - cpu0) / (n as f64 * secs) * 1e6;
     let bare = bare_send(n, 120, 3).await / (n as f64 * 3.0) * 1e6;
     let got = (p1 - p0) as f64;
     println!(
-        "| {n} (Janus Streaming) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.3} % | {:.3} % | n/a |",
+        "| {n} (Janus Streaming) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.0} KiB | {:.3} % | {:.3} % | n/a |",
         cpu_per / bare,
         (rss - rss_empty) / n as f64 / 1024.0,
+        (peak - rss_empty) / n as f64 / 1024.0,
         ((l1 - l0) as f64 / got.max(1.0)) * 100.0,
         (1.0 - got / (n as f64 * 50.0 * secs)).max(0.0) * 100.0,
     );
@@ -555,8 +571,8 @@ fn main() {
         .collect();
     let counts = if counts.is_empty() { vec![250, 1000] } else { counts };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    println!("| listeners | server CPU per listener-second | bare send per listener-second | ratio | server memory per listener | seq gaps | packets short of 50/s | latency p50 / p99 |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| listeners | server CPU per listener-second | bare send per listener-second | ratio | server memory per listener | peak while joining | seq gaps | packets short of 50/s | latency p50 / p99 |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for n in counts {
         rt.block_on(run(n, rooms));
         if janus {

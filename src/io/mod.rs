@@ -18,8 +18,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
+
+/// How often memory freed by settled listeners is handed back to the system.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -412,6 +415,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 let _ = stop.await;
             })
             .await
+    });
+    // Freed memory goes back to the system every few seconds, for as long as the app lives.
+    let alive = Arc::downgrade(&app.inner);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(TRIM_EVERY);
+        while alive.strong_count() > 0 {
+            every.tick().await;
+            let _ = tokio::task::spawn_blocking(metrics::trim).await;
+        }
     });
     tracing::info!(%http_addr, engines, "tolk is up");
     Ok(Running {
