@@ -143,6 +143,25 @@ async fn garbage_on_the_udp_port_and_a_huge_message_leave_other_rooms_playing() 
     junk.send_to(&[0x80, 111, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3], s.udp).unwrap();
     junk.send_to(&[0x00, 0x01, 0x00, 0x50, 0x21, 0x12, 0xa4, 0x42], s.udp).unwrap();
     junk.send_to(&[], s.udp).unwrap();
+    // Well-formed ICE checks for usernames that are not ours, from 200 addresses: each is one
+    // lookup and a drop, whatever the number of peers.
+    let unrouted_before = health_count(&s, "datagrams_unrouted").await;
+    for i in 0..200u32 {
+        let from = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let username = format!("nobody{i}:forger");
+        let mut buf = [0u8; 256];
+        let n = str0m::ice::StunMessage::binding_request(
+            &username,
+            str0m::ice::TransId::new(),
+            true,
+            1,
+            1,
+            false,
+        )
+        .to_bytes(Some(b"a guessed password"), &mut buf, tolk::core::srtp::hmac_sha1)
+        .unwrap();
+        from.send_to(&buf[..n], s.udp).unwrap();
+    }
 
     // A message far beyond any limit closes that one WebSocket only.
     let mut big = Signal::connect(&s).await;
@@ -165,4 +184,13 @@ async fn garbage_on_the_udp_port_and_a_huge_message_leave_other_rooms_playing() 
     let (status, body) = http(&s, "GET", "/health", None, None).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"rooms\":2"), "{body}");
+    let unrouted = health_count(&s, "datagrams_unrouted").await - unrouted_before;
+    assert!(unrouted >= 200, "the forged ICE checks are counted as unrouted: {unrouted}");
+}
+
+/// One count of dropped input from /health.
+async fn health_count(s: &tolk::io::Running, name: &str) -> u64 {
+    let (_, body) = http(s, "GET", "/health", None, None).await;
+    let v: serde_json::Value = serde_json::from_str(&body).expect("/health is JSON");
+    v["dropped"][name].as_u64().unwrap_or_else(|| panic!("dropped.{name} in /health: {body}"))
 }

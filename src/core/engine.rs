@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::format::Codec;
+use str0m::ice::StunMessage;
 use str0m::media::{Frequency, MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
@@ -355,6 +356,8 @@ pub struct Engine {
     pub(super) config: EngineConfig,
     pub(super) peers: HashMap<PeerId, Peer>,
     by_addr: HashMap<SocketAddr, PeerId>,
+    /// Peers by our ICE username fragment: how a datagram from a new address finds its peer.
+    by_ufrag: HashMap<String, PeerId>,
     pub(super) rooms: HashMap<String, Room>,
     /// Per room, who hears what (rebuilt when that changes, read every tick).
     fanout: HashMap<String, Fanout>,
@@ -449,6 +452,7 @@ impl Engine {
             config,
             peers: HashMap::new(),
             by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
             rooms: HashMap::new(),
             fanout: HashMap::new(),
             taps: Vec::new(),
@@ -727,6 +731,7 @@ impl Engine {
             .set_extension(4, str0m::rtp::Extension::RtpMid)
             .build(now);
         let keys = srtp::take_slot();
+        self.by_ufrag.insert(rtc.direct_api().local_ice_credentials().ufrag, peer);
         for c in &self.config.candidates {
             let cand = Candidate::host(*c, "udp")
                 .map_err(|e| bad(ErrorCode::Busy, format!("bad server candidate: {e}")))?;
@@ -770,6 +775,7 @@ impl Engine {
             return;
         };
         self.by_addr.retain(|_, id| *id != peer);
+        self.by_ufrag.retain(|_, id| *id != peer);
         self.leave_room(peer, &p.room);
     }
 
@@ -796,11 +802,17 @@ impl Engine {
         let id = match known {
             Some(id) => id,
             None => {
-                let found = self
-                    .peers
-                    .iter()
-                    .find(|(_, p)| p.rtc.as_ref().is_some_and(|r| r.accepts(&input)))
-                    .map(|(id, _)| *id);
+                // A new address introduces itself with an ICE check naming one of our usernames
+                // ("<ours>:<theirs>"): one lookup, however many peers (and however many forged checks).
+                let ours = match data {
+                    [0..=3, ..] => {
+                        StunMessage::parse(data).ok().and_then(|m| m.username()?.split(':').next())
+                    }
+                    _ => None,
+                };
+                let found = ours.and_then(|u| self.by_ufrag.get(u).copied()).filter(|id| {
+                    self.peers.get(id).and_then(|p| p.rtc.as_ref()).is_some_and(|r| r.accepts(&input))
+                });
                 let Some(id) = found else {
                     self.stats.datagrams_unrouted += 1;
                     return Err(DatagramError::Unrouted(source));
@@ -1157,6 +1169,7 @@ impl Engine {
         p.timeout = None;
         let room = p.room.clone();
         self.by_addr.retain(|_, pid| *pid != id);
+        self.by_ufrag.retain(|_, pid| *pid != id);
         self.out.push_back(Output::Event {
             peer: id,
             msg: Error::new(ErrorCode::NotJoined, "media connection lost; join again").to_msg(),
