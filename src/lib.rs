@@ -17,6 +17,10 @@
 //!   ([`core::room`]) mix once per 20 ms tick and encode each stream someone
 //!   hears once; [`core::jitter`], [`core::mixer`] and [`core::codec`] do the
 //!   per-frame work; [`core::rtp`] reads and writes plain RTP headers.
+//!   Each listener's packet is its channel's payload plus a header and one
+//!   encryption ([`core::srtp`], keys taken from str0m's DTLS handshake);
+//!   once set up, a listener settles ([`core::settled`]): its str0m session
+//!   is dropped and its ICE consent checks are answered by the engine.
 //! - [`io`]: the thin drivers. One thread per core owns an engine and its UDP
 //!   socket (the first also the plain RTP tap) ([`io::driver`]); rooms are
 //!   spread over the engines; axum serves the API, the web client,
