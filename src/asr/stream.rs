@@ -135,7 +135,7 @@ impl Stream {
     /// of the hypothesis (by the alignment that needs fewest edits, since
     /// Whisper may split or merge them differently); of what follows, the
     /// words this and the previous hypothesis agree on are final, except the
-    /// last [`UNSETTLED`], which may be cut off mid-word. On `finish`,
+    /// last `UNSETTLED`, which may be cut off mid-word. On `finish`,
     /// everything left is final and the window closes.
     pub fn hypothesis(&mut self, words: Vec<Word>, finish: bool) -> Vec<Caption> {
         let mut out = Vec::new();
