@@ -6,7 +6,8 @@
 //!
 //! Run: `cargo bench --bench load -- 250 1000` (listener counts; default 250 1000); add `--janus`
 //! to run the same listeners against Janus's Streaming plugin (Debian package `janus`) after each
-//! tolk run; `--rooms K` spreads the listeners over K rooms (and so over the engines). Loopback only.
+//! tolk run; `--audiobridge` runs them against Janus's AudioBridge (a mix per listener) instead
+//! of tolk; `--rooms K` spreads the listeners over K rooms (and so over the engines). Loopback only.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -362,10 +363,36 @@ fn janus_network() {
     );
 }
 
-/// Writes a minimal Janus configuration: the HTTP transport on `http_port` and one Streaming
-/// mountpoint (id 1) taking RTP Opus (pt 111) on `rtp_port`.
-fn janus_config(dir: &std::path::Path, http_port: u16, rtp_port: u16) {
+/// Which Janus plugin the listeners use.
+#[derive(Clone, Copy, PartialEq)]
+enum Plugin {
+    /// Streaming: one RTP stream forwarded to every viewer (encode once, like tolk's channels).
+    Streaming,
+    /// AudioBridge: a mixing room, every participant gets its own mix, encoded for it alone.
+    AudioBridge,
+}
+
+impl Plugin {
+    fn name(self) -> &'static str {
+        match self {
+            Plugin::Streaming => "Janus Streaming",
+            Plugin::AudioBridge => "Janus AudioBridge",
+        }
+    }
+}
+
+/// AudioBridge room the listeners join.
+const BRIDGE_ROOM: u64 = 1234;
+
+/// Writes a minimal Janus configuration: the HTTP transport on `http_port`, and either one
+/// Streaming mountpoint (id 1) taking RTP Opus (pt 111) on `rtp_port` or one 48 kHz
+/// AudioBridge room that allows plain RTP participants (the source).
+fn janus_config(dir: &std::path::Path, http_port: u16, rtp_port: u16, plugin: Plugin) {
     let lib = "/usr/lib/x86_64-linux-gnu/janus";
+    let unused = match plugin {
+        Plugin::Streaming => "libjanus_audiobridge.so",
+        Plugin::AudioBridge => "libjanus_streaming.so",
+    };
     std::fs::write(
         dir.join("janus.jcfg"),
         format!(
@@ -373,7 +400,7 @@ fn janus_config(dir: &std::path::Path, http_port: u16, rtp_port: u16) {
              events_folder = \"{lib}/events\"\n loggers_folder = \"{lib}/loggers\"\n debug_level = 2\n session_timeout = 0\n}}\n\
              media: {{ rtp_port_range = \"30000-60000\" }}\n\
              nat: {{ ice_enforce_list = \"{JANUS_IF}\" }}\n\
-             plugins: {{ disable = \"libjanus_audiobridge.so,libjanus_duktape.so,libjanus_echotest.so,libjanus_lua.so,libjanus_nosip.so,\
+             plugins: {{ disable = \"{unused},libjanus_duktape.so,libjanus_echotest.so,libjanus_lua.so,libjanus_nosip.so,\
              libjanus_recordplay.so,libjanus_sip.so,libjanus_textroom.so,libjanus_videocall.so,libjanus_videoroom.so,libjanus_voicemail.so\" }}\n\
              transports: {{ disable = \"libjanus_websockets.so,libjanus_pfunix.so,libjanus_mqtt.so,libjanus_nanomsg.so,libjanus_rabbitmq.so\" }}\n",
             d = dir.display()
@@ -383,6 +410,14 @@ fn janus_config(dir: &std::path::Path, http_port: u16, rtp_port: u16) {
     std::fs::write(
         dir.join("janus.transport.http.jcfg"),
         format!("general: {{ base_path = \"/janus\"\n http = true\n port = {http_port}\n ip = \"127.0.0.1\" }}\nadmin: {{ admin_http = false }}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("janus.plugin.audiobridge.jcfg"),
+        format!(
+            "general: {{ }}\nroom-{BRIDGE_ROOM}: {{\n description = \"the floor\"\n sampling_rate = 48000\n \
+             allow_rtp_participants = true\n audiolevel_event = false\n}}\n"
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -401,8 +436,8 @@ async fn janus_call(http: SocketAddr, path: &str, body: serde_json::Value) -> se
     serde_json::from_str(&b).unwrap()
 }
 
-/// One viewer of Janus's Streaming mountpoint 1: Janus offers, the str0m client answers.
-async fn janus_viewer(http: SocketAddr, counters: Arc<Counters>, stop: Arc<AtomicBool>) {
+/// A Janus session with one handle attached to `plugin`: (session, handle).
+async fn janus_attach(http: SocketAddr, plugin: &str) -> (u64, u64) {
     let tx = || serde_json::json!("t");
     let session = janus_call(http, "/janus", serde_json::json!({"janus": "create", "transaction": tx()}))
         .await["data"]["id"]
@@ -411,37 +446,83 @@ async fn janus_viewer(http: SocketAddr, counters: Arc<Counters>, stop: Arc<Atomi
     let handle = janus_call(
         http,
         &format!("/janus/{session}"),
-        serde_json::json!({"janus": "attach", "plugin": "janus.plugin.streaming", "transaction": tx()}),
+        serde_json::json!({"janus": "attach", "plugin": plugin, "transaction": tx()}),
     )
     .await["data"]["id"]
         .as_u64()
         .unwrap();
-    janus_call(
-        http,
-        &format!("/janus/{session}/{handle}"),
-        serde_json::json!({"janus": "message", "transaction": tx(), "body": {"request": "watch", "id": 1}}),
-    )
-    .await;
-    let offer = loop {
+    (session, handle)
+}
+
+/// The next event of a Janus session that has `pick` in it.
+async fn janus_event<T>(http: SocketAddr, session: u64, pick: impl Fn(&serde_json::Value) -> Option<T>) -> T {
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < until, "janus sent no such event");
         let (_, b) = common::http_at(http, "GET", &format!("/janus/{session}?maxev=1"), None, "", "").await;
         let ev: serde_json::Value = serde_json::from_str(&b).unwrap();
-        if let Some(sdp) = ev["jsep"]["sdp"].as_str() {
-            break sdp.to_string();
+        if let Some(found) = pick(&ev) {
+            return found;
         }
-    };
+    }
+}
+
+/// One listener on Janus. Streaming: Janus offers mountpoint 1, the str0m client answers.
+/// AudioBridge: the client offers and joins the room muted; Janus answers and mixes for it.
+async fn janus_viewer(
+    http: SocketAddr,
+    plugin: Plugin,
+    counters: Arc<Counters>,
+    probe: Option<Arc<Mutex<Vec<Instant>>>>,
+    stop: Arc<AtomicBool>,
+) {
     let socket = tokio::net::UdpSocket::bind((JANUS_IP, 0)).await.unwrap();
     let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(Instant::now());
     rtc.add_local_candidate(Candidate::host(socket.local_addr().unwrap(), "udp").unwrap());
-    let answer =
-        rtc.sdp_api().accept_offer(str0m::change::SdpOffer::from_sdp_string(&offer).unwrap()).unwrap();
-    janus_call(
-        http,
-        &format!("/janus/{session}/{handle}"),
-        serde_json::json!({"janus": "message", "transaction": tx(), "body": {"request": "start"},
-            "jsep": {"type": "answer", "sdp": answer.to_sdp_string()}}),
-    )
-    .await;
-    tokio::spawn(receive(rtc, socket, counters, None, stop));
+    let sdp = |ev: &serde_json::Value| ev["jsep"]["sdp"].as_str().map(str::to_string);
+    match plugin {
+        Plugin::Streaming => {
+            let (session, handle) = janus_attach(http, "janus.plugin.streaming").await;
+            let path = format!("/janus/{session}/{handle}");
+            let body = serde_json::json!({"janus": "message", "transaction": "t", "body": {"request": "watch", "id": 1}});
+            janus_call(http, &path, body).await;
+            let offer = janus_event(http, session, sdp).await;
+            let answer = rtc
+                .sdp_api()
+                .accept_offer(str0m::change::SdpOffer::from_sdp_string(&offer).unwrap())
+                .unwrap();
+            let body = serde_json::json!({"janus": "message", "transaction": "t", "body": {"request": "start"},
+                "jsep": {"type": "answer", "sdp": answer.to_sdp_string()}});
+            janus_call(http, &path, body).await;
+        }
+        Plugin::AudioBridge => {
+            let (session, handle) = janus_attach(http, "janus.plugin.audiobridge").await;
+            let mut api = rtc.sdp_api();
+            api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+            let (offer, pending) = api.apply().unwrap();
+            let body = serde_json::json!({"janus": "message", "transaction": "t",
+                "body": {"request": "join", "room": BRIDGE_ROOM, "muted": true, "display": "listener"},
+                "jsep": {"type": "offer", "sdp": offer.to_sdp_string()}});
+            janus_call(http, &format!("/janus/{session}/{handle}"), body).await;
+            let answer = janus_event(http, session, sdp).await;
+            rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
+        }
+    }
+    tokio::spawn(receive(rtc, socket, counters, probe, stop));
+}
+
+/// AudioBridge's source: a plain RTP participant. Returns where Janus wants its RTP.
+async fn janus_bridge_source(http: SocketAddr) -> (String, u16) {
+    let (session, handle) = janus_attach(http, "janus.plugin.audiobridge").await;
+    let body = serde_json::json!({"janus": "message", "transaction": "t",
+        "body": {"request": "join", "room": BRIDGE_ROOM, "display": "floor",
+                 "rtp": {"ip": "127.0.0.1", "port": 15_030, "payload_type": 111}}});
+    janus_call(http, &format!("/janus/{session}/{handle}"), body).await;
+    janus_event(http, session, |ev| {
+        let rtp = &ev["plugindata"]["data"]["rtp"];
+        Some((rtp["ip"].as_str()?.to_string(), rtp["port"].as_u64()? as u16))
+    })
+    .await
 }
 
 /// CPU seconds and resident bytes of another process.
@@ -462,14 +543,14 @@ fn usage_of(pid: u32) -> (f64, f64) {
     (cpu, rss as f64)
 }
 
-/// The same measurement against Janus's Streaming plugin, its own encode-once fan-out, fed a
-/// 440 Hz Opus stream over RTP by ffmpeg.
-async fn run_janus(n: usize) {
+/// The same measurement against Janus: its Streaming plugin (its own encode-once fan-out) or
+/// its AudioBridge (a mix per participant), fed a 440 Hz Opus stream over RTP by ffmpeg.
+async fn run_janus(n: usize, plugin: Plugin) {
     let dir = std::env::temp_dir().join(format!("tolk-load-janus-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (http_port, rtp_port) = (18_188, 15_010);
     janus_network();
-    janus_config(&dir, http_port, rtp_port);
+    janus_config(&dir, http_port, rtp_port, plugin);
     let janus = tokio::process::Command::new("janus")
         .arg(format!("--config={}", dir.join("janus.jcfg").display()))
         .arg(format!("--configs-folder={}", dir.display()))
@@ -486,6 +567,15 @@ async fn run_janus(n: usize) {
         assert!(Instant::now() < until, "janus did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let rtp_to = match plugin {
+        Plugin::Streaming => format!("rtp://127.0.0.1:{rtp_port}"),
+        Plugin::AudioBridge => {
+            let (ip, port) = janus_bridge_source(http).await;
+            eprintln!("  AudioBridge wants the source RTP at {ip}:{port}");
+            // From the port it was told: Janus only takes the participant's RTP from there.
+            format!("rtp://{ip}:{port}?localrtpport=15030")
+        }
+    };
     let _ffmpeg = tokio::process::Command::new("ffmpeg")
         .args([
             "-nostdin",
@@ -495,7 +585,8 @@ async fn run_janus(n: usize) {
             "-f",
             "lavfi",
             "-i",
-            "sine=frequency=440:sample_rate=48000",
+            // 1 kHz, the tone the probe listens for.
+            "sine=frequency=1000:sample_rate=48000",
         ])
         .args([
             "-c:a",
@@ -511,7 +602,7 @@ async fn run_janus(n: usize) {
             "-f",
             "rtp",
         ])
-        .arg(format!("rtp://127.0.0.1:{rtp_port}"))
+        .arg(rtp_to)
         .kill_on_drop(true)
         .spawn()
         .expect("ffmpeg runs");
@@ -519,9 +610,12 @@ async fn run_janus(n: usize) {
     let (_, rss_empty) = usage_of(pid);
     let stop = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
+    let heard: Arc<Mutex<Vec<Instant>>> = Arc::default();
     let t = Instant::now();
     for i in 0..n {
-        janus_viewer(http, counters.clone(), stop.clone()).await;
+        // The first viewer decodes: it proves the source's tone reaches the listeners.
+        let probe = (i == 0).then(|| heard.clone());
+        janus_viewer(http, plugin, counters.clone(), probe, stop.clone()).await;
         if (i + 1) % 250 == 0 || i + 1 == n {
             eprintln!("  janus, {n} viewers: {} connected after {:.1} s", i + 1, t.elapsed().as_secs_f64());
         }
@@ -536,11 +630,15 @@ async fn run_janus(n: usize) {
     let (p1, l1) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
     stop.store(true, Ordering::Relaxed);
     let peak = peak_rss(pid);
+    let frames = heard.lock().unwrap().len();
+    eprintln!("  {}: the probe heard the 1 kHz source in {frames} frames", plugin.name());
+    assert!(frames > 50, "{}: the listeners do not hear the source", plugin.name());
     let cpu_per = (cpu1 - cpu0) / (n as f64 * secs) * 1e6;
     let bare = bare_send(n, 120, 3).await / (n as f64 * 3.0) * 1e6;
     let got = (p1 - p0) as f64;
     println!(
-        "| {n} (Janus Streaming) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.0} KiB | {:.3} % | {:.3} % | n/a |",
+        "| {n} ({}) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.0} KiB | {:.3} % | {:.3} % | n/a |",
+        plugin.name(),
         cpu_per / bare,
         (rss - rss_empty) / n as f64 / 1024.0,
         (peak - rss_empty) / n as f64 / 1024.0,
@@ -553,6 +651,7 @@ async fn run_janus(n: usize) {
 
 fn main() {
     let janus = std::env::args().any(|a| a == "--janus");
+    let bridge = std::env::args().any(|a| a == "--audiobridge");
     let args: Vec<String> = std::env::args().collect();
     let rooms = args
         .iter()
@@ -574,9 +673,14 @@ fn main() {
     println!("| listeners | server CPU per listener-second | bare send per listener-second | ratio | server memory per listener | peak while joining | seq gaps | packets short of 50/s | latency p50 / p99 |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for n in counts {
-        rt.block_on(run(n, rooms));
+        if !bridge {
+            rt.block_on(run(n, rooms));
+        }
         if janus {
-            rt.block_on(run_janus(n));
+            rt.block_on(run_janus(n, Plugin::Streaming));
+        }
+        if bridge {
+            rt.block_on(run_janus(n, Plugin::AudioBridge));
         }
     }
 }
