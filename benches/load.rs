@@ -292,6 +292,7 @@ async fn run(n: usize, rooms: usize) {
     }
 
     let (cpu0, _) = server_usage(http).await;
+    let skipped0 = metric(http, "tolk_ticks_skipped_total").await;
     let (p0, l0) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
     let m0 = Instant::now();
     let settled = metric(http, "tolk_listeners_settled").await;
@@ -299,6 +300,8 @@ async fn run(n: usize, rooms: usize) {
     tokio::time::sleep(Duration::from_secs(MEASURE_SECS)).await;
     let secs = m0.elapsed().as_secs_f64();
     let (cpu1, rss) = server_usage(http).await;
+    let skipped = metric(http, "tolk_ticks_skipped_total").await - skipped0;
+    eprintln!("  {n} listeners: the server skipped {skipped} ticks while measured");
     let (p1, l1) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
     stop.store(true, Ordering::Relaxed);
 
