@@ -53,9 +53,11 @@ pub enum Command {
 /// Queue of commands into the media thread: deep enough for a burst of joins,
 /// bounded so a flood of API calls waits in axum rather than in memory here.
 pub const COMMAND_QUEUE: usize = 1024;
-/// Longest the thread sleeps in `recv`: commands and tapped RTP wait at most
+/// Longest the thread sleeps: commands, tapped RTP and datagrams wait at most
 /// this long (well inside the jitter buffer's 40 ms), for 200 wakeups a second.
 const MAX_WAIT: Duration = Duration::from_millis(5);
+/// Most datagrams taken per wakeup, so that a flood cannot hold the tick back.
+const MAX_DRAIN: usize = 4096;
 
 /// Runs the engine until every command sender is gone.
 pub fn run(
@@ -70,6 +72,7 @@ pub fn run(
     let mut sessions: HashMap<PeerId, mpsc::Sender<Box<ServerMsg>>> = HashMap::new();
     // Largest datagram we accept: an Ethernet MTU plus headroom; bigger is not WebRTC.
     let mut buf = vec![0u8; 2048];
+    socket.set_nonblocking(true).expect("a UDP socket can be non-blocking");
     loop {
         loop {
             match commands.try_recv() {
@@ -104,19 +107,28 @@ pub fn run(
                 Output::Timeout(t) => break t,
             }
         };
-        let wait =
-            deadline.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), MAX_WAIT);
-        socket.set_read_timeout(Some(wait)).expect("a non-zero read timeout is valid");
-        match socket.recv_from(&mut buf) {
-            Ok((n, source)) => {
-                if let Err(e) = engine.handle_datagram(Instant::now(), source, destination, &buf[..n]) {
-                    debug!(%source, "datagram dropped: {e}");
+        // Sleep to the next deadline (at most MAX_WAIT), then take everything that came
+        // meanwhile: one wakeup for many datagrams, not one per datagram. Media loses nothing
+        // by waiting, since the jitter buffers are read at the tick, and the tick is a deadline.
+        let wait = deadline.saturating_duration_since(Instant::now()).min(MAX_WAIT);
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        for _ in 0..MAX_DRAIN {
+            match socket.recv_from(&mut buf) {
+                Ok((n, source)) => {
+                    if let Err(e) = engine.handle_datagram(Instant::now(), source, destination, &buf[..n]) {
+                        debug!(%source, "datagram dropped: {e}");
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                // ICMP port unreachable from a peer that left shows up here on Linux.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                Err(e) => {
+                    warn!("UDP receive failed: {e}");
+                    break;
                 }
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            // ICMP port unreachable from a peer that left shows up here on Linux.
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
-            Err(e) => warn!("UDP receive failed: {e}"),
         }
         if let Some((index, tap)) = &tap {
             // Drain the tap without blocking: its packets wait at most one loop.
