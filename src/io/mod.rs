@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
+/// Receive buffer asked for on each media socket; the kernel caps it at net.core.rmem_max.
+const RECV_BUFFER: usize = 8 << 20;
 /// How often memory freed by settled listeners is handed back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 
@@ -346,6 +348,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             bind.set_port(bind.port() + index as u16);
         }
         let udp = std::net::UdpSocket::bind(bind).map_err(|e| StartError::Bind(bind, e))?;
+        // The media thread reads its socket every few milliseconds, not per datagram: a
+        // receive buffer as large as the system allows (net.core.rmem_max) absorbs bursts.
+        let _ = socket2::SockRef::from(&udp).set_recv_buffer_size(RECV_BUFFER);
         let udp_addr = udp.local_addr().map_err(StartError::Serve)?;
         let candidates = config.candidates_for(udp_addr, index)?;
         let destination = if udp_addr.ip().is_unspecified() { candidates[0] } else { udp_addr };
