@@ -870,6 +870,10 @@ impl Engine {
             } else {
                 self.next_tick = Some(next + TICK);
             }
+            // Media that came since the last poll goes into the jitter buffers before they are read.
+            while let Some(id) = self.to_poll.pop() {
+                self.drain_peer(id);
+            }
             self.tick();
             self.stats.ticks += 1;
             ticked = true;

@@ -53,9 +53,11 @@ pub enum Command {
 /// Queue of commands into the media thread: deep enough for a burst of joins,
 /// bounded so a flood of API calls waits in axum rather than in memory here.
 pub const COMMAND_QUEUE: usize = 1024;
-/// Longest the thread sleeps: commands, tapped RTP and datagrams wait at most
-/// this long (well inside the jitter buffer's 40 ms), for 200 wakeups a second.
-const MAX_WAIT: Duration = Duration::from_millis(5);
+/// Longest the thread sleeps: one tick. A room's thread wakes at its tick (and at
+/// its peers' DTLS and ICE deadlines), an idle one 50 times a second. Media loses
+/// nothing by waiting, since jitter buffers are read only at the tick; commands and
+/// handshake packets wait at most this long.
+const MAX_WAIT: Duration = Duration::from_millis(20);
 /// Most datagrams taken per wakeup, so that a flood cannot hold the tick back.
 const MAX_DRAIN: usize = 4096;
 
