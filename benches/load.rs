@@ -91,6 +91,17 @@ async fn server_usage(http: SocketAddr) -> (f64, f64) {
 struct Counters {
     packets: AtomicU64,
     lost: AtomicU64,
+    /// UDP datagrams and their bytes, as received: the bare-send floor sends datagrams of this size.
+    datagrams: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl Counters {
+    /// Average size of the datagrams received so far (RTP, with the odd RTCP and STUN).
+    fn datagram_size(&self) -> usize {
+        let n = self.datagrams.load(Ordering::Relaxed).max(1);
+        (self.bytes.load(Ordering::Relaxed) / n) as usize
+    }
 }
 
 /// One listener: its signalling session stays open; its media runs on a task.
@@ -166,6 +177,8 @@ async fn receive(
         tokio::select! {
             r = socket.recv_from(&mut buf) => {
                 if let Ok((n, source)) = r {
+                    counters.datagrams.fetch_add(1, Ordering::Relaxed);
+                    counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
                     if let Ok(recv) = Receive::new(Protocol::Udp, source, local, &buf[..n]) {
                         let _ = rtc.handle_input(Input::Receive(Instant::now(), recv));
                     }
@@ -183,6 +196,7 @@ async fn receive(
 /// charges the delivery, wakeup of the reader included, to the sender, so the sinks must be
 /// read for the floor to be the cost of a packet to a listener.
 async fn bare_send(listeners: usize, size: usize, secs: u64) -> f64 {
+    eprintln!("  bare send: {size}-byte datagrams to {listeners} sockets for {secs} s");
     let stop = Arc::new(AtomicBool::new(false));
     let mut addrs = Vec::with_capacity(listeners);
     for _ in 0..listeners {
@@ -325,7 +339,8 @@ async fn run(n: usize, rooms: usize) {
     }
     let peak = peak_rss(server.child.id().expect("the server runs"));
     let cpu_per = (cpu1 - cpu0) / (n as f64 * secs) * 1e6;
-    let bare = bare_send(n, 120, 3).await / (n as f64 * 3.0) * 1e6;
+    let size = counters.datagram_size();
+    let bare = bare_send(n, size, MEASURE_SECS).await / (n as f64 * MEASURE_SECS as f64) * 1e6;
     let expected = (n as f64) * 50.0 * secs;
     let got = (p1 - p0) as f64;
     let cores = (cpu1 - cpu0) / secs;
@@ -637,7 +652,8 @@ async fn run_janus(n: usize, plugin: Plugin) {
     eprintln!("  {}: the probe heard the 1 kHz source in {frames} frames", plugin.name());
     assert!(frames > 50, "{}: the listeners do not hear the source", plugin.name());
     let cpu_per = (cpu1 - cpu0) / (n as f64 * secs) * 1e6;
-    let bare = bare_send(n, 120, 3).await / (n as f64 * 3.0) * 1e6;
+    let size = counters.datagram_size();
+    let bare = bare_send(n, size, MEASURE_SECS).await / (n as f64 * MEASURE_SECS as f64) * 1e6;
     let got = (p1 - p0) as f64;
     println!(
         "| {n} ({}) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.0} KiB | {:.3} % | {:.3} % | n/a |",
