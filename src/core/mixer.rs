@@ -98,13 +98,21 @@ impl Ducker {
         let release_ms = if self.fast { FAST_RELEASE_MS } else { s.release_ms };
         let down = depth / (s.attack_ms.max(1.0) / 1000.0 * SAMPLE_RATE as f32);
         let up = depth / (release_ms.max(1.0) / 1000.0 * SAMPLE_RATE as f32);
-        for x in floor.iter_mut() {
-            if self.gain_db > target {
-                self.gain_db = (self.gain_db - down).max(target);
-            } else if self.gain_db < target {
-                self.gain_db = (self.gain_db + up).min(target);
+        if self.gain_db == target {
+            // Steady (most frames): one gain for the whole frame, none at full level.
+            if self.gain_db != 0.0 {
+                let g = db_to_gain(self.gain_db);
+                floor.iter_mut().for_each(|x| *x *= g);
             }
-            *x *= db_to_gain(self.gain_db);
+        } else {
+            for x in floor.iter_mut() {
+                if self.gain_db > target {
+                    self.gain_db = (self.gain_db - down).max(target);
+                } else if self.gain_db < target {
+                    self.gain_db = (self.gain_db + up).min(target);
+                }
+                *x *= db_to_gain(self.gain_db);
+            }
         }
         if self.gain_db >= 0.0 {
             self.fast = false;
