@@ -54,9 +54,9 @@ pub enum Command {
 /// bounded so a flood of API calls waits in axum rather than in memory here.
 pub const COMMAND_QUEUE: usize = 1024;
 /// Longest the thread sleeps: one tick. A room's thread wakes at its tick (and at
-/// its peers' DTLS and ICE deadlines), an idle one 50 times a second. Media loses
-/// nothing by waiting, since jitter buffers are read only at the tick; commands and
-/// handshake packets wait at most this long.
+/// its peers' DTLS and ICE deadlines), an idle one 50 times a second, and whenever a
+/// command is queued (the sender unparks it). Media loses nothing by waiting, since
+/// jitter buffers are read only at the tick; handshake packets wait at most this long.
 const MAX_WAIT: Duration = Duration::from_millis(20);
 /// Most datagrams taken per wakeup, so that a flood cannot hold the tick back.
 const MAX_DRAIN: usize = 4096;
@@ -114,7 +114,9 @@ pub fn run(
         // by waiting, since the jitter buffers are read at the tick, and the tick is a deadline.
         let wait = deadline.saturating_duration_since(Instant::now()).min(MAX_WAIT);
         if !wait.is_zero() {
-            std::thread::sleep(wait);
+            // Woken early by a command (see `App::to_engine`); an early or spurious wakeup
+            // only means one more turn of this loop.
+            std::thread::park_timeout(wait);
         }
         for _ in 0..MAX_DRAIN {
             match socket.recv_from(&mut buf) {

@@ -44,7 +44,8 @@ pub struct App {
 
 struct Inner {
     /// One media engine per core, each with its own thread and UDP socket.
-    engines: Vec<mpsc::Sender<Command>>,
+    /// Each engine's command queue and its thread, woken when a command is queued.
+    engines: Vec<(mpsc::Sender<Command>, std::thread::Thread)>,
     /// Which engine holds each room, and each joined peer.
     placement: std::sync::Mutex<Placement>,
     /// Rooms that must live on engine 0 (named by the RTP tap or outputs).
@@ -108,7 +109,10 @@ impl App {
     }
 
     async fn to_engine(&self, engine: usize, cmd: Command) -> Result<(), Error> {
-        self.inner.engines[engine].send(cmd).await.map_err(|_| gone())
+        let (commands, thread) = &self.inner.engines[engine];
+        commands.send(cmd).await.map_err(|_| gone())?;
+        thread.unpark();
+        Ok(())
     }
 
     pub(crate) async fn send(&self, cmd: impl FnOnce(()) -> Command) -> Result<(), Error> {
@@ -375,7 +379,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             }
         }
         let (commands, rx) = mpsc::channel(driver::COMMAND_QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("tolk-media-{index}"))
             .spawn({
                 let tick = tick.clone();
@@ -383,7 +387,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             })
             .map_err(StartError::Serve)?;
         tracing::info!(engine = index, %udp_addr, ?candidates, "media engine up");
-        senders.push(commands);
+        senders.push((commands, thread.thread().clone()));
         udp_addrs.push(udp_addr);
     }
     let pinned = config
