@@ -176,7 +176,7 @@ fn transcribe(
                 }
             }
         }
-        // The media thread drains this every few milliseconds; if it ever cannot keep up, partials may go.
+        // The media thread drains this once per tick; if it ever cannot keep up, partials may go.
         let _ =
             out.try_send(Caption { room: room.clone(), source: source.clone(), lang: lang.clone(), caption });
     }

@@ -352,8 +352,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             bind.set_port(bind.port() + index as u16);
         }
         let udp = std::net::UdpSocket::bind(bind).map_err(|e| StartError::Bind(bind, e))?;
-        // The media thread reads its socket every few milliseconds, not per datagram: a
-        // receive buffer as large as the system allows (net.core.rmem_max) absorbs bursts.
+        // The media thread reads its socket once per tick, not per datagram: a receive
+        // buffer as large as the system allows (net.core.rmem_max) absorbs what comes meanwhile.
         let _ = socket2::SockRef::from(&udp).set_recv_buffer_size(RECV_BUFFER);
         let udp_addr = udp.local_addr().map_err(StartError::Serve)?;
         let candidates = config.candidates_for(udp_addr, index)?;
