@@ -8,6 +8,7 @@
 //! everything through unchanged. Key derivation follows RFC 3711 §4.3 (as str0m's does),
 //! AES-GCM packets RFC 7714, AES-CM with HMAC-SHA1 RFC 3711; the ciphers are str0m's.
 
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM, AES_256_GCM};
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -17,8 +18,8 @@ use str0m::crypto::dtls::{
     SrtpProfile,
 };
 use str0m::crypto::{
-    AeadAes128Gcm, AeadAes128GcmCipher, AeadAes256Gcm, AeadAes256GcmCipher, Aes128CmSha1_80,
-    Aes128CmSha1_80Cipher, CryptoError, CryptoProvider, Sha1HmacProvider, SrtpProvider,
+    AeadAes128Gcm, Aes128CmSha1_80, Aes128CmSha1_80Cipher, CryptoError, CryptoProvider, Sha1HmacProvider,
+    SrtpProvider,
 };
 
 /// What one DTLS handshake exported for SRTP.
@@ -154,9 +155,17 @@ impl Track {
 }
 
 enum Cipher {
-    CmSha1 { enc: Box<dyn Aes128CmSha1_80Cipher>, salt: [u8; 14], auth: [u8; 20] },
-    Gcm128 { enc: Box<dyn AeadAes128GcmCipher>, salt: [u8; 12] },
-    Gcm256 { enc: Box<dyn AeadAes256GcmCipher>, salt: [u8; 12] },
+    CmSha1 {
+        enc: Box<dyn Aes128CmSha1_80Cipher>,
+        salt: [u8; 14],
+        auth: [u8; 20],
+    },
+    /// Either AES-GCM profile (RFC 7714): the key is held here, one pointer from aws-lc's
+    /// context, so the fan-out reaches a listener's key schedule in one load, not three.
+    Gcm {
+        key: LessSafeKey,
+        salt: [u8; 12],
+    },
 }
 
 /// Writes one peer's outgoing SRTP packets.
@@ -201,21 +210,15 @@ impl Sender {
             }
             SrtpProfile::AEAD_AES_128_GCM => {
                 let (master, salt) = halves::<16, 12>(material);
-                Cipher::Gcm128 {
-                    enc: srtp
-                        .aead_aes_128_gcm()
-                        .create_cipher(derive(srtp, &master, &salt, LABEL_RTP_KEY), true),
-                    salt: derive(srtp, &master, &salt, LABEL_RTP_SALT),
-                }
+                let key: [u8; 16] = derive(srtp, &master, &salt, LABEL_RTP_KEY);
+                let key = UnboundKey::new(&AES_128_GCM, &key).expect("a 16-byte key fits AES-128-GCM");
+                Cipher::Gcm { key: LessSafeKey::new(key), salt: derive(srtp, &master, &salt, LABEL_RTP_SALT) }
             }
             SrtpProfile::AEAD_AES_256_GCM => {
                 let (master, salt) = halves::<32, 12>(material);
-                Cipher::Gcm256 {
-                    enc: srtp
-                        .aead_aes_256_gcm()
-                        .create_cipher(derive(srtp, &master, &salt, LABEL_RTP_KEY), true),
-                    salt: derive(srtp, &master, &salt, LABEL_RTP_SALT),
-                }
+                let key: [u8; 32] = derive(srtp, &master, &salt, LABEL_RTP_KEY);
+                let key = UnboundKey::new(&AES_256_GCM, &key).expect("a 32-byte key fits AES-256-GCM");
+                Cipher::Gcm { key: LessSafeKey::new(key), salt: derive(srtp, &master, &salt, LABEL_RTP_SALT) }
             }
             _ => return None,
         };
@@ -245,17 +248,15 @@ impl Sender {
         let header = out.len() - start;
         let body = start + header;
         match &mut self.cipher {
-            Cipher::Gcm128 { enc, salt } => {
-                let iv = AeadAes128Gcm::rtp_iv(*salt, t.ssrc, roc, seq);
-                out.resize(body + payload.len() + AeadAes128Gcm::TAG_LEN, 0);
-                let (head, rest) = out[start..].split_at_mut(header);
-                enc.encrypt(&iv, head, payload, rest).expect("buffer sized for payload and tag");
-            }
-            Cipher::Gcm256 { enc, salt } => {
-                let iv = AeadAes256Gcm::rtp_iv(*salt, t.ssrc, roc, seq);
-                out.resize(body + payload.len() + AeadAes256Gcm::TAG_LEN, 0);
-                let (head, rest) = out[start..].split_at_mut(header);
-                enc.encrypt(&iv, head, payload, rest).expect("buffer sized for payload and tag");
+            Cipher::Gcm { key, salt } => {
+                // The IV is the same for both key sizes (RFC 7714 §8.1).
+                let nonce = Nonce::assume_unique_for_key(AeadAes128Gcm::rtp_iv(*salt, t.ssrc, roc, seq));
+                out.extend_from_slice(payload);
+                let (head, body) = out[start..].split_at_mut(header);
+                let tag = key
+                    .seal_in_place_separate_tag(nonce, Aad::from(&*head), body)
+                    .expect("an RTP packet is far below AES-GCM's length limit");
+                out.extend_from_slice(tag.as_ref());
             }
             Cipher::CmSha1 { enc, salt, auth } => {
                 let iv = Aes128CmSha1_80::rtp_iv(*salt, t.ssrc, self.index);
@@ -309,6 +310,7 @@ fn derive<const N: usize>(srtp: &dyn SrtpProvider, master: &[u8], salt: &[u8], l
 #[cfg(test)]
 mod tests {
     use super::*;
+    use str0m::crypto::AeadAes256Gcm;
 
     fn material(profile: SrtpProfile, active: bool) -> Material {
         let len = match profile {
