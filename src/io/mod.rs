@@ -383,7 +383,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .name(format!("tolk-media-{index}"))
             .spawn({
                 let tick = tick.clone();
-                move || driver::run(engine, udp, destination, tap, asr, tick, rx)
+                let nice = config.media_nice;
+                move || {
+                    if nice != 0 {
+                        if let Err(e) = driver::set_nice(nice) {
+                            tracing::warn!(engine = index, nice, error = %e,
+                                "media thread runs at nice 0 (media_nice needs root or CAP_SYS_NICE): a busy machine can delay its ticks");
+                        }
+                    }
+                    driver::run(engine, udp, destination, tap, asr, tick, rx)
+                }
             })
             .map_err(StartError::Serve)?;
         tracing::info!(engine = index, %udp_addr, ?candidates, "media engine up");
