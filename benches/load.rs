@@ -2,7 +2,8 @@
 //! a tolk server running as its own process, with a floor and three interpreters playing known
 //! signals. Reports the server's CPU per listener-second (from its own /metrics), its memory per
 //! listener once they have settled and at its peak while they joined, packet loss per listener, and added latency (marker frame sent by the es interpreter
-//! to its arrival at probe listeners), next to a bare UDP send of the same packet rate.
+//! to its arrival at probe listeners), next to a bare UDP send of the same packet rate. The
+//! server's media threads, Janus and the bare send all run at nice -10.
 //!
 //! Run: `cargo bench --bench load -- 250 1000` (listener counts; default 250 1000); add `--janus`
 //! to run the same listeners against Janus's Streaming plugin (Debian package `janus`) after each
@@ -29,6 +30,9 @@ const MEASURE_SECS: u64 = 10;
 const PROBES: usize = 4;
 /// The es interpreter sends a 1 kHz marker frame this often.
 const MARKER_EVERY: u64 = 25; // frames: 500 ms
+/// Nice of tolk's media threads (its default `media_nice`); Janus and the bare send run at it
+/// too, so all three meet the load generator on the shared cores on the same terms.
+const SERVER_NICE: i32 = -10;
 
 struct Server {
     child: tokio::process::Child,
@@ -210,7 +214,10 @@ async fn bare_send(listeners: usize, size: usize, secs: u64) -> f64 {
             }
         });
     }
-    let cpu = tokio::task::spawn_blocking(move || {
+    let sending = std::thread::spawn(move || {
+        if let Err(e) = tolk::io::driver::set_nice(SERVER_NICE) {
+            eprintln!("  bare send: runs at nice 0, not {SERVER_NICE} ({e}): not comparable to the server");
+        }
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let packet = vec![0x80u8; size];
         let thread_cpu = || tolk::io::metrics::usage("thread-self").expect("/proc is readable").0;
@@ -225,9 +232,8 @@ async fn bare_send(listeners: usize, size: usize, secs: u64) -> f64 {
             );
         }
         thread_cpu() - cpu0
-    })
-    .await
-    .unwrap();
+    });
+    let cpu = tokio::task::spawn_blocking(move || sending.join().unwrap()).await.unwrap();
     stop.store(true, Ordering::Relaxed);
     cpu
 }
@@ -569,7 +575,9 @@ async fn run_janus(n: usize, plugin: Plugin) {
     let (http_port, rtp_port) = (18_188, 15_010);
     janus_network();
     janus_config(&dir, http_port, rtp_port, plugin);
-    let janus = tokio::process::Command::new("janus")
+    // At the nice of tolk's media threads (`nice` execs janus: the pid is Janus's).
+    let janus = tokio::process::Command::new("nice")
+        .args(["-n", &SERVER_NICE.to_string(), "janus"])
         .arg(format!("--config={}", dir.join("janus.jcfg").display()))
         .arg(format!("--configs-folder={}", dir.display()))
         .arg(format!("--ice-enforce-list={JANUS_IF}"))
