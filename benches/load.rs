@@ -298,7 +298,8 @@ async fn run(n: usize, rooms: usize) {
         let (channel, probe) =
             if i < PROBES { (Some("es"), Some(arrivals[i].clone())) } else { (channels[i % 4], None) };
         let token = if i < PROBES { &tokens[0] } else { &tokens[(i / 4) % rooms] };
-        sessions.push(listener(http, token, channel, counters.clone(), probe, stop.clone()).await);
+        // Its signalling is read like a page's: room updates do not pile up in the server.
+        sessions.push(listener(http, token, channel, counters.clone(), probe, stop.clone()).await.read_on());
         if (i + 1) % 250 == 0 || i + 1 == n {
             eprintln!("  {n} listeners: {} connected after {:.1} s", i + 1, t.elapsed().as_secs_f64());
         }
@@ -361,7 +362,9 @@ async fn run(n: usize, rooms: usize) {
         percentile(&mut latency.clone(), 0.5),
         percentile(&mut latency, 0.99),
     );
-    drop(sessions);
+    for s in sessions {
+        s.abort();
+    }
     drop(sources);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -136,6 +136,12 @@ impl Signal {
         self.next_reply().await
     }
 
+    /// Reads and drops whatever the server sends from now on, as a page does, until the
+    /// session closes or the task is aborted (which closes it).
+    pub fn read_on(mut self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move { while let Some(Ok(_)) = self.ws.next().await {} })
+    }
+
     pub async fn next_any(&mut self) -> ServerMsg {
         let msg = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
             .await
