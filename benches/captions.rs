@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tolk::asr::stream::wer;
+use tolk::asr::utterances::wer;
 use tolk::asr::{Asr, Chunk};
 
 const UTTERANCES: &[(&str, &str, &str)] = &[
@@ -68,9 +68,9 @@ fn main() {
             });
             while let Some(c) = asr.poll_caption() {
                 // The caption goes out now: the media time of the audio just fed.
-                let lat = ms.saturating_sub(c.caption.end_ms);
-                if c.caption.is_final {
-                    finals.push_str(&c.caption.text);
+                let lat = ms.saturating_sub(c.end_ms);
+                if c.is_final {
+                    finals.push_str(&c.text);
                     finals.push(' ');
                     final_lat.push(lat);
                 } else {

@@ -12,12 +12,12 @@ use str0m::change::SdpAnswer;
 use str0m::media::{Direction, MediaKind};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Input, Output, Rtc};
-use tolk::core::codec::{Encoder, FRAME, MAX_PAYLOAD};
-use tolk::core::engine::{self, ChannelSpec, Engine, EngineConfig, RoomSpec};
-use tolk::core::mixer::DuckSettings;
+use tolk::core::engine::{self, Admission, Engine, EngineConfig};
+use tolk::core::media::codec::{Encoder, FRAME, MAX_PAYLOAD};
+use tolk::core::media::mixer::DuckSettings;
 use tolk::core::room::{Channel, Member, Room, Source, Stream};
+use tolk::core::spec::{ChannelSpec, RoomSpec};
 use tolk::protocol::Role;
-use tolk::token::Claims;
 
 fn tone_packets(hz: f32, n: usize) -> Vec<Vec<u8>> {
     let mut enc = Encoder::new();
@@ -41,14 +41,8 @@ fn tick(c: &mut Criterion) {
     for (i, lang) in ["en", "es", "fr", "de"].iter().enumerate() {
         let mut ch = Channel::new(lang.to_string(), lang.to_string(), DuckSettings::default());
         let peer = i as u64 + 1;
-        ch.members.push(Member {
-            peer,
-            name: lang.to_string(),
-            source: Some(Source::new(peer)),
-            muted: false,
-            ready: false,
-        });
-        ch.set_live(Some(peer));
+        ch.booth.join(Member::new(peer, lang.to_string()));
+        ch.booth.publish(peer, Source::new(peer)).unwrap();
         room.channels.push(ch);
         streams.push(Stream::Channel(lang.to_string()));
     }
@@ -60,7 +54,7 @@ fn tick(c: &mut Criterion) {
         b.iter(|| {
             room.floor[0].push(ts, &packets[0][k % 50]).unwrap();
             for (i, ch) in room.channels.iter_mut().enumerate() {
-                ch.members[0].source.as_mut().unwrap().push(ts, &packets[i + 1][k % 50]).unwrap();
+                ch.booth.members[0].source.as_mut().unwrap().push(ts, &packets[i + 1][k % 50]).unwrap();
             }
             room.tick(&streams);
             ts += FRAME as u64;
@@ -97,15 +91,14 @@ impl Net {
         let mut clients = HashMap::new();
         for i in 0..listeners {
             let addr: SocketAddr = format!("10.1.{}.{}:4000", i / 250, i % 250 + 1).parse().unwrap();
-            let claims = Claims {
+            let who = Admission {
                 room: "r".into(),
                 role: Role::Listener,
                 channel: Some("es".into()),
                 also: vec![],
                 name: format!("l{i}"),
-                exp: u64::MAX,
             };
-            engine.handle_join(i as u64, &claims, None).unwrap();
+            engine.handle_join(now, i as u64, &who, None).unwrap();
             let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(now);
             rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
             let mut api = rtc.sdp_api();

@@ -1,6 +1,6 @@
 //! Parsed and validated configuration: a TOML file, overridden by command-line flags.
 
-use crate::core::engine::{RtpOutSpec, TapSpec};
+use crate::core::spec::{RtpOutSpec, TapSpec};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ pub struct Config {
     /// Lifetime of minted tokens, in seconds.
     pub token_ttl_secs: u64,
     /// A plain RTP floor tap: Opus over RTP from a media server becomes a room's floor.
-    pub rtp_tap: Option<TapConfig>,
+    pub rtp_tap: Option<TapSpec>,
     /// Plain RTP outputs: a room's floor or channel sent as RTP Opus to an address.
     pub rtp_out: Vec<RtpOutSpec>,
     /// Run speech recognition so hosts can turn captions on (needs a model in `models_dir`).
@@ -46,28 +46,6 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Days a transcript line is kept before it is deleted.
     pub transcript_days: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TapConfig {
-    /// UDP address to receive RTP on.
-    pub bind: SocketAddr,
-    pub room: String,
-    #[serde(default = "default_pt")]
-    pub payload_type: u8,
-    #[serde(default)]
-    pub ssrc: Option<u32>,
-}
-
-fn default_pt() -> u8 {
-    111
-}
-
-impl TapConfig {
-    pub fn spec(&self) -> TapSpec {
-        TapSpec { room: self.room.clone(), payload_type: self.payload_type, ssrc: self.ssrc }
-    }
 }
 
 impl Default for Config {

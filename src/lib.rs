@@ -31,6 +31,7 @@
 //!   keeps every final caption in SQLite.
 //! - [`protocol`]: the signalling messages (the wire contract, written down there).
 //! - [`token`]: signed invitations; [`config`]: configuration.
+#![deny(unsafe_code)]
 
 pub mod asr;
 pub mod config;

@@ -240,16 +240,31 @@ impl Role {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
+    /// Not a message of this protocol, or a field out of range.
     BadMessage,
+    /// Over [`MAX_MESSAGE`].
     TooLarge,
+    /// The invitation token is not valid (or names no channel where one is needed).
     BadToken,
     TokenExpired,
+    /// The role does not allow it.
     Forbidden,
+    /// No such room, channel, member or session.
     NotFound,
+    /// Join first (or join again: the media connection was lost).
     NotJoined,
+    /// This session has already joined.
     AlreadyJoined,
+    /// A room or channel of that name already exists.
+    Exists,
+    /// Not possible in the present state (no microphone yet, already live, nobody to hand over to).
+    Conflict,
+    /// The SDP offer is unreadable or asks for what tolk does not do.
     BadSdp,
+    /// The server is full for now: try again later.
     Busy,
+    /// The server does not offer this (captions without a speech model; an engine not running).
+    Unavailable,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

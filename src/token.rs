@@ -1,5 +1,6 @@
 //! Signed invitation tokens (HS256 JWT): which room, which role, which channel, whose name, until when.
 
+use crate::core::engine::Admission;
 use crate::protocol::{Error, ErrorCode, Role};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,19 @@ pub struct Claims {
     pub name: String,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+}
+
+impl Claims {
+    /// Who the engine admits with this (verified) invitation.
+    pub fn admission(&self) -> Admission {
+        Admission {
+            room: self.room.clone(),
+            role: self.role,
+            name: self.name.clone(),
+            channel: self.channel.clone(),
+            also: self.also.clone(),
+        }
+    }
 }
 
 pub struct Keys {

@@ -140,7 +140,7 @@ async fn metrics_are_served_in_prometheus_text() {
 async fn rooms_spread_over_engines_and_each_plays() {
     let s = server_with(|c| c.engines = Some(2)).await;
     s.app
-        .create_room(tolk::core::engine::RoomSpec { id: "second".into(), floor_lang: None, channels: vec![] })
+        .create_room(tolk::core::spec::RoomSpec { id: "second".into(), floor_lang: None, channels: vec![] })
         .await
         .unwrap();
     assert_eq!(s.udps.len(), 2, "one UDP socket per engine");

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use std::net::UdpSocket;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tolk::core::engine::{ChannelSpec, RoomSpec};
+use tolk::core::spec::{ChannelSpec, RoomSpec};
 use tolk::protocol::{ErrorCode, Role, ServerMsg, MAX_MESSAGE};
 use tolk::token::Claims;
 
@@ -142,7 +142,7 @@ async fn garbage_on_the_udp_port_and_a_huge_message_leave_other_rooms_playing() 
             1,
             false,
         )
-        .to_bytes(Some(b"a guessed password"), &mut buf, tolk::core::srtp::hmac_sha1)
+        .to_bytes(Some(b"a guessed password"), &mut buf, tolk::core::wire::srtp::hmac_sha1)
         .unwrap();
         from.send_to(&buf[..n], s.udp).unwrap();
         if i % 50 == 49 {

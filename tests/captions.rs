@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use tolk::asr::stream::{Stream, CHUNK};
+use tolk::asr::utterances::{Utterances, CHUNK};
 use tolk::asr::Recognizer;
 
 /// Whisper takes both cores: these tests take turns, or each would starve the others.
@@ -18,7 +18,7 @@ fn models() -> std::path::PathBuf {
 
 /// Runs the streaming logic over `pcm` (16 kHz) in 20 ms chunks with silence after; returns the finals.
 fn stream_through(rec: &mut Recognizer, pcm: &[f32], lang: &str) -> (String, usize) {
-    let mut s = Stream::default();
+    let mut s = Utterances::default();
     let mut finals = Vec::new();
     let mut partials = 0;
     let silence = vec![0f32; 16_000];
@@ -27,9 +27,9 @@ fn stream_through(rec: &mut Recognizer, pcm: &[f32], lang: &str) -> (String, usi
             break;
         }
         let work = s.push(i as u64 * 20, c);
-        if work != tolk::asr::stream::Work::Nothing {
+        if work != tolk::asr::utterances::Work::Nothing {
             let words = rec.words(s.window(), Some(lang)).unwrap();
-            for cap in s.hypothesis(words, work == tolk::asr::stream::Work::Finish) {
+            for cap in s.hypothesis(words, work == tolk::asr::utterances::Work::Finish) {
                 if cap.is_final {
                     finals.push(cap.text);
                 } else {

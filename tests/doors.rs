@@ -7,8 +7,8 @@ use common::*;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tolk::config::TapConfig;
-use tolk::core::engine::RtpOutSpec;
+use tolk::core::spec::RtpOutSpec;
+use tolk::core::spec::TapSpec;
 use tolk::protocol::Role;
 
 /// The media tests here each run real-time clients (ffmpeg, aiortc, Chromium); on two
@@ -34,7 +34,7 @@ async fn ffmpeg_feeds_the_floor_through_the_rtp_tap_and_an_rtp_output_carries_it
     out.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let out_addr = out.local_addr().unwrap();
     let s = server_with(|c| {
-        c.rtp_tap = Some(TapConfig {
+        c.rtp_tap = Some(TapSpec {
             bind: "127.0.0.1:0".parse().unwrap(),
             room: "r".into(),
             payload_type: 111,
@@ -73,7 +73,7 @@ async fn ffmpeg_feeds_the_floor_through_the_rtp_tap_and_an_rtp_output_carries_it
     let mut last_seq = None;
     while decoded.len() < 48_000 {
         let n = out.recv(&mut buf).expect("RTP output packets arrive");
-        let p = tolk::core::rtp::parse(&buf[..n]).expect("valid RTP");
+        let p = tolk::core::wire::rtp::parse(&buf[..n]).expect("valid RTP");
         assert_eq!((p.payload_type, p.ssrc), (96, 7));
         if let Some(prev) = last_seq {
             assert_eq!(p.seq, u16::wrapping_add(prev, 1), "consecutive sequence numbers");
@@ -93,7 +93,7 @@ async fn ffmpeg_feeds_the_floor_through_the_rtp_tap_and_an_rtp_output_carries_it
     // Garbage and the wrong payload type on the tap port are dropped and counted; the floor goes on.
     let junk = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut wrong_pt = Vec::new();
-    tolk::core::rtp::write(&mut wrong_pt, 0, 1, 0, 99, &[1, 2, 3]);
+    tolk::core::wire::rtp::write(&mut wrong_pt, 0, 1, 0, 99, &[1, 2, 3]);
     for _ in 0..20 {
         junk.send_to(&wrong_pt, tap).unwrap();
         junk.send_to(b"definitely not RTP", tap).unwrap();

@@ -196,3 +196,38 @@ export function captionIndicator(state, element) {
   element.hidden = on.length === 0;
   element.textContent = on.length ? `● Captions on, transcript kept: ${on.join(', ')}` : '';
 }
+
+const keyedChildren = new WeakMap();
+
+/**
+ * Keeps `box`'s children in step with `items`, one element per key (`key(item)`): `make(item)`
+ * creates an element only when its key appears, `update(element, item)` refreshes it on every
+ * call, and it is removed only when its key goes (as is anything else in `box`). Elements that
+ * stay are neither replaced nor moved unless the order changed, so a click in progress and
+ * keyboard focus survive the room's state updates.
+ */
+export function keyed(box, items, key, make, update) {
+  const old = keyedChildren.get(box) ?? new Map();
+  const now = new Map();
+  for (const item of items) {
+    const k = key(item);
+    if (now.has(k)) continue;
+    const el = old.get(k) ?? make(item);
+    update(el, item);
+    now.set(k, el);
+  }
+  keyedChildren.set(box, now);
+  const keep = new Set(now.values());
+  for (const n of [...box.childNodes]) if (!keep.has(n)) n.remove();
+  let at = box.firstChild;
+  for (const el of now.values()) {
+    if (el === at) at = at.nextSibling;
+    else box.insertBefore(el, at);
+  }
+}
+
+/** Sets a node's text only when it differs, so an unchanged element is left untouched. */
+export function setText(node, text) {
+  text = String(text ?? '');
+  if (node.textContent !== text) node.textContent = text;
+}

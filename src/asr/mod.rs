@@ -7,9 +7,10 @@
 //! ([`whisper`]), writes every final caption to the transcript store before
 //! it is announced, and returns captions through a second bounded queue.
 
-pub mod stream;
+pub mod utterances;
 pub mod whisper;
 
+use crate::core::engine::Caption;
 use crate::store::{Line, Store};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use stream::{Stream, Work};
+use utterances::{Utterances, Work};
 pub use whisper::{AsrError, Recognizer};
 
 /// Chunks the queue holds: 4 s for 10 captioned sources. Beyond that the
@@ -37,16 +38,7 @@ pub struct Chunk {
     pub lang: Option<String>,
     /// The room's media time of the chunk, in ms.
     pub ms: u64,
-    pub pcm: Box<[f32; stream::CHUNK]>,
-}
-
-/// A caption for the media thread to deliver.
-#[derive(Debug, Clone)]
-pub struct Caption {
-    pub room: Arc<str>,
-    pub source: Option<String>,
-    pub lang: Option<String>,
-    pub caption: stream::Caption,
+    pub pcm: Box<[f32; utterances::CHUNK]>,
 }
 
 /// One media engine's way to the recogniser (one recogniser serves every engine).
@@ -103,7 +95,7 @@ fn run(
     outs: Vec<SyncSender<Caption>>,
     store: Option<Arc<Store>>,
 ) {
-    let mut streams: HashMap<Key, (Stream, Option<String>, Work)> = HashMap::new();
+    let mut streams: HashMap<Key, (Utterances, Option<String>, Work)> = HashMap::new();
     // Captions go back to the engine the room lives on.
     let mut engine_of: HashMap<Arc<str>, usize> = HashMap::new();
     loop {
@@ -118,7 +110,7 @@ fn run(
             let out = &outs[c.engine];
             let entry = streams
                 .entry((c.room.clone(), c.source.clone()))
-                .or_insert_with(|| (Stream::default(), c.lang.clone(), Work::Nothing));
+                .or_insert_with(|| (Utterances::default(), c.lang.clone(), Work::Nothing));
             entry.1 = c.lang;
             let work = entry.0.push(c.ms, &c.pcm[..]);
             entry.2 = match (entry.2, work) {
@@ -143,7 +135,7 @@ fn transcribe(
     rec: &mut Recognizer,
     room: &Arc<str>,
     source: &Option<String>,
-    entry: &mut (Stream, Option<String>, Work),
+    entry: &mut (Utterances, Option<String>, Work),
     out: &SyncSender<Caption>,
     store: Option<&Store>,
 ) {
@@ -160,15 +152,15 @@ fn transcribe(
             return;
         }
     };
-    for caption in stream.hypothesis(words, finish) {
-        if caption.is_final {
+    for seg in stream.hypothesis(words, finish) {
+        if seg.is_final {
             if let Some(store) = store {
                 let line = Line {
                     source: source.clone().unwrap_or_else(|| "floor".into()),
                     lang: lang.clone(),
-                    start_ms: caption.start_ms,
-                    end_ms: caption.end_ms,
-                    text: caption.text.clone(),
+                    start_ms: seg.start_ms,
+                    end_ms: seg.end_ms,
+                    text: seg.text.clone(),
                 };
                 let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
                 if let Err(e) = store.append(room, &line, now) {
@@ -177,7 +169,14 @@ fn transcribe(
             }
         }
         // The media thread drains this once per tick; if it ever cannot keep up, partials may go.
-        let _ =
-            out.try_send(Caption { room: room.clone(), source: source.clone(), lang: lang.clone(), caption });
+        let _ = out.try_send(Caption {
+            room: room.to_string(),
+            source: source.clone(),
+            lang: lang.clone(),
+            text: seg.text,
+            is_final: seg.is_final,
+            start_ms: seg.start_ms,
+            end_ms: seg.end_ms,
+        });
     }
 }

@@ -1,6 +1,6 @@
 //! The speech model: whisper.cpp (through whisper-rs) on a window of 16 kHz audio, to words.
 
-use super::stream::Word;
+use super::utterances::Word;
 use std::path::Path;
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 

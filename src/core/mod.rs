@@ -1,11 +1,10 @@
 //! The sans-IO media engine: no sockets, no clock, no threads. Inputs carry `now`; outputs are polled.
+//!
+//! Depends only on [`crate::protocol`] (the wire contract) and its own types.
+#![forbid(unsafe_code)]
 
-pub mod codec;
-pub mod control;
 pub mod engine;
-pub mod jitter;
-pub mod mixer;
+pub mod media;
 pub mod room;
-pub mod rtp;
-pub mod settled;
-pub mod srtp;
+pub mod spec;
+pub mod wire;

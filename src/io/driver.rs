@@ -1,10 +1,10 @@
 //! The media thread: owns the engine and the shared UDP socket, feeds it datagrams, time and commands, carries out its outputs.
 
 use crate::asr::{Asr, Chunk};
-use crate::core::engine::{ChannelSpec, Engine, Output, RoomSpec, RoomView, Snapshot};
+use crate::core::engine::{Admission, Engine, Output, RoomView, Snapshot};
 use crate::core::room::PeerId;
+use crate::core::spec::{ChannelSpec, RoomSpec};
 use crate::protocol::{ClientMsg, Error, ServerMsg};
-use crate::token::Claims;
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::io::ErrorKind;
@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 pub enum Command {
     Join {
         peer: PeerId,
-        claims: Claims,
+        who: Admission,
         publish: Option<String>,
         /// Where the session's messages go; `None` for WHIP and WHEP (no signalling session).
         events: Option<mpsc::Sender<Box<ServerMsg>>>,
@@ -60,18 +60,6 @@ pub const COMMAND_QUEUE: usize = 1024;
 const MAX_WAIT: Duration = Duration::from_millis(20);
 /// Most datagrams taken per wakeup, so that a flood cannot hold the tick back.
 const MAX_DRAIN: usize = 4096;
-
-/// Sets the calling thread's nice value (on Linux a thread's own, not its process's):
-/// below 0, the media thread is run ahead of busier work when the cores are full.
-pub fn set_nice(nice: i32) -> std::io::Result<()> {
-    // SAFETY: gettid and setpriority take and return plain integers.
-    let tid = unsafe { libc::gettid() };
-    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
 
 /// Runs the engine until every command sender is gone.
 pub fn run(
@@ -156,7 +144,7 @@ pub fn run(
         }
         if let Some(asr) = &asr {
             while let Some(c) = asr.poll_caption() {
-                engine.handle_caption(&c.room, c.source, c.lang, c.caption);
+                engine.handle_caption(c);
             }
         }
         let started = Instant::now();
@@ -174,8 +162,8 @@ pub fn run(
 fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Box<ServerMsg>>>, cmd: Command) {
     // A reply nobody waits for any more (the session closed) is simply dropped.
     match cmd {
-        Command::Join { peer, claims, publish, events, reply } => {
-            let r = engine.handle_join(peer, &claims, publish);
+        Command::Join { peer, who, publish, events, reply } => {
+            let r = engine.handle_join(Instant::now(), peer, &who, publish);
             if r.is_ok() {
                 match events {
                     Some(events) => {
@@ -205,38 +193,5 @@ fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Box<Se
         Command::Snapshot { reply } => {
             let _ = reply.send(engine.snapshot());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn nice_of_this_thread() -> i32 {
-        // SAFETY: as in set_nice; errno is cleared first since -1 is also a valid nice value.
-        unsafe {
-            *libc::__errno_location() = 0;
-            libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t)
-        }
-    }
-
-    #[test]
-    fn nice_applies_to_the_calling_thread_only_or_is_refused() {
-        let main = nice_of_this_thread();
-        let (lowered, raised) = std::thread::spawn(|| {
-            // Lowering priority is always allowed; raising it needs root or CAP_SYS_NICE.
-            set_nice(5).unwrap();
-            let lowered = nice_of_this_thread();
-            let raised = set_nice(-5).map(|()| nice_of_this_thread());
-            (lowered, raised)
-        })
-        .join()
-        .unwrap();
-        assert_eq!(lowered, 5);
-        match raised {
-            Ok(n) => assert_eq!(n, -5),
-            Err(e) => assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}"),
-        }
-        assert_eq!(nice_of_this_thread(), main, "other threads keep their priority");
     }
 }

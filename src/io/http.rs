@@ -9,7 +9,8 @@
 //! Authorisation is `Authorization: Bearer <API key>`, or a host token of that room for its own room.
 
 use super::{signal, App};
-use crate::core::engine::{ChannelSpec, RoomSpec};
+use crate::core::engine::stats::COUNTERS;
+use crate::core::spec::{ChannelSpec, RoomSpec};
 use crate::protocol::{Error, ErrorCode, Role, MAX_MESSAGE};
 use crate::token::Claims;
 use axum::body::Bytes;
@@ -47,9 +48,9 @@ impl IntoResponse for ApiError {
             ErrorCode::BadToken | ErrorCode::TokenExpired | ErrorCode::NotJoined => StatusCode::UNAUTHORIZED,
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::AlreadyJoined => StatusCode::CONFLICT,
+            ErrorCode::AlreadyJoined | ErrorCode::Exists | ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Busy | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, Json(serde_json::json!({"code": self.0.code, "message": self.0.message}))).into_response()
     }
@@ -85,22 +86,25 @@ fn page(file: &str) -> Response {
 
 async fn health(State(app): State<App>) -> ApiResult<Json<serde_json::Value>> {
     let snapshot = app.snapshot().await?;
-    let s = snapshot.stats;
-    Ok(Json(serde_json::json!({
+    let mut body = serde_json::json!({
         "status": "ok",
-        "rooms": snapshot.rooms,
-        "dropped": {
-            "datagrams_unparsed": s.datagrams_unparsed,
-            "datagrams_unrouted": s.datagrams_unrouted,
-            "datagrams_rejected": s.datagrams_rejected,
-            "media_rejected": s.media_rejected,
-            "ticks_skipped": s.ticks_skipped,
-            "tap_rejected": s.tap_rejected,
-        },
-        "tap_packets": s.tap_packets,
         "captions": app.store().is_some(),
         "asr_skipped_chunks": app.asr_skipped(),
-    })))
+    });
+    let mut dropped = serde_json::Map::new();
+    for (name, _, value) in snapshot.gauges() {
+        body[name] = value.into();
+    }
+    for row in &COUNTERS {
+        let value = snapshot.stats.get(row.counter).into();
+        if row.dropped {
+            dropped.insert(row.name.into(), value);
+        } else {
+            body[row.name] = value;
+        }
+    }
+    body["dropped"] = dropped.into();
+    Ok(Json(body))
 }
 
 async fn metrics(State(app): State<App>) -> ApiResult<Response> {
@@ -147,7 +151,7 @@ fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Error> {
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    aws_lc_rs::constant_time::verify_slices_are_equal(a, b).is_ok()
 }
 
 fn may_manage(app: &App, headers: &HeaderMap, room: &str) -> Result<(), Error> {

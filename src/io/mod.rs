@@ -4,12 +4,14 @@ pub mod driver;
 pub mod http;
 pub mod metrics;
 pub mod signal;
+pub mod sys;
 pub mod whip;
 
 use crate::asr::Asr;
 use crate::config::{Config, ConfigError};
-use crate::core::engine::{ChannelSpec, Engine, EngineConfig, RoomSpec, RoomView, Snapshot};
+use crate::core::engine::{Engine, EngineConfig, RoomView, Snapshot};
 use crate::core::room::PeerId;
+use crate::core::spec::{ChannelSpec, RoomSpec};
 use crate::protocol::{Error, ErrorCode, Role};
 use crate::store::Store;
 use crate::token::{Claims, Keys};
@@ -52,7 +54,7 @@ struct Inner {
     pinned: std::collections::HashSet<String>,
     store: Option<Arc<Store>>,
     asr_skipped: Arc<AtomicU64>,
-    tick: prometheus_client::metrics::histogram::Histogram,
+    metrics: metrics::Metrics,
     next_peer: AtomicU64,
     resources: std::sync::Mutex<HashMap<String, PeerId>>,
     keys: Keys,
@@ -96,7 +98,7 @@ impl App {
             p.rooms.get(id).copied().ok_or_else(|| Error::new(ErrorCode::NotFound, format!("no room {id}")))
         };
         match cmd {
-            Command::Join { claims, .. } => room(&claims.room),
+            Command::Join { who, .. } => room(&who.room),
             Command::Message { peer, .. } | Command::Leave { peer } => {
                 p.peers.get(peer).copied().ok_or_else(|| Error::new(ErrorCode::NotJoined, "not joined"))
             }
@@ -238,7 +240,7 @@ impl App {
     /// Prometheus text for `/metrics`.
     pub async fn metrics(&self) -> Result<String, Error> {
         let snapshots = self.ask_all(|reply| Command::Snapshot { reply }).await?;
-        Ok(metrics::render(snapshots, &self.inner.tick, self.asr_skipped()))
+        Ok(self.inner.metrics.render(snapshots, self.asr_skipped()))
     }
 
     /// The transcript store, when captions are available.
@@ -296,12 +298,10 @@ impl Drop for Running {
     }
 }
 
+/// `bytes` random bytes from the system's generator (through aws-lc), as hex.
 pub(crate) fn random_hex(bytes: usize) -> String {
-    use std::io::Read;
     let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect("/dev/urandom is readable");
+    aws_lc_rs::rand::fill(&mut buf).expect("the system's random generator works");
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -369,7 +369,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 let socket = std::net::UdpSocket::bind(t.bind).map_err(|e| StartError::Bind(t.bind, e))?;
                 socket.set_nonblocking(true).map_err(StartError::Serve)?;
                 tap_addr = Some(socket.local_addr().map_err(StartError::Serve)?);
-                Some((engine.add_tap(t.spec()), socket))
+                Some((engine.add_tap(t.clone()), socket))
             }
             _ => None,
         };
@@ -386,7 +386,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 let nice = config.media_nice;
                 move || {
                     if nice != 0 {
-                        if let Err(e) = driver::set_nice(nice) {
+                        if let Err(e) = sys::set_nice(nice) {
                             tracing::warn!(engine = index, nice, error = %e,
                                 "media thread runs at nice 0 (media_nice needs root or CAP_SYS_NICE): a busy machine can delay its ticks");
                         }
@@ -418,7 +418,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             resources: Default::default(),
             store,
             asr_skipped,
-            tick,
+            metrics: metrics::Metrics::new(tick),
             keys: Keys::new(secret.as_bytes()),
             api_key,
             public_url: public_url.trim_end_matches('/').to_string(),
@@ -440,7 +440,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let mut every = tokio::time::interval(TRIM_EVERY);
         while alive.strong_count() > 0 {
             every.tick().await;
-            let _ = tokio::task::spawn_blocking(metrics::trim).await;
+            let _ = tokio::task::spawn_blocking(sys::trim).await;
         }
     });
     tracing::info!(%http_addr, engines, "tolk is up");

@@ -66,7 +66,9 @@ async fn handle(
                 Err(e) => return Some(e.to_msg()),
             };
             let events = Some(events.clone());
-            let r = app.request(|reply| Command::Join { peer, claims, publish, events, reply }).await;
+            let r = app
+                .request(|reply| Command::Join { peer, who: claims.admission(), publish, events, reply })
+                .await;
             if r.is_ok() {
                 *joined = true;
             }

@@ -115,7 +115,8 @@ async fn offer(
         .into());
     }
     let peer = app.next_peer();
-    app.request(|reply| Command::Join { peer, claims, publish: None, events: None, reply }).await?;
+    app.request(|reply| Command::Join { peer, who: claims.admission(), publish: None, events: None, reply })
+        .await?;
     let negotiated = async {
         if let Some(c) = channel {
             let msg = ClientMsg::Select { channel: Some(c), only: false };

@@ -2,7 +2,7 @@
 // own Chromium with its own fake microphone; the passive one says "ready", the live one
 // clicks "Hand over"; prints what a listener of the channel hears before and after.
 // Usage: node booth.mjs <interpreter-a-url> <interpreter-b-url> <listener-url> <wav-a> <wav-b> <channel> [screenshot-dir]
-import { launch, open, spectrum, deadline } from './lib.mjs';
+import { launch, open, press, spectrum, deadline } from './lib.mjs';
 
 const [aUrl, bUrl, listenerUrl, wavA, wavB, channel, shots] = process.argv.slice(2);
 const timer = deadline(120);
@@ -20,7 +20,7 @@ try {
   const listener = await open(browserA, listenerUrl, 'listener');
   await listener.click('#start');
   await listener.waitForFunction(() => !!window.tolk?.analyser, null, { timeout: 20_000 });
-  await listener.click(`button[data-channel="${channel}"]`);
+  await press(listener, `button[data-channel="${channel}"]`);
   await listener.waitForTimeout(2500);
   const before = await spectrum(listener);
 

@@ -3,7 +3,7 @@
 // Usage: node e2e.mjs <interpreter-url> <listener-url> <wav> <channel> [screenshot-dir] [stay-seconds]
 // With stay-seconds, the listener stays that long and is heard again: `later` holds the
 // second reading and the state of its connection.
-import { launch, open, spectrum, deadline } from './lib.mjs';
+import { launch, open, press, spectrum, deadline } from './lib.mjs';
 
 const [interpreterUrl, listenerUrl, wav, channel, shots, stay] = process.argv.slice(2);
 const timer = deadline(90 + Number(stay || 0));
@@ -17,8 +17,7 @@ try {
   const listener = await open(browser, listenerUrl, 'listener');
   await listener.click('#start');
   await listener.waitForFunction(() => !!window.tolk?.analyser, null, { timeout: 20_000 });
-  await listener.click(`button[data-channel="${channel}"]`);
-  await listener.waitForFunction((c) => document.querySelector(`button[data-channel="${c}"]`)?.getAttribute('aria-pressed') === 'true', channel, { timeout: 10_000 });
+  await press(listener, `button[data-channel="${channel}"]`);
   console.error(`listener selected ${channel}`);
   await listener.waitForTimeout(2500);
   const result = await spectrum(listener);

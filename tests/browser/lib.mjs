@@ -26,6 +26,26 @@ export async function open(browser, url, label) {
   return page;
 }
 
+/**
+ * Clicks the toggle button `selector` until it is pressed (aria-pressed="true": the server
+ * confirmed), clicking again every 5 s, for at most `seconds`; throws if it never is.
+ */
+export async function press(page, selector, seconds = 20) {
+  const until = Date.now() + seconds * 1000;
+  const pressed = (s) => document.querySelector(s)?.getAttribute('aria-pressed') === 'true';
+  for (let tries = 1; ; tries++) {
+    await page.click(selector, { timeout: Math.max(1000, until - Date.now()) });
+    try {
+      await page.waitForFunction(pressed, selector, { timeout: Math.max(1000, Math.min(5000, until - Date.now())) });
+      return;
+    } catch (e) {
+      if (e.name !== 'TimeoutError') throw e;
+      if (Date.now() >= until) throw new Error(`${selector} not pressed after ${tries} clicks in ${seconds} s: ${e.message}`);
+      console.error(`${selector} not pressed 5 s after click ${tries}, clicking again`);
+    }
+  }
+}
+
 /** The loudest frequency in `window.tolk.analyser` over a second, with levels at a few tones. */
 export function spectrum(page) {
   return page.evaluate(async () => {

@@ -13,7 +13,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio_tungstenite::tungstenite::Message;
 use tolk::config::Config;
-use tolk::core::engine::{ChannelSpec, RoomSpec};
+use tolk::core::spec::{ChannelSpec, RoomSpec};
 use tolk::io::Running;
 use tolk::protocol::{ClientMsg, Role, ServerMsg};
 
@@ -475,4 +475,4 @@ pub fn speech(text: &str, voice: &str, rate: u32) -> Vec<f32> {
 }
 
 #[allow(unused_imports)]
-pub use tolk::asr::stream::wer;
+pub use tolk::asr::utterances::wer;

@@ -1,25 +1,24 @@
 //! Signalling requests after join: who may do what (select, relay, handover, mute, floor return), and who is told.
 //!
-//! Part of the engine (an `impl Engine` block): pure state changes, no IO.
+//! Part of the engine (an `impl Engine` block): pure state changes, no IO. The booth's
+//! own rules are in [`crate::core::room::booth`].
 
-use super::engine::{bad, Engine, Output};
-use super::room::{Channel, Input, PeerId, Stream};
-use crate::protocol::{ClientMsg, Error, ErrorCode, HandoverAction, MemberInfo, NoticeKind, Role, ServerMsg};
+use super::{bad, Engine, Output};
+use crate::core::media::codec::FRAME;
+use crate::core::room::{BoothError, Input, PeerId, Stream};
+use crate::protocol::{ClientMsg, Error, ErrorCode, HandoverAction, NoticeKind, Role, ServerMsg};
 use std::time::Instant;
 
-/// The booth as its members and hosts see it.
-pub fn members(c: &Channel) -> Vec<MemberInfo> {
-    c.members
-        .iter()
-        .map(|m| MemberInfo {
-            id: m.peer,
-            name: m.name.clone(),
-            live: c.live == Some(m.peer),
-            muted: m.muted,
-            ready: m.ready,
-            publishing: m.source.is_some(),
-        })
-        .collect()
+/// A booth's refusal as the protocol says it.
+fn refused(e: BoothError, lang: &str) -> Error {
+    let code = match e {
+        BoothError::NotMember | BoothError::NotLive => ErrorCode::Forbidden,
+        BoothError::AlreadyLive | BoothError::NoPartner | BoothError::NoMicrophone => ErrorCode::Conflict,
+    };
+    match e {
+        BoothError::NotMember => bad(code, format!("not a member of the {lang} booth")),
+        _ => bad(code, e.to_string()),
+    }
 }
 
 impl Engine {
@@ -107,17 +106,18 @@ impl Engine {
                 need(Role::Host, "assign the live interpreter")?;
                 self.channel_exists(&room, &channel)?;
                 let c = self.rooms.get_mut(&room).and_then(|r| r.channel_mut(&channel)).expect("checked");
-                match c.member(member) {
-                    Some(m) if m.source.is_some() => c.set_live(Some(member)),
-                    Some(_) => {
-                        return Err(bad(ErrorCode::NotJoined, "that interpreter has no microphone connected"))
-                    }
-                    None => {
+                match c.booth.take(member) {
+                    Ok(()) => {}
+                    Err(BoothError::NotMember) => {
                         return Err(bad(
                             ErrorCode::NotFound,
                             format!("no interpreter {member} in the {channel} booth"),
                         ))
                     }
+                    Err(BoothError::NoMicrophone) => {
+                        return Err(bad(ErrorCode::Conflict, "that interpreter has no microphone connected"))
+                    }
+                    Err(e) => return Err(refused(e, &channel)),
                 }
                 self.restream(&room);
                 self.notify_booth(&room, &channel, None);
@@ -127,7 +127,7 @@ impl Engine {
                 need(Role::Interpreter, "use the cough button")?;
                 let lang = self.peers[&peer].booth.clone().expect("interpreters sit in a booth");
                 let c = self.rooms.get_mut(&room).and_then(|r| r.channel_mut(&lang)).expect("booth exists");
-                c.member_mut(peer).expect("a member of its booth").muted = muted;
+                c.booth.member_mut(peer).expect("a member of its booth").muted = muted;
                 self.notify_booth(&room, &lang, None);
                 Ok(None)
             }
@@ -139,10 +139,8 @@ impl Engine {
                     channel: self.peers[&peer].booth.clone(),
                 };
                 let to: Vec<PeerId> = self
-                    .peers
-                    .iter()
-                    .filter(|(_, p)| p.room == room && matches!(p.role, Role::Host | Role::Floor))
-                    .map(|(id, _)| *id)
+                    .peers_of(&room)
+                    .filter(|id| matches!(self.peers[id].role, Role::Host | Role::Floor))
                     .collect();
                 for id in to {
                     self.out.push_back(Output::Event { peer: id, msg: msg.clone() });
@@ -153,7 +151,7 @@ impl Engine {
                 need(Role::Host, "turn captions on or off")?;
                 if !self.config.captions {
                     return Err(bad(
-                        ErrorCode::Busy,
+                        ErrorCode::Unavailable,
                         "captions are not available on this server: no speech model (models/get.sh)",
                     ));
                 }
@@ -193,39 +191,12 @@ impl Engine {
     ) -> Result<(), Error> {
         self.channel_exists(room, lang)?;
         let c = self.rooms.get_mut(room).and_then(|r| r.channel_mut(lang)).expect("checked");
-        let Some(me) = c.member(peer) else {
-            return Err(bad(ErrorCode::Forbidden, format!("you are not in the {lang} booth")));
+        let done = match action {
+            HandoverAction::Ready => c.booth.ready(peer),
+            HandoverAction::Go => c.booth.go(peer).map(|_| ()),
+            HandoverAction::Take => c.booth.take(peer),
         };
-        let live = c.live == Some(peer);
-        let publishing = me.source.is_some();
-        match action {
-            HandoverAction::Ready => {
-                if live {
-                    return Err(bad(ErrorCode::BadMessage, "you are already live"));
-                }
-                c.member_mut(peer).expect("checked").ready = true;
-            }
-            HandoverAction::Go => {
-                if !live {
-                    return Err(bad(ErrorCode::Forbidden, "only the live interpreter can hand over"));
-                }
-                let others = || c.members.iter().filter(|m| m.peer != peer && m.source.is_some());
-                let to = others().find(|m| m.ready).or_else(|| others().next()).map(|m| m.peer);
-                let Some(to) = to else {
-                    return Err(bad(
-                        ErrorCode::NotFound,
-                        "no booth partner with a microphone to hand over to",
-                    ));
-                };
-                c.set_live(Some(to));
-            }
-            HandoverAction::Take => {
-                if !publishing {
-                    return Err(bad(ErrorCode::NotJoined, "connect your microphone before taking over"));
-                }
-                c.set_live(Some(peer));
-            }
-        }
+        done.map_err(|e| refused(e, lang))?;
         self.restream(room);
         self.notify_booth(room, lang, None);
         Ok(())
@@ -246,14 +217,9 @@ impl Engine {
         }
         self.channel_exists(room, &to)?;
         let r = self.rooms.get_mut(room).expect("a peer's room outlives it");
-        let was_live = r.channel(&from).is_some_and(|c| c.live == Some(peer));
-        let member = r.channel_mut(&from).and_then(|c| c.remove(peer)).expect("a member of its booth");
-        let publishing = member.source.is_some();
-        let c = r.channel_mut(&to).expect("checked");
-        c.members.push(member);
-        if publishing && (was_live || c.live.is_none()) && c.live.is_none() {
-            c.set_live(Some(peer));
-        }
+        let was_live = r.channel(&from).is_some_and(|c| c.booth.is_live(peer));
+        let member = r.channel_mut(&from).and_then(|c| c.booth.remove(peer)).expect("a member of its booth");
+        r.channel_mut(&to).expect("checked").booth.join(member);
         let p = self.peers.get_mut(&peer).expect("checked");
         p.booth = Some(to.clone());
         if p.input == Input::Relay(to.clone()) {
@@ -279,20 +245,20 @@ impl Engine {
     pub(super) fn notify_booth(&mut self, room: &str, lang: &str, warning: Option<String>) {
         let Some(r) = self.rooms.get(room) else { return };
         let Some(c) = r.channel(lang) else { return };
-        let media_time = (r.ticks + 1) * super::codec::FRAME as u64;
-        let list = members(c);
+        let media_time = (r.ticks + 1) * FRAME as u64;
+        let list = c.booth.infos();
         let listeners = self
-            .peers
-            .values()
-            .filter(|p| p.room == room && p.receives())
+            .peers_of(room)
+            .map(|id| &self.peers[&id])
+            .filter(|p| p.receives())
             .filter(|p| matches!(&p.stream, Stream::Channel(l) | Stream::Voice(l) if l == lang))
             .count() as u32;
         let warning = warning.or_else(|| {
-            (c.unmuted() > 1).then(|| {
+            (c.booth.unmuted() > 1).then(|| {
                 "more than one microphone in this booth is open: mute the one not on air".to_string()
             })
         });
-        for m in &c.members {
+        for m in &c.booth.members {
             let Some(p) = self.peers.get(&m.peer) else { continue };
             let input = match &p.input {
                 Input::Floor => None,
@@ -302,7 +268,7 @@ impl Engine {
                 peer: m.peer,
                 msg: ServerMsg::Booth {
                     channel: lang.to_string(),
-                    live: c.live == Some(m.peer),
+                    live: c.booth.is_live(m.peer),
                     input,
                     muted: m.muted,
                     members: list.clone(),

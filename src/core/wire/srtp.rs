@@ -47,7 +47,7 @@ thread_local! {
 /// str0m's default crypto, whose DTLS instances report their SRTP keys.
 pub fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    static TAP: Tap = Tap;
+    static TAP: KeyTap = KeyTap;
     PROVIDER.get_or_init(|| Arc::new(CryptoProvider { dtls_provider: &TAP, ..base().clone() })).clone()
 }
 
@@ -68,9 +68,9 @@ fn base() -> &'static CryptoProvider {
 }
 
 #[derive(Debug)]
-struct Tap;
+struct KeyTap;
 
-impl DtlsProvider for Tap {
+impl DtlsProvider for KeyTap {
     fn generate_certificate(&self) -> Option<DtlsCert> {
         base().dtls_provider.generate_certificate()
     }

@@ -3,17 +3,19 @@
 //! A room never sees packets or peers' transports: the engine hands it
 //! payloads by source and takes back one encoded payload per stream per tick.
 
-use super::codec::{CodecError, Decoder, Encoder, FRAME, MAX_PAYLOAD};
-use super::jitter::{Jitter, JitterError, Playout};
-use super::mixer::{self, Decimator, DuckSettings, Ducker, Limiter};
+pub mod booth;
+pub mod source;
+
+pub use booth::{Booth, BoothError, Member};
+pub use source::Source;
+
+use super::media::codec::{Encoder, FRAME, MAX_PAYLOAD};
+use super::media::mixer::{self, DuckSettings, Ducker, Limiter};
+use super::media::resample::Decimator;
 use std::sync::Arc;
 
 /// Identifies a peer (one signalling session) across the engine.
 pub type PeerId = u64;
-
-/// Target depth of every source's jitter buffer, in frames. Two frames (up to
-/// 40 ms, about 30 ms on average) absorb a browser's send jitter on a LAN.
-pub const JITTER_DEPTH: u32 = 2;
 
 /// What an interpreter hears as input: the Floor, or another channel's interpreter (Relay).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,92 +38,20 @@ pub enum Stream {
     Booth { lang: String, input: Input, partner: bool },
 }
 
-/// One incoming audio stream, played out by media time.
-pub struct Source {
-    pub peer: PeerId,
-    jitter: Jitter,
-    decoder: Decoder,
-    pcm: Box<[f32; FRAME]>,
-    /// Whether this tick's `pcm` carries audio (decoded or concealed).
-    audible: bool,
-    /// Whether this tick's audio was concealed (its packet lost or late).
-    concealed: bool,
-    /// This tick's payload, when one arrived in time (forwarded as is where possible).
-    payload: Option<usize>,
-    payload_buf: Box<[u8; MAX_PAYLOAD]>,
-    /// Whether this tick's payload failed to decode (played as silence).
-    decode_error: bool,
-}
-
-impl Source {
-    pub fn new(peer: PeerId) -> Self {
-        Source {
-            peer,
-            jitter: Jitter::new(JITTER_DEPTH),
-            decoder: Decoder::new(),
-            pcm: Box::new([0.0; FRAME]),
-            audible: false,
-            concealed: false,
-            payload: None,
-            payload_buf: Box::new([0; MAX_PAYLOAD]),
-            decode_error: false,
-        }
-    }
-
-    pub fn push(&mut self, ts: u64, payload: &[u8]) -> Result<(), JitterError> {
-        self.jitter.push(ts, payload)
-    }
-
-    /// Plays one tick: decodes the due payload, conceals a lost one, or goes quiet.
-    fn play(&mut self) {
-        self.payload = None;
-        self.concealed = false;
-        let result: Result<(), CodecError> = match self.jitter.pop() {
-            Playout::Packet(p) => {
-                self.payload_buf[..p.len()].copy_from_slice(p);
-                self.payload = Some(p.len());
-                self.audible = true;
-                self.decoder.decode(Some(p), &mut self.pcm)
-            }
-            Playout::Lost => {
-                self.audible = true;
-                self.concealed = true;
-                self.decoder.decode(None, &mut self.pcm)
-            }
-            Playout::Idle => {
-                self.audible = false;
-                Ok(())
-            }
-        };
-        self.decode_error = result.is_err();
-        if result.is_err() {
-            self.audible = false;
-            self.payload = None;
-        }
-        if !self.audible {
-            self.pcm.fill(0.0);
-        }
-    }
-
-    fn payload(&self) -> Option<&[u8]> {
-        self.payload.map(|n| &self.payload_buf[..n])
-    }
-}
-
 /// One encoded output of a tick, shared by every listener of its stream.
 pub type Payload = Arc<[u8]>;
 
-/// Mixes a stream, limits it and encodes it once.
-struct Output {
+/// One stream's limiter and encoder, and this tick's payload.
+struct Encoded {
     limiter: Limiter,
     encoder: Encoder,
     buf: Box<[u8; MAX_PAYLOAD]>,
     payload: Option<Payload>,
 }
 
-impl Output {
+impl Encoded {
     fn new() -> Self {
-        Output {
+        Encoded {
             limiter: Limiter::new(),
             encoder: Encoder::new(),
             buf: Box::new([0; MAX_PAYLOAD]),
@@ -138,28 +68,15 @@ impl Output {
     }
 }
 
-/// An interpreter in a booth, with its own source so that a handover is instant.
-pub struct Member {
-    pub peer: PeerId,
-    pub name: String,
-    /// Present once the interpreter publishes.
-    pub source: Option<Source>,
-    /// Cough button or mute toggle: nothing of this member goes on air.
-    pub muted: bool,
-    /// Asked to take over ("ready").
-    pub ready: bool,
-}
-
 /// One language: its booth, its live interpreter's voice, its mix.
 pub struct Channel {
     pub lang: String,
     pub name: String,
     pub duck: DuckSettings,
-    /// Interpreters in the booth, in arrival order.
-    pub members: Vec<Member>,
-    /// The member on air; `None` falls back to the floor at full level.
-    pub live: Option<PeerId>,
+    pub booth: Booth,
     ducker: Ducker,
+    /// Who was live at the last tick: when nobody is any more, the floor comes back at once.
+    was_live: Option<PeerId>,
     /// This tick's voice on air (silence when nobody is live or the live member is muted).
     voice: Box<[f32; FRAME]>,
     /// This tick's listener mix: voice over the ducked floor.
@@ -172,46 +89,12 @@ impl Channel {
             lang,
             name,
             duck,
-            members: Vec::new(),
-            live: None,
+            booth: Booth::default(),
             ducker: Ducker::new(duck),
+            was_live: None,
             voice: Box::new([0.0; FRAME]),
             mix: Box::new([0.0; FRAME]),
         }
-    }
-
-    pub fn member(&self, peer: PeerId) -> Option<&Member> {
-        self.members.iter().find(|m| m.peer == peer)
-    }
-
-    pub fn member_mut(&mut self, peer: PeerId) -> Option<&mut Member> {
-        self.members.iter_mut().find(|m| m.peer == peer)
-    }
-
-    /// Puts `peer` on air (a handover); everyone's "ready" flag clears.
-    pub fn set_live(&mut self, peer: Option<PeerId>) {
-        self.live = peer;
-        for m in &mut self.members {
-            m.ready = false;
-        }
-        if peer.is_none() {
-            // Nobody on air: the floor comes back at full level at once, not after the hold.
-            self.ducker.release_fast();
-        }
-    }
-
-    /// Takes a member out; says whether it was live.
-    pub fn remove(&mut self, peer: PeerId) -> Option<Member> {
-        let i = self.members.iter().position(|m| m.peer == peer)?;
-        if self.live == Some(peer) {
-            self.set_live(None);
-        }
-        Some(self.members.remove(i))
-    }
-
-    /// Members that publish and are not muted: more than one is a mistake worth a warning.
-    pub fn unmuted(&self) -> usize {
-        self.members.iter().filter(|m| m.source.is_some() && !m.muted).count()
     }
 }
 
@@ -229,7 +112,7 @@ pub struct Room {
     floor_full: Box<[f32; FRAME]>,
     /// One limiter and encoder per stream someone hears, in the order the engine lists
     /// them (so a listener finds its payload by index); dropped when nobody hears it.
-    outputs: Vec<(Stream, Output)>,
+    outputs: Vec<(Stream, Encoded)>,
     /// Ticks since the room started: the media clock of every stream sent down.
     pub ticks: u64,
     /// Sources being captioned (`None`: the floor), each with its 16 kHz resampler.
@@ -268,7 +151,7 @@ impl Room {
 
     /// The booth a peer sits in.
     pub fn booth_of(&self, peer: PeerId) -> Option<&Channel> {
-        self.channels.iter().find(|c| c.member(peer).is_some())
+        self.channels.iter().find(|c| c.booth.member(peer).is_some())
     }
 
     /// The source a peer publishes, wherever it is.
@@ -278,7 +161,7 @@ impl Room {
         }
         self.channels
             .iter_mut()
-            .flat_map(|c| c.members.iter_mut())
+            .flat_map(|c| c.booth.members.iter_mut())
             .find(|m| m.peer == peer)
             .and_then(|m| m.source.as_mut())
     }
@@ -288,8 +171,8 @@ impl Room {
         self.floor.retain(|s| s.peer != peer);
         let mut booths = Vec::new();
         for c in &mut self.channels {
-            let live = c.live == Some(peer);
-            if c.remove(peer).is_some() {
+            let live = c.booth.is_live(peer);
+            if c.booth.remove(peer).is_some() {
                 booths.push((c.lang.clone(), live));
             }
         }
@@ -363,7 +246,12 @@ impl Room {
         }
 
         for c in &mut self.channels {
-            for m in &mut c.members {
+            if c.booth.live.is_none() && c.was_live.is_some() {
+                // Nobody on air: the floor comes back at full level at once, not after the hold.
+                c.ducker.release_fast();
+            }
+            c.was_live = c.booth.live;
+            for m in &mut c.booth.members {
                 if let Some(src) = m.source.as_mut() {
                     src.play();
                     self.concealed += u64::from(src.concealed);
@@ -371,7 +259,7 @@ impl Room {
                 }
             }
             c.voice.fill(0.0);
-            let on_air = c.live.and_then(|p| c.members.iter().find(|m| m.peer == p)).filter(|m| !m.muted);
+            let on_air = c.booth.live.and_then(|p| c.booth.member(p)).filter(|m| !m.muted);
             let mut speaking = false;
             if let Some(src) = on_air.and_then(|m| m.source.as_ref()) {
                 c.voice.copy_from_slice(&src.pcm[..]);
@@ -403,7 +291,7 @@ impl Room {
                 .iter()
                 .map(|s| {
                     let kept = old.iter().position(|(o, _)| o == s).map(|i| old.swap_remove(i).1);
-                    (s.clone(), kept.unwrap_or_else(Output::new))
+                    (s.clone(), kept.unwrap_or_else(Encoded::new))
                 })
                 .collect();
         }
@@ -468,6 +356,7 @@ impl Room {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::media::codec::Decoder;
 
     fn packets(level: f32) -> Vec<Vec<u8>> {
         let mut enc = Encoder::new();

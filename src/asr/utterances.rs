@@ -1,4 +1,4 @@
-//! One captioned stream: voice-gated windows of 16 kHz audio, and LocalAgreement over successive hypotheses. No model, no clock.
+//! One captioned source's utterances: voice-gated windows of 16 kHz audio, and LocalAgreement over successive hypotheses. No model, no clock.
 //!
 //! Audio arrives in 20 ms chunks stamped with the room's media time. A window
 //! opens on voice (with 200 ms of pre-roll) and is transcribed every 750 ms
@@ -39,7 +39,7 @@ pub enum Work {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Caption {
+pub struct Segment {
     pub text: String,
     pub is_final: bool,
     /// Media time (ms) the caption covers, estimated from word positions in the window.
@@ -48,7 +48,7 @@ pub struct Caption {
 }
 
 #[derive(Default)]
-pub struct Stream {
+pub struct Utterances {
     history: VecDeque<(u64, Vec<f32>)>,
     window: Vec<f32>,
     start_ms: u64,
@@ -80,7 +80,7 @@ fn norm(w: &str) -> String {
     w.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
 }
 
-impl Stream {
+impl Utterances {
     /// Adds a chunk of 16 kHz audio stamped with its media time (ms).
     pub fn push(&mut self, ms: u64, pcm: &[f32]) -> Work {
         self.last_ms = ms;
@@ -137,7 +137,7 @@ impl Stream {
     /// words this and the previous hypothesis agree on are final, except the
     /// last `UNSETTLED`, which may be cut off mid-word. On `finish`,
     /// everything left is final and the window closes.
-    pub fn hypothesis(&mut self, words: Vec<Word>, finish: bool) -> Vec<Caption> {
+    pub fn hypothesis(&mut self, words: Vec<Word>, finish: bool) -> Vec<Segment> {
         let mut out = Vec::new();
         let texts: Vec<String> = words.into_iter().map(|w| w.text).collect();
         let fresh = texts[align(&self.committed, &texts)..].to_vec();
@@ -152,7 +152,7 @@ impl Stream {
         if stable > 0 {
             let total = self.committed.len() + n;
             let at = |k: usize| self.start_ms + (end - self.start_ms) * k as u64 / total.max(1) as u64;
-            out.push(Caption {
+            out.push(Segment {
                 text: fresh[..stable].join(" "),
                 is_final: true,
                 start_ms: at(self.committed.len()),
@@ -171,7 +171,7 @@ impl Stream {
         let rest = fresh[stable..].to_vec();
         let partial = rest.join(" ");
         if !partial.is_empty() && partial != self.partial {
-            out.push(Caption {
+            out.push(Segment {
                 text: partial.clone(),
                 is_final: false,
                 start_ms: self.start_ms,
@@ -228,7 +228,7 @@ fn align(done: &[String], hyp: &[String]) -> usize {
 mod tests {
     use super::*;
 
-    fn feed(s: &mut Stream, from_ms: u64, chunks: usize, level: f32) -> Vec<Work> {
+    fn feed(s: &mut Utterances, from_ms: u64, chunks: usize, level: f32) -> Vec<Work> {
         (0..chunks)
             .map(|i| {
                 let pcm: Vec<f32> = (0..CHUNK).map(|k| level * ((k as f32) * 0.3).sin()).collect();
@@ -239,14 +239,14 @@ mod tests {
 
     #[test]
     fn silence_never_opens_a_window() {
-        let mut s = Stream::default();
+        let mut s = Utterances::default();
         assert!(feed(&mut s, 0, 500, 0.001).iter().all(|w| *w == Work::Nothing));
         assert!(s.window().is_empty());
     }
 
     #[test]
     fn voice_opens_runs_and_silence_finishes() {
-        let mut s = Stream::default();
+        let mut s = Utterances::default();
         let work = feed(&mut s, 0, 100, 0.2);
         assert_eq!(work.iter().filter(|w| **w == Work::Run).count(), 2, "a run every 750 ms of audio");
         let work = feed(&mut s, 2000, 40, 0.0);
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn local_agreement_commits_what_two_hypotheses_share() {
-        let mut s = Stream::default();
+        let mut s = Utterances::default();
         feed(&mut s, 0, 100, 0.2);
         let c = s.hypothesis(hyp("the quick brown"), false);
         assert_eq!(c.len(), 1);

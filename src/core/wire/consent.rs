@@ -12,7 +12,7 @@ use str0m::ice::StunMessage;
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq)]
-pub enum SettledError {
+pub enum ConsentError {
     #[error("unreadable STUN message")]
     Unparsed,
     #[error("STUN message is not a binding request")]
@@ -21,41 +21,44 @@ pub enum SettledError {
     WrongUser,
     #[error("STUN binding request fails its integrity check")]
     Integrity,
+    #[error("the STUN reply does not fit its buffer")]
+    Reply,
 }
 
 /// Our ICE credentials for one settled listener.
 #[derive(Debug)]
-pub struct Settled {
+pub struct Consent {
     ufrag: Box<str>,
     pass: Box<str>,
 }
 
-/// Longest STUN reply we write: header, XOR-MAPPED-ADDRESS (IPv6), integrity, fingerprint.
-const REPLY_MAX: usize = 20 + 24 + 24 + 8;
+/// Room for the STUN reply we write: today header, XOR-MAPPED-ADDRESS (IPv6), integrity and
+/// fingerprint take 76 bytes; the margin leaves room for attributes a newer STUN writer adds.
+const REPLY_MAX: usize = 256;
 
-impl Settled {
-    pub fn new(ufrag: &str, pass: &str) -> Settled {
-        Settled { ufrag: ufrag.into(), pass: pass.into() }
+impl Consent {
+    pub fn new(ufrag: &str, pass: &str) -> Consent {
+        Consent { ufrag: ufrag.into(), pass: pass.into() }
     }
 
     /// Answers a consent check from `from`: the binding success response to send back to it.
-    pub fn answer(&self, data: &[u8], from: SocketAddr) -> Result<Vec<u8>, SettledError> {
+    pub fn answer(&self, data: &[u8], from: SocketAddr) -> Result<Vec<u8>, ConsentError> {
         let hmac = |k: &[u8], p: &[&[u8]]| super::srtp::hmac_sha1(k, p);
-        let msg = StunMessage::parse(data).map_err(|_| SettledError::Unparsed)?;
+        let msg = StunMessage::parse(data).map_err(|_| ConsentError::Unparsed)?;
         if !msg.is_binding_request() {
-            return Err(SettledError::NotBinding);
+            return Err(ConsentError::NotBinding);
         }
         // USERNAME is "<our ufrag>:<their ufrag>" in requests sent to us.
         if msg.split_username().map(|(ours, _)| ours) != Some(&*self.ufrag) {
-            return Err(SettledError::WrongUser);
+            return Err(ConsentError::WrongUser);
         }
         if !msg.verify(self.pass.as_bytes(), hmac) {
-            return Err(SettledError::Integrity);
+            return Err(ConsentError::Integrity);
         }
         let mut buf = [0u8; REPLY_MAX];
         let n = StunMessage::binding_reply(msg.trans_id(), from)
             .to_bytes(Some(self.pass.as_bytes()), &mut buf, hmac)
-            .expect("a binding reply fits its buffer");
+            .map_err(|_| ConsentError::Reply)?;
         Ok(buf[..n].to_vec())
     }
 }
@@ -76,7 +79,7 @@ mod tests {
 
     #[test]
     fn consent_checks_get_a_signed_reply_with_the_mapped_address() {
-        let s = Settled::new("ours", "our password, 22 chars+");
+        let s = Consent::new("ours", "our password, 22 chars+");
         let from: SocketAddr = "192.0.2.7:40000".parse().unwrap();
         let req = request("ours:theirs", "our password, 22 chars+");
         let reply = s.answer(&req, from).unwrap();
@@ -91,18 +94,18 @@ mod tests {
 
     #[test]
     fn forged_or_foreign_checks_are_refused() {
-        let s = Settled::new("ours", "our password, 22 chars+");
+        let s = Consent::new("ours", "our password, 22 chars+");
         let from: SocketAddr = "192.0.2.7:40000".parse().unwrap();
         assert_eq!(
             s.answer(&request("ours:theirs", "a guessed password"), from),
-            Err(SettledError::Integrity)
+            Err(ConsentError::Integrity)
         );
         assert_eq!(
             s.answer(&request("other:theirs", "our password, 22 chars+"), from),
-            Err(SettledError::WrongUser)
+            Err(ConsentError::WrongUser)
         );
-        assert_eq!(s.answer(b"\x00\x01 not stun at all", from), Err(SettledError::Unparsed));
+        assert_eq!(s.answer(b"\x00\x01 not stun at all", from), Err(ConsentError::Unparsed));
         let reply = s.answer(&request("ours:theirs", "our password, 22 chars+"), from).unwrap();
-        assert_eq!(s.answer(&reply, from), Err(SettledError::NotBinding));
+        assert_eq!(s.answer(&reply, from), Err(ConsentError::NotBinding));
     }
 }

@@ -1,0 +1,181 @@
+//! Who hears what: each room's peers, the streams it must encode, each listener's slot; the per-tick fan-out, room state and captions to the right people.
+
+use super::stats::Counter;
+use super::{Caption, Engine, Output};
+use crate::core::media::codec::FRAME;
+use crate::core::room::{Input, PeerId, Room, Stream};
+use crate::protocol::{ChannelInfo, FloorInfo, Role, ServerMsg};
+use std::collections::BTreeSet;
+
+/// A room's peers and its fan-out: the streams someone hears, in the order the room
+/// encodes them, and each receiving peer with the index of its stream, so a tick finds
+/// every listener's payload without looking anything up by name.
+#[derive(Default)]
+pub(super) struct Fanout {
+    /// Every peer of the room, in join order (ids grow): control messages touch these, not the engine's.
+    pub(super) peers: BTreeSet<PeerId>,
+    streams: Vec<Stream>,
+    receivers: Vec<(PeerId, usize)>,
+}
+
+impl Fanout {
+    /// The streams the room must encode each tick, in fan-out order.
+    pub(super) fn streams(&self) -> &[Stream] {
+        &self.streams
+    }
+}
+
+impl Engine {
+    /// The peers of a room.
+    pub(super) fn peers_of(&self, room: &str) -> impl Iterator<Item = PeerId> + '_ {
+        self.fanout.get(room).into_iter().flat_map(|f| f.peers.iter().copied())
+    }
+
+    /// Recomputes what every peer of a room hears and which streams the room must encode.
+    pub(super) fn restream(&mut self, room_id: &str) {
+        let Some(room) = self.rooms.get(room_id) else { return };
+        let f = self.fanout.entry(room_id.to_string()).or_default();
+        f.streams.clear();
+        f.receivers.clear();
+        let slot = |streams: &mut Vec<Stream>, s: &Stream| match streams.iter().position(|x| x == s) {
+            Some(i) => i,
+            None => {
+                streams.push(s.clone());
+                streams.len() - 1
+            }
+        };
+        for &id in &f.peers {
+            let p = self.peers.get_mut(&id).expect("a room's peers are the engine's peers");
+            p.stream = match (&p.booth, p.role) {
+                (Some(lang), Role::Interpreter) => {
+                    let partner = room.channel(lang).is_some_and(|c| !c.booth.is_live(id));
+                    let returned = room.floor_return.as_deref() == Some(lang.as_str());
+                    if p.input == Input::Floor && !partner && !returned {
+                        // The floor as everyone hears it: shared, and forwarded when it can be.
+                        Stream::Floor
+                    } else {
+                        Stream::Booth { lang: lang.clone(), input: p.input.clone(), partner }
+                    }
+                }
+                _ => p.listening.clone(),
+            };
+            if p.receives() {
+                let i = slot(&mut f.streams, &p.stream);
+                f.receivers.push((id, i));
+            }
+        }
+        for o in self.outs.iter().filter(|o| o.spec.room == room_id) {
+            slot(&mut f.streams, &o.stream);
+        }
+        self.stale.insert(room_id.to_string());
+    }
+
+    /// Every listener gets its stream's payload of this tick: a header and the SRTP step each.
+    pub(super) fn fan_out(&mut self) {
+        self.batch.clear();
+        for (room, f) in &self.fanout {
+            let Some(r) = self.rooms.get(room) else { continue };
+            // The room's own clock, so a listener's one track stays continuous across switches.
+            let timestamp = (r.ticks * FRAME as u64) as u32;
+            for &(id, slot) in &f.receivers {
+                let Some(payload) = r.payload_at(slot) else { continue };
+                let Some(p) = self.peers.get_mut(&id) else { continue };
+                let Some((sender, to)) = p.downstream(id) else { continue };
+                self.batch.push(to, |buf| sender.seal(timestamp, payload, buf));
+            }
+        }
+        for o in &mut self.outs {
+            if let Some(r) = self.rooms.get(&o.spec.room) {
+                o.send(r, &mut self.batch);
+            }
+        }
+        self.stats.add(Counter::DatagramsOut, self.batch.len() as u64);
+        self.stats.add(Counter::BytesOut, self.batch.bytes() as u64);
+    }
+
+    /// The room as its participants see it: the floor, each channel, listener counts.
+    pub(super) fn room_state(&self, r: &Room) -> (FloorInfo, Vec<ChannelInfo>) {
+        let mut floor = FloorInfo {
+            sources: r.floor.len() as u32,
+            listeners: 0,
+            returned: r.floor_return.clone(),
+            captions: r.captioned(None),
+        };
+        let mut channels: Vec<ChannelInfo> = r
+            .channels
+            .iter()
+            .map(|c| ChannelInfo {
+                lang: c.lang.clone(),
+                name: c.name.clone(),
+                live: c.booth.live.and_then(|p| c.booth.member(p)).map(|m| m.name.clone()),
+                listeners: 0,
+                members: c.booth.infos(),
+                captions: r.captioned(Some(&c.lang)),
+            })
+            .collect();
+        for id in self.peers_of(&r.id) {
+            let p = &self.peers[&id];
+            if !p.receives() || p.role == Role::Interpreter {
+                continue;
+            }
+            match &p.stream {
+                Stream::Floor => floor.listeners += 1,
+                Stream::Channel(l) | Stream::Voice(l) => {
+                    if let Some(c) = channels.iter_mut().find(|c| &c.lang == l) {
+                        c.listeners += 1;
+                    }
+                }
+                Stream::Booth { .. } => {}
+            }
+        }
+        (floor, channels)
+    }
+
+    /// Sends the state of every room that changed to its peers.
+    pub(super) fn send_state(&mut self) {
+        let stale: Vec<String> = self.stale.drain().collect();
+        for id in stale {
+            let Some(r) = self.rooms.get(&id) else {
+                continue;
+            };
+            let (floor, channels) = self.room_state(r);
+            let msg = ServerMsg::State { floor, channels };
+            let to: Vec<PeerId> = self.peers_of(&id).collect();
+            for peer in to {
+                self.out.push_back(Output::Event { peer, msg: msg.clone() });
+            }
+        }
+    }
+
+    /// A caption from the recogniser: to the listeners of its source, and floor captions to every interpreter.
+    pub fn handle_caption(&mut self, c: Caption) {
+        let Some(r) = self.rooms.get(&c.room) else { return };
+        if !r.captioned(c.source.as_deref()) {
+            return; // turned off while the recogniser was busy
+        }
+        let msg = ServerMsg::Caption {
+            source: c.source.clone(),
+            lang: c.lang,
+            text: c.text,
+            is_final: c.is_final,
+            start_ms: c.start_ms,
+            end_ms: c.end_ms,
+            at_ms: r.ticks * 20,
+        };
+        let to: Vec<PeerId> = self
+            .peers_of(&c.room)
+            .filter(|id| {
+                let p = &self.peers[id];
+                match (&c.source, &p.stream) {
+                    (None, _) if p.role == Role::Interpreter => true,
+                    (None, Stream::Floor) => true,
+                    (Some(l), Stream::Channel(x) | Stream::Voice(x)) => l == x,
+                    _ => false,
+                }
+            })
+            .collect();
+        for id in to {
+            self.out.push_back(Output::Event { peer: id, msg: msg.clone() });
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Per-frame audio work: the jitter buffer, the Opus codec, mixing and levels, resampling for captions.
+
+pub mod codec;
+pub mod jitter;
+pub mod mixer;
+pub mod resample;
