@@ -52,8 +52,11 @@ case "${1:-}" in
         || python3 -m pip install --quiet --break-system-packages aiortc==1.16.0 numpy
     fi
     cargo test --no-run
-    # All network tests run in a namespace of their own with only loopback up.
-    if as_root unshare -n true 2>/dev/null; then
+    # All network tests run in a namespace of their own with only loopback up: as the
+    # calling user where user namespaces allow it (so target/ keeps its owner), else as root.
+    if unshare -rn true 2>/dev/null; then
+      unshare -rn bash -c 'ip link set lo up && cargo test --offline "$@"' -- "$@"
+    elif as_root unshare -n true 2>/dev/null; then
       as_root unshare -n bash -c 'ip link set lo up && cargo test --offline "$@"' -- "$@"
     else
       echo "tolk: cannot create a network namespace; running on the host's loopback" >&2

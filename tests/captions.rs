@@ -1,4 +1,9 @@
 //! Captions: Whisper on espeak-ng speech, the recogniser alone and through the whole server.
+//!
+//! Tests named `accuracy_*` judge how well the words are recognised; the others judge that
+//! captions are delivered to the right people, kept and shed. On a starved CPU the recogniser
+//! sheds work by design, so runs beside other load may leave the accuracy tests out
+//! (`./tolk.sh test -- --skip accuracy`).
 
 mod common;
 
@@ -42,7 +47,7 @@ fn stream_through(rec: &mut Recognizer, pcm: &[f32], lang: &str) -> (String, usi
 }
 
 #[test]
-fn the_recogniser_transcribes_english_speech() {
+fn accuracy_the_recogniser_transcribes_english_speech() {
     let _turn = ONE_AT_A_TIME.blocking_lock();
     let mut rec = Recognizer::load(&models(), 2).unwrap();
     let said =
@@ -55,7 +60,7 @@ fn the_recogniser_transcribes_english_speech() {
 }
 
 #[test]
-fn the_recogniser_transcribes_spanish_with_the_multilingual_model() {
+fn accuracy_the_recogniser_transcribes_spanish_with_the_multilingual_model() {
     let _turn = ONE_AT_A_TIME.blocking_lock();
     let dir = models();
     assert!(dir.join("ggml-base.bin").exists(), "run models/get.sh base (./tolk.sh test does it)");
@@ -133,10 +138,24 @@ fn max(v: &[u64]) -> u64 {
     v.iter().copied().max().unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn floor_captions_reach_listeners_and_interpreters_and_are_kept() {
-    let _turn = ONE_AT_A_TIME.lock().await;
-    let data = temp_dir("captions");
+/// Drains `sig` for `ms`, then on until a final caption has come (at most 120 s more: a
+/// starved recogniser is late, and the test waits for it rather than judging its speed).
+async fn drain_until_final(sig: &mut Signal, ms: u64) {
+    sig.drain(ms).await;
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    while !sig.seen.iter().any(|m| matches!(m, ServerMsg::Caption { is_final: true, .. })) {
+        assert!(std::time::Instant::now() < until, "no final caption within 120 s");
+        sig.drain(500).await;
+    }
+}
+
+const FLOOR_SAID: &str = "Good morning everyone. The meeting starts now, and the interpreters are ready. \
+    Please choose your language from the list before the first speaker begins. \
+    We will take questions from the floor after the presentation.";
+
+/// English speech on the floor with captions on: the server, its data directory, a host, a listener and an interpreter.
+async fn floor_speaks(name: &str) -> (tolk::io::Running, std::path::PathBuf, Signal, Signal, Signal) {
+    let data = temp_dir(name);
     let s = caption_server(&data).await;
     let (mut host, mut listener, mut interpreter) =
         (Signal::connect(&s).await, Signal::connect(&s).await, Signal::connect(&s).await);
@@ -144,30 +163,26 @@ async fn floor_captions_reach_listeners_and_interpreters_and_are_kept() {
     listener.join(&token(&s, Role::Listener, None, "Lena"), None).await;
     interpreter.join(&token(&s, Role::Interpreter, Some("es"), "Ana"), None).await;
     host.send(&ClientMsg::Captions { source: None, on: true }).await;
-
-    let said = "Good morning everyone. The meeting starts now, and the interpreters are ready. \
-        Please choose your language from the list before the first speaker begins. \
-        We will take questions from the floor after the presentation.";
-    let pcm = speech(said, "en", 48_000);
+    let pcm = speech(FLOOR_SAID, "en", 48_000);
     let secs = pcm.len() as u64 / 48_000 + 4;
     let mut floor = Signal::connect(&s).await;
     floor.join(&token(&s, Role::Floor, None, "Floor"), None).await;
-    let _speaker = media_with(&mut floor, Some(Sound::Pcm(Arc::new(pcm))), false).await;
-    listener.drain(secs * 1000).await;
+    let speaker = media_with(&mut floor, Some(Sound::Pcm(Arc::new(pcm))), false).await;
+    drain_until_final(&mut listener, secs * 1000).await;
+    drop(speaker);
+    // Whatever the recogniser still had in hand arrives before the tests read it.
+    listener.drain(1000).await;
     interpreter.drain(200).await;
+    (s, data, host, listener, interpreter)
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floor_captions_reach_listeners_and_interpreters_and_are_kept() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (s, data, _host, listener, interpreter) = floor_speaks("captions").await;
     let h = heard(&listener);
-    let w = wer(said, &h.finals);
-    println!(
-        "floor captions: said {said:?}\n  heard {:?}\n  WER {:.0}%, {} partials, latency partial max {} ms, final max {} ms",
-        h.finals,
-        w * 100.0,
-        h.partials,
-        max(&h.partial_latency),
-        max(&h.final_latency)
-    );
-    assert!(w <= 0.15, "WER {w}");
-    assert!(h.partials > 0, "partials while speaking");
+    println!("floor captions delivered: {:?}", h.finals);
+    assert!(!h.finals.trim().is_empty(), "final captions reach the floor listener");
     assert!(
         listener.seen.iter().any(|m| matches!(m, ServerMsg::State { floor, .. } if floor.captions)),
         "everyone sees that captions are on"
@@ -180,7 +195,9 @@ async fn floor_captions_reach_listeners_and_interpreters_and_are_kept() {
     assert_eq!(st, 200);
     assert!(vtt.starts_with("WEBVTT"), "{vtt}");
     let (_, txt) = http(&s, "GET", "/api/rooms/r/transcript?format=txt", key, None).await;
-    assert!(wer(said, &txt.replace("[floor]", "")) <= 0.15, "{txt}");
+    for word in h.finals.split_whitespace() {
+        assert!(txt.contains(word), "{word:?} is in the transcript: {txt}");
+    }
     let (st, body) = http(&s, "DELETE", "/api/rooms/r/transcript", key, None).await;
     assert_eq!(st, 200, "{body}");
     let (_, txt) = http(&s, "GET", "/api/rooms/r/transcript", key, None).await;
@@ -189,9 +206,29 @@ async fn floor_captions_reach_listeners_and_interpreters_and_are_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_channel_is_captioned_in_its_own_language_and_silence_makes_none() {
+async fn accuracy_of_floor_captions_through_the_server() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let data = temp_dir("captions-es");
+    let (_s, data, _host, listener, _interpreter) = floor_speaks("captions-accuracy").await;
+    let h = heard(&listener);
+    let w = wer(FLOOR_SAID, &h.finals);
+    println!(
+        "floor captions: said {FLOOR_SAID:?}\n  heard {:?}\n  WER {:.0}%, {} partials, latency partial max {} ms, final max {} ms",
+        h.finals,
+        w * 100.0,
+        h.partials,
+        max(&h.partial_latency),
+        max(&h.final_latency)
+    );
+    assert!(w <= 0.15, "WER {w}");
+    assert!(h.partials > 0, "partials while speaking");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+const ES_SAID: &str = "Buenos días a todos. La reunión empieza ahora y los intérpretes están listos.";
+
+/// Spanish from the es interpreter over a silent floor, both captioned: an es listener and a floor listener.
+async fn es_speaks(name: &str) -> (tolk::io::Running, std::path::PathBuf, Signal, Signal) {
+    let data = temp_dir(name);
     let s = caption_server(&data).await;
     let mut host = Signal::connect(&s).await;
     host.join(&token(&s, Role::Host, None, "Hanna"), None).await;
@@ -207,24 +244,23 @@ async fn a_channel_is_captioned_in_its_own_language_and_silence_makes_none() {
     let mut floor = Signal::connect(&s).await;
     floor.join(&token(&s, Role::Floor, None, "Floor"), None).await;
     let _silence = media_with(&mut floor, Some(Sound::Pcm(Arc::new(vec![0.0; 48_000 * 20]))), false).await;
-    let said = "Buenos días a todos. La reunión empieza ahora y los intérpretes están listos.";
-    let pcm = speech(said, "es", 48_000);
+    let pcm = speech(ES_SAID, "es", 48_000);
     let secs = pcm.len() as u64 / 48_000 + 5;
     let mut es = Signal::connect(&s).await;
     es.join(&token(&s, Role::Interpreter, Some("es"), "Ana"), None).await;
-    let _voice = media_with(&mut es, Some(Sound::Pcm(Arc::new(pcm))), true).await;
-    listener.drain(secs * 1000).await;
+    let voice = media_with(&mut es, Some(Sound::Pcm(Arc::new(pcm))), true).await;
+    drain_until_final(&mut listener, secs * 1000).await;
+    drop(voice);
+    listener.drain(1000).await;
     floor_listener.drain(100).await;
+    (s, data, listener, floor_listener)
+}
 
-    let h = heard(&listener);
-    let w = wer(said, &h.finals);
-    println!(
-        "es captions: heard {:?}, WER {:.0}%, final latency max {} ms",
-        h.finals,
-        w * 100.0,
-        max(&h.final_latency)
-    );
-    assert!(w <= 0.25, "WER {w}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_is_captioned_in_its_own_language_and_silence_makes_none() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (_s, data, listener, floor_listener) = es_speaks("captions-es").await;
+    println!("es captions delivered: {:?}", heard(&listener).finals);
     assert!(listener
         .seen
         .iter()
@@ -233,6 +269,22 @@ async fn a_channel_is_captioned_in_its_own_language_and_silence_makes_none() {
         floor_listener.seen.iter().all(|m| !matches!(m, ServerMsg::Caption { .. })),
         "a silent floor makes no captions"
     );
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accuracy_of_a_channel_captioned_in_its_own_language() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (_s, data, listener, _) = es_speaks("captions-es-accuracy").await;
+    let h = heard(&listener);
+    let w = wer(ES_SAID, &h.finals);
+    println!(
+        "es captions: heard {:?}, WER {:.0}%, final latency max {} ms",
+        h.finals,
+        w * 100.0,
+        max(&h.final_latency)
+    );
+    assert!(w <= 0.25, "WER {w}");
     let _ = std::fs::remove_dir_all(&data);
 }
 
@@ -289,11 +341,7 @@ async fn committed_captions_survive_kill_9() {
     floor.join(&mint(addr, "floor").await, None).await;
     let _speaker =
         media_with(&mut floor, Some(Sound::Pcm(Arc::new(speech(said, "en", 48_000)))), false).await;
-    let until = std::time::Instant::now() + Duration::from_secs(20);
-    while !listener.seen.iter().any(|m| matches!(m, ServerMsg::Caption { is_final: true, .. })) {
-        assert!(std::time::Instant::now() < until, "no final caption");
-        listener.drain(200).await;
-    }
+    drain_until_final(&mut listener, 0).await;
     child.kill().await.unwrap(); // SIGKILL: no shutdown, no flush
     let committed = heard(&listener).finals;
 
