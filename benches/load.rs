@@ -215,7 +215,7 @@ async fn bare_send(listeners: usize, size: usize, secs: u64) -> f64 {
         });
     }
     let sending = std::thread::spawn(move || {
-        if let Err(e) = tolk::io::driver::set_nice(SERVER_NICE) {
+        if let Err(e) = tolk::io::sys::set_nice(SERVER_NICE) {
             eprintln!("  bare send: runs at nice 0, not {SERVER_NICE} ({e}): not comparable to the server");
         }
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

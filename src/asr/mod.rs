@@ -3,7 +3,7 @@
 //! The media engine hands the driver 20 ms of 16 kHz audio per captioned
 //! source and tick; the driver offers it to [`Asr::offer`], which never
 //! blocks: when the recogniser falls behind, chunks are skipped and counted.
-//! The thread segments each source on voice ([`stream`]), runs Whisper
+//! The thread segments each source on voice ([`utterances`]), runs Whisper
 //! ([`whisper`]), writes every final caption to the transcript store before
 //! it is announced, and returns captions through a second bounded queue.
 

@@ -135,8 +135,10 @@ pub fn run(
             }
         }
         if let Some((index, tap)) = &tap {
-            // Drain the tap without blocking: its packets wait at most one loop.
-            while let Ok((n, source)) = tap.recv_from(&mut buf) {
+            // Drain the tap without blocking: its packets wait at most one loop; bounded like
+            // the media socket, so that a flood on the tap port cannot hold the tick back.
+            for _ in 0..MAX_DRAIN {
+                let Ok((n, source)) = tap.recv_from(&mut buf) else { break };
                 if let Err(e) = engine.handle_tap(*index, &buf[..n]) {
                     debug!(%source, "RTP tap packet dropped: {e}");
                 }

@@ -212,7 +212,7 @@ impl App {
         // Rooms fed by the RTP tap or sent to an RTP output live on engine 0, which owns those sockets.
         let pinned = self.inner.pinned.contains(&id);
         if self.placement().rooms.contains_key(&id) {
-            return Err(Error::new(ErrorCode::AlreadyJoined, format!("room {id} already exists")));
+            return Err(Error::new(ErrorCode::Exists, format!("room {id} already exists")));
         }
         let (tx, rx) = oneshot::channel();
         let cmd = Command::CreateRoom { spec, reply: tx };

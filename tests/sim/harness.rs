@@ -281,7 +281,7 @@ impl Sim {
     pub fn step(&mut self) {
         self.now += STEP;
         let now = self.now;
-        let frame_due = (now - self.start).as_millis() % 20 == 0;
+        let frame_due = (now - self.start).as_millis().is_multiple_of(20);
         let mut out = Vec::new();
         for c in self.clients.values_mut() {
             if c.gone {

@@ -133,7 +133,7 @@ impl Engine {
 
     /// Sends the state of every room that changed to its peers.
     pub(super) fn send_state(&mut self) {
-        let stale: Vec<String> = self.stale.drain().collect();
+        let stale = std::mem::take(&mut self.stale);
         for id in stale {
             let Some(r) = self.rooms.get(&id) else {
                 continue;

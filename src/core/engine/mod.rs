@@ -11,10 +11,10 @@
 //! send [`Engine::batch`]. The engine never reads the clock, never does IO and
 //! never blocks.
 //!
-//! The parts, one file each: [`peer`] (a peer and its connection life), [`routes`]
-//! (which peer a datagram is for), [`session`] (rooms, join, offer, leave), [`control`]
-//! (requests after join), [`fanout`] (who hears what, the per-tick fan-out, room state,
-//! captions), [`doors`] (plain RTP in and out), [`stats`] (counters).
+//! The parts, one file each: `peer` (a peer and its connection life), `routes`
+//! (which peer a datagram is for), `session` (rooms, join, offer, leave), `control`
+//! (requests after join), `fanout` (who hears what, the per-tick fan-out, room state,
+//! captions), `doors` (plain RTP in and out), [`stats`] (counters).
 
 mod control;
 mod doors;
@@ -37,7 +37,7 @@ use fanout::Fanout;
 use peer::{Link, Peer};
 use routes::Routes;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::config::DtlsCert;
@@ -152,8 +152,8 @@ pub struct Engine {
     cert: DtlsCert,
     /// When the next 20 ms tick is due.
     next_tick: Instant,
-    /// Rooms whose state changed since it last went out.
-    stale: HashSet<String>,
+    /// Rooms whose state changed since it last went out (ordered: state goes out in one order every run).
+    stale: BTreeSet<String>,
     next_state: Option<Instant>,
     stats: Stats,
 }
@@ -183,7 +183,7 @@ impl Engine {
                 .generate_certificate()
                 .expect("str0m's provider makes certificates"),
             next_tick: now,
-            stale: HashSet::new(),
+            stale: BTreeSet::new(),
             next_state: None,
             stats: Stats::default(),
         }
