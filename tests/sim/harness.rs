@@ -130,6 +130,7 @@ pub struct Sim {
     pub ticks: u64,
     /// While set, the engine is not driven (its host stalled); time still passes for clients.
     pub engine_stalled_until: Option<Instant>,
+    next_peer: PeerId,
 }
 
 /// A tone frame `n` at `hz`, level 0.3.
@@ -164,6 +165,7 @@ impl Sim {
             audio: Vec::new(),
             ticks: 0,
             engine_stalled_until: None,
+            next_peer: 0,
         }
     }
 
@@ -185,7 +187,9 @@ impl Sim {
         name: &str,
         publish: Option<&str>,
     ) -> Result<PeerId, Error> {
-        let peer = self.clients.keys().next_back().map_or(1, |k| k + 1);
+        // Ids are never reused, as on the server.
+        self.next_peer += 1;
+        let peer = self.next_peer;
         let who = Admission {
             room: "r".into(),
             role,
