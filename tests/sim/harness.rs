@@ -61,8 +61,8 @@ pub struct Faults {
     /// (a Wi-Fi stall), or is lost if `stall_drops`.
     pub stall_until: Option<Instant>,
     pub stall_drops: bool,
-    /// Drop exactly these packets of this direction (counted from 0), as well as by `loss`.
-    pub drop_nth: &'static [u64],
+    /// Drop the next this many media packets of this direction, as well as by `loss`.
+    pub drop_media: u32,
     /// Which packets only: `Media` faults only RTP, leaving STUN, DTLS and RTCP alone.
     pub only_media: bool,
 }
@@ -79,6 +79,12 @@ struct Flight {
 pub enum Sound {
     Tone(f32),
     Silence,
+    /// A tone `len` frames long every `every` frames, silence between: onsets to time.
+    Beeps {
+        hz: f32,
+        every: u64,
+        len: u64,
+    },
 }
 
 /// One decoded frame a client received, with its media time (48 kHz RTP units) and arrival.
@@ -108,8 +114,6 @@ pub struct Client {
     /// Faults client -> server and server -> client.
     pub up: Faults,
     pub down: Faults,
-    up_count: u64,
-    down_count: u64,
     /// Whether the client is switched off (a closed laptop): it sends and answers nothing.
     pub gone: bool,
 }
@@ -213,8 +217,6 @@ impl Sim {
             first_sent: None,
             up: Faults::default(),
             down: Faults::default(),
-            up_count: 0,
-            down_count: 0,
             gone: false,
         };
         c.inbox.reserve(64);
@@ -301,7 +303,8 @@ impl Sim {
                 if let Some(sound) = &c.sound {
                     let pcm = match sound {
                         Sound::Tone(hz) => tone_frame(*hz, c.sent),
-                        Sound::Silence => [0.0; FRAME],
+                        Sound::Beeps { hz, every, len } if c.sent % every < *len => tone_frame(*hz, c.sent),
+                        Sound::Silence | Sound::Beeps { .. } => [0.0; FRAME],
                     };
                     let mut buf = [0u8; MAX_PAYLOAD];
                     let n = c.encoder.encode(&pcm, &mut buf).unwrap();
@@ -380,30 +383,34 @@ impl Sim {
 
     fn send_up(&mut self, from: SocketAddr, data: Vec<u8>) {
         let Some(c) = self.client_by_addr(from) else { return };
+        if c.up.drop_media > 0 && is_media(&data) {
+            c.up.drop_media -= 1;
+            return;
+        }
         let faults = c.up;
-        let n = c.up_count;
-        c.up_count += 1;
         let to = self.server;
-        self.launch(faults, n, Flight { from, to, data });
+        self.launch(faults, Flight { from, to, data });
     }
 
     fn send_down(&mut self, to: SocketAddr, data: Vec<u8>) {
         let from = self.server;
         let Some(c) = self.client_by_addr(to) else { return };
+        if c.down.drop_media > 0 && is_media(&data) {
+            c.down.drop_media -= 1;
+            return;
+        }
         let faults = c.down;
-        let n = c.down_count;
-        c.down_count += 1;
-        self.launch(faults, n, Flight { from, to, data });
+        self.launch(faults, Flight { from, to, data });
     }
 
     /// Puts a datagram on the wire under `faults`.
-    fn launch(&mut self, f: Faults, n: u64, flight: Flight) {
+    fn launch(&mut self, f: Faults, flight: Flight) {
         let media =
             matches!(flight.data.first(), Some(128..=191)) && !matches!(flight.data.get(1), Some(192..=223));
         let faulty = !f.only_media || media;
         let mut at = self.now + f.delay;
         if faulty {
-            if f.drop_nth.contains(&n) || self.rng.unit() < f.loss {
+            if self.rng.unit() < f.loss {
                 return;
             }
             if let Some(stall) = f.stall_until.filter(|t| self.now < *t) {
@@ -460,6 +467,11 @@ impl Sim {
     }
 }
 
+/// Whether a datagram is (S)RTP media, not STUN, DTLS or RTCP (RFC 7983, RFC 5761).
+fn is_media(data: &[u8]) -> bool {
+    matches!(data.first(), Some(128..=191)) && !matches!(data.get(1), Some(192..=223))
+}
+
 /// Polls a client's `Rtc`: datagrams it sends go to `out`, media it receives is decoded.
 fn drain_client(c: &mut Client, now: Instant, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
     let Some(rtc) = c.rtc.as_mut() else { return };
@@ -476,6 +488,30 @@ fn drain_client(c: &mut Client, now: Instant, out: &mut Vec<(SocketAddr, Vec<u8>
             Ok(Output::Event(_)) => {}
             Err(_) => break,
         }
+    }
+}
+
+impl Sim {
+    /// Mouth-to-ear of every beep `publisher` sent (`Sound::Beeps`): from the frame that
+    /// starts it leaving the publisher to the first frame of it arriving at `listener`,
+    /// as (when it was sent, the delay); beeps not heard are left out.
+    pub fn beep_delays(&self, publisher: PeerId, listener: PeerId) -> Vec<(Instant, Duration)> {
+        let p = &self.clients[&publisher];
+        let (Some(first), Some(Sound::Beeps { hz, every, .. })) = (p.first_sent, &p.sound) else {
+            return Vec::new();
+        };
+        let heard = &self.clients[&listener].heard;
+        (0..p.sent.div_ceil(*every))
+            .filter_map(|k| {
+                let sent = first + Duration::from_millis(20 * k * every);
+                let next = sent + Duration::from_millis(20 * every);
+                heard
+                    .iter()
+                    .filter(|h| h.at >= sent && h.at < next)
+                    .find(|h| tone_db(&h.pcm, *hz) > -30.0)
+                    .map(|h| (sent, h.at - sent))
+            })
+            .collect()
     }
 }
 

@@ -9,6 +9,7 @@ mod booth;
 mod engine;
 mod media;
 mod network;
+mod playout;
 
 use harness::{tone_db, Client, Heard};
 use tolk::protocol::{Error, ErrorCode, ServerMsg};

@@ -53,11 +53,14 @@ fn loss_jitter_and_duplicates_on_the_way_in_leave_the_floor_playing() {
         s.get(Counter::FramesConcealed),
         s.get(Counter::MediaRejected)
     );
-    // Today a lost packet can still leave a hole of up to a few hundred ms (the jitter buffer
-    // goes idle and refills); what holds is that the floor plays through most of the run.
-    assert!(share > 0.8, "the floor plays through the faults: {:.1} %", share * 100.0);
-    assert!(s.get(Counter::FramesConcealed) > 0, "lost packets are concealed");
-    assert!(holes.iter().all(|ms| *ms <= 400), "no hole longer than 400 ms: {holes:?}");
+    // The floor is forwarded as its sender encoded it: a frame lost on the way in is not sent
+    // on (the listener's decoder conceals it in step with the sender's), so the listener's
+    // track misses the lost frames and nothing more.
+    assert!(share > 0.95, "the floor plays through the faults: {:.1} %", share * 100.0);
+    assert!(s.get(Counter::FramesConcealed) > 0, "lost packets are concealed for the mixes");
+    let missing: u64 = holes.iter().sum::<u64>() / 20;
+    assert!(missing <= s.get(Counter::FramesConcealed), "only lost frames are missing: {holes:?}");
+    assert!(holes.iter().all(|ms| *ms <= 40), "no hole longer than 40 ms: {holes:?}");
 }
 
 #[test]

@@ -70,9 +70,9 @@ impl Engine {
         self.stale.insert(room_id.to_string());
     }
 
-    /// Every listener gets its stream's payload of this tick: a header and the SRTP step each.
+    /// Every listener gets its stream's payload of this tick (added to the batch): a header and the SRTP step each.
     pub(super) fn fan_out(&mut self) {
-        self.batch.clear();
+        let (packets, bytes) = (self.batch.len(), self.batch.bytes());
         for (room, f) in &self.fanout {
             let Some(r) = self.rooms.get(room) else { continue };
             // The room's own clock, so a listener's one track stays continuous across switches.
@@ -89,8 +89,8 @@ impl Engine {
                 o.send(r, &mut self.batch);
             }
         }
-        self.stats.add(Counter::DatagramsOut, self.batch.len() as u64);
-        self.stats.add(Counter::BytesOut, self.batch.bytes() as u64);
+        self.stats.add(Counter::DatagramsOut, (self.batch.len() - packets) as u64);
+        self.stats.add(Counter::BytesOut, (self.batch.bytes() - bytes) as u64);
     }
 
     /// The room as its participants see it: the floor, each channel, listener counts.

@@ -47,8 +47,11 @@ use str0m::{Event, IceConnectionState};
 
 /// The media plane's tick: one Opus frame.
 pub const TICK: Duration = Duration::from_millis(20);
-/// If the engine falls this far behind (a stalled host), it skips ticks instead of bursting.
-pub const MAX_LATE: Duration = Duration::from_millis(100);
+/// Most ticks run at once when the engine wakes late (a stalled host, a busy machine): the
+/// media it missed is mixed and sent in one burst, which the listeners' jitter buffers take
+/// in; beyond this much (200 ms) the rest is skipped, as a longer burst would only pile up
+/// in their buffers as delay.
+pub const MAX_CATCH_UP: u32 = 10;
 /// Room state goes out at most this often: listener counts move with every
 /// join, and a room of 1,000 listeners must not send a million messages.
 pub const STATE_EVERY: Duration = Duration::from_millis(250);
@@ -273,18 +276,25 @@ impl Engine {
         let mut ticked = false;
         let next = self.next_tick;
         if now >= next {
-            if now - next > MAX_LATE {
-                self.stats.add(Counter::TicksSkipped, ((now - next).as_millis() / TICK.as_millis()) as u64);
+            // Ticks due by now: normally one; after a stalled host, the media it missed is mixed
+            // and sent at once, up to MAX_CATCH_UP ticks; beyond that it is skipped.
+            let due = ((now - next).as_nanos() / TICK.as_nanos()) as u32 + 1;
+            let run = due.min(MAX_CATCH_UP);
+            if due > run {
+                self.stats.add(Counter::TicksSkipped, u64::from(due - run));
                 self.next_tick = now + TICK;
             } else {
-                self.next_tick = next + TICK;
+                self.next_tick = next + TICK * due;
             }
             // Media that came since the last poll goes into the jitter buffers before they are read.
             while let Some(id) = self.to_poll.pop() {
                 self.drain_peer(id);
             }
-            self.tick();
-            self.stats.add(Counter::Ticks, 1);
+            self.batch.clear();
+            for _ in 0..run {
+                self.tick();
+            }
+            self.stats.add(Counter::Ticks, u64::from(run));
             ticked = true;
         }
         if now >= self.next_sweep {
@@ -368,7 +378,8 @@ impl Engine {
         self.fan_out();
     }
 
-    /// The media datagrams of the last tick: send them after [`Engine::handle_timeout`] says it ticked.
+    /// The media datagrams of the last ticks (one, or more when catching up), in order: send
+    /// them after [`Engine::handle_timeout`] says it ticked.
     pub fn batch(&self) -> &Batch {
         &self.batch
     }

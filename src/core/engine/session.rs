@@ -281,6 +281,10 @@ impl Engine {
             // congestion control for one audio stream: its feedback would be most of the
             // traffic a listener sends).
             .set_send_buffer_audio(SEND_BUFFER)
+            // Every audio packet as it arrives, in any order: tolk's jitter buffer reorders,
+            // conceals a loss in its own 20 ms slot and sets the delay. str0m's default holds
+            // everything after a hole until 15 more packets came (300 ms).
+            .set_reordering_size_audio(0)
             .clear_extension_map()
             .set_extension(4, str0m::rtp::Extension::RtpMid)
             .build(now);

@@ -66,7 +66,7 @@ pub const COUNTERS: [CounterInfo; 14] = [
     row(
         Counter::MediaRejected,
         "media_rejected",
-        "Media frames refused (too late to stretch for, bad size)",
+        "Media frames refused (too late to wait for, duplicate, bad size)",
         true,
     ),
     row(Counter::TapPackets, "tap_packets", "Packets accepted from the plain RTP tap", false),

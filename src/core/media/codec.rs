@@ -39,6 +39,16 @@ impl Decoder {
         }
         Ok(())
     }
+
+    /// Rebuilds a lost frame from the in-band FEC of the packet after it (RFC 6716 §2.1.7);
+    /// where that packet carries none, Opus conceals as for a plain loss.
+    pub fn decode_fec(&mut self, following: &[u8], out: &mut [f32; FRAME]) -> Result<(), CodecError> {
+        let n = self.inner.decode_float(following, out, true)?;
+        if n != FRAME {
+            return Err(CodecError::FrameSize(n));
+        }
+        Ok(())
+    }
 }
 
 impl Default for Decoder {

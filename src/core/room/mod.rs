@@ -47,6 +47,11 @@ struct Encoded {
     encoder: Encoder,
     buf: Box<[u8; MAX_PAYLOAD]>,
     payload: Option<Payload>,
+    /// The floor goes down as its one source sent it, until the first frame that cannot
+    /// be (a loud one, a second source, a channel returned to the floor); from then on it
+    /// is encoded for good: a frame of our encoder among the sender's would leave the
+    /// listener's decoder out of step with the stream, which it hears as loud bursts.
+    forwarding: bool,
 }
 
 impl Encoded {
@@ -56,6 +61,7 @@ impl Encoded {
             encoder: Encoder::new(),
             buf: Box::new([0; MAX_PAYLOAD]),
             payload: None,
+            forwarding: true,
         }
     }
 
@@ -329,25 +335,31 @@ impl Room {
     /// Mixes the `i`th stream, then forwards or limits and encodes it.
     fn render(&mut self, i: usize) {
         let mixed = self.mix(&self.outputs[i].0);
-        let floor = self.outputs[i].0 == Stream::Floor && self.floor_return.is_none();
+        let floor = self.outputs[i].0 == Stream::Floor;
         let out = &mut self.outputs[i].1;
         out.payload = None;
         let Some(mut pcm) = mixed else { return };
-        if floor {
-            // The floor goes down as it came in when it has one source, its
-            // packet is here and the limiter would not touch it: no decode-encode
-            // generation loss, no encode cost. A loud floor is limited and re-encoded.
-            if let [only] = self.floor.as_slice() {
-                if !out.limiter.would_limit(&pcm) {
-                    if let Some(p) = only.payload() {
+        if floor && out.forwarding {
+            // The floor goes down as it came in when it has one source and the limiter
+            // would not touch it: no decode-encode generation loss, no encode cost. A frame
+            // that is lost or late is not sent at all: the listener's decoder conceals it
+            // and stays in step with the sender's encoder.
+            match self.floor.as_slice() {
+                [] => return,
+                [only] if self.floor_return.is_none() => match only.payload() {
+                    None => return,
+                    Some(p) if !out.limiter.would_limit(&pcm) => {
                         out.payload = Some(Arc::from(p));
                         return;
                     }
-                }
+                    Some(_) => {}
+                },
+                _ => {}
             }
-            if !self.floor.iter().any(|s| s.audible) {
-                return;
-            }
+            out.forwarding = false;
+        }
+        if floor && !self.floor.iter().any(|s| s.audible) {
+            return;
         }
         out.encode(&mut pcm);
     }
@@ -357,6 +369,7 @@ impl Room {
 mod tests {
     use super::*;
     use crate::core::media::codec::Decoder;
+    use crate::core::room::source::JITTER_DEPTH;
 
     fn packets(level: f32) -> Vec<Vec<u8>> {
         let mut enc = Encoder::new();
@@ -374,21 +387,42 @@ mod tests {
             .collect()
     }
 
+    /// A room whose one floor source sends `packets(level)`, a packet per tick.
     fn floor_room(level: f32) -> (Room, Vec<Vec<u8>>) {
         let mut room = Room::new("r".into(), None);
         room.floor.push(Source::new(1));
-        let p = packets(level);
-        for (i, pkt) in p.iter().enumerate() {
-            room.floor[0].push((i * FRAME) as u64, pkt).unwrap();
+        (room, packets(level))
+    }
+
+    /// Ticks `room` with packet `i` (and those before it) arrived, as a sender at the jitter buffer's depth would have it.
+    fn tick_with(room: &mut Room, p: &[Vec<u8>], i: usize) {
+        for (k, pkt) in p.iter().enumerate().take(i + JITTER_DEPTH as usize) {
+            let _ = room.floor[0].push((k * FRAME) as u64, pkt);
         }
-        (room, p)
+        room.tick(&[Stream::Floor]);
     }
 
     #[test]
     fn a_quiet_single_floor_is_forwarded_untouched() {
         let (mut room, p) = floor_room(0.3);
+        for (i, original) in p.iter().take(2).enumerate() {
+            tick_with(&mut room, &p, i);
+            assert_eq!(room.payload(&Stream::Floor).map(|p| &p[..]), Some(&original[..]));
+        }
+    }
+
+    #[test]
+    fn a_lost_frame_of_a_forwarded_floor_is_not_sent_and_forwarding_goes_on() {
+        let (mut room, p) = floor_room(0.3);
+        tick_with(&mut room, &p, 0);
+        // Packet 2 never comes; 3 does.
+        let _ = room.floor[0].push(3 * FRAME as u64, &p[3]);
         room.tick(&[Stream::Floor]);
-        assert_eq!(room.payload(&Stream::Floor).map(|p| &p[..]), Some(&p[0][..]));
+        assert_eq!(room.payload(&Stream::Floor).map(|p| &p[..]), Some(&p[1][..]));
+        room.tick(&[Stream::Floor]);
+        assert!(room.payload(&Stream::Floor).is_none(), "no frame of ours among the sender's");
+        room.tick(&[Stream::Floor]);
+        assert_eq!(room.payload(&Stream::Floor).map(|p| &p[..]), Some(&p[3][..]), "still forwarded");
     }
 
     #[test]
@@ -396,8 +430,8 @@ mod tests {
         let (mut room, p) = floor_room(1.0);
         let mut dec = Decoder::new();
         let mut out = [0f32; FRAME];
-        for original in p.iter().take(3) {
-            room.tick(&[Stream::Floor]);
+        for (i, original) in p.iter().take(2).enumerate() {
+            tick_with(&mut room, &p, i);
             let sent = room.payload(&Stream::Floor).expect("floor payload").clone();
             assert_ne!(&sent[..], &original[..], "re-encoded after limiting");
             dec.decode(Some(&sent), &mut out).unwrap();

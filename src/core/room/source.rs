@@ -55,10 +55,16 @@ impl Source {
                 self.audible = true;
                 self.decoder.decode(Some(p), &mut self.pcm)
             }
-            Playout::Lost => {
+            Playout::Lost { next } => {
                 self.audible = true;
                 self.concealed = true;
-                self.decoder.decode(None, &mut self.pcm)
+                match next {
+                    Some(p) => self
+                        .decoder
+                        .decode_fec(p, &mut self.pcm)
+                        .or_else(|_| self.decoder.decode(None, &mut self.pcm)),
+                    None => self.decoder.decode(None, &mut self.pcm),
+                }
             }
             Playout::Idle => {
                 self.audible = false;
