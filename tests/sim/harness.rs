@@ -225,10 +225,22 @@ impl Sim {
         Ok(peer)
     }
 
-    /// Offers media for a joined client: it sends `sound` (if any) and receives (if `receive`).
+    /// Offers media for a joined client: it sends `sound` (if any) and receives (if `receive`);
+    /// it offers Opus with RED, as browsers do.
     pub fn connect(&mut self, peer: PeerId, sound: Option<Sound>, receive: bool) -> Result<(), Error> {
+        self.connect_with(peer, sound, receive, true)
+    }
+
+    /// As [`Sim::connect`], offering RED or not.
+    pub fn connect_with(
+        &mut self,
+        peer: PeerId,
+        sound: Option<Sound>,
+        receive: bool,
+        red: bool,
+    ) -> Result<(), Error> {
         let c = self.clients.get_mut(&peer).expect("a joined client");
-        let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(self.now);
+        let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, red).build(self.now);
         rtc.add_local_candidate(Candidate::host(c.addr, "udp").unwrap());
         let dir = match (sound.is_some(), receive) {
             (true, true) => Direction::SendRecv,

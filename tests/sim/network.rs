@@ -67,7 +67,9 @@ fn loss_jitter_and_duplicates_on_the_way_in_leave_the_floor_playing() {
 fn loss_on_the_way_out_costs_only_the_lost_packets() {
     let mut sim = Sim::new(31);
     sim.add(Role::Floor, None, "Floor", Some(Sound::Tone(440.0)));
-    let l = sim.add(Role::Listener, None, "Lena", None);
+    // A listener that takes plain Opus, without RED's redundancy.
+    let l = sim.join(Role::Listener, None, "Lena");
+    sim.connect_with(l, None, true, false).unwrap();
     let witness = sim.add(Role::Listener, None, "Wanda", None);
     sim.run(Duration::from_secs(1));
     let (from, before) = (now_rtp(&sim.clients[&l]), sim.clients[&l].heard.len());

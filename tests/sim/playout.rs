@@ -13,10 +13,15 @@ use tolk::protocol::{ClientMsg, Role};
 
 const BEEPS: Sound = Sound::Beeps { hz: 880.0, every: 25, len: 10 };
 
-/// A room with a beeping es interpreter, a listener on es (an encoded mix) and one on the floor.
+/// A room with a beeping es interpreter that sends plain Opus (no RED) and a listener of its voice.
 fn beeping(seed: u64) -> (Sim, PeerId, PeerId) {
+    beeping_with(seed, false)
+}
+
+fn beeping_with(seed: u64, red: bool) -> (Sim, PeerId, PeerId) {
     let mut sim = Sim::new(seed);
-    let es = sim.add(Role::Interpreter, Some("es"), "Ana", Some(BEEPS));
+    let es = sim.join(Role::Interpreter, Some("es"), "Ana");
+    sim.connect_with(es, Some(BEEPS), true, red).unwrap();
     let l = sim.join(Role::Listener, None, "Lena");
     sim.send(l, ClientMsg::Select { channel: Some("es".into()), only: true }).unwrap();
     sim.connect(l, None, true).unwrap();
@@ -190,4 +195,30 @@ fn a_forwarded_floor_never_carries_a_frame_of_ours() {
         // throws the listener's decoder out of step, which it hears as bursts far above that.
         assert!(peak < 0.4, "{who}: peak {peak}");
     }
+}
+
+#[test]
+fn red_recovers_single_losses_toward_a_listener() {
+    let mut sim = Sim::new(46);
+    sim.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
+    let mut listeners = Vec::new();
+    for (name, red) in [("with RED", true), ("without", false)] {
+        let l = sim.join(Role::Listener, Some("es"), name);
+        sim.connect_with(l, None, true, red).unwrap();
+        listeners.push(l);
+    }
+    sim.run(Duration::from_secs(2));
+    let from = now_rtp(&sim.clients[&listeners[0]]);
+    for l in &listeners {
+        sim.clients.get_mut(l).unwrap().down = Faults { loss: 0.05, only_media: true, ..Faults::default() };
+    }
+    sim.run(Duration::from_secs(20));
+    let missing: Vec<u64> =
+        listeners.iter().map(|l| holes(&sim, *l, from).iter().sum::<u64>() / 20).collect();
+    println!("5 % loss toward listeners: frames missing with RED {}, without {}", missing[0], missing[1]);
+    assert!(missing[1] >= 20, "the loss is there: {missing:?}");
+    assert!(missing[0] * 5 <= missing[1], "RED recovers single losses: {missing:?}");
+    let c = &sim.clients[&listeners[0]];
+    let level = crate::level(c, now_rtp(c) - 500 * MS, 500, 880.0);
+    assert!(level > -20.0, "and plays the right audio: {level:.1}");
 }

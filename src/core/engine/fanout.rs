@@ -78,9 +78,10 @@ impl Engine {
             // The room's own clock, so a listener's one track stays continuous across switches.
             let timestamp = (r.ticks * FRAME as u64) as u32;
             for &(id, slot) in &f.receivers {
-                let Some(payload) = r.payload_at(slot) else { continue };
                 let Some(p) = self.peers.get_mut(&id) else { continue };
                 let Some((sender, to)) = p.downstream(id) else { continue };
+                let payload = if sender.red() { r.red_at(slot) } else { r.payload_at(slot) };
+                let Some(payload) = payload else { continue };
                 self.batch.push(to, |buf| sender.seal(timestamp, payload, buf));
             }
         }

@@ -7,6 +7,7 @@
 
 use crate::core::room::{Input, PeerId, Stream};
 use crate::core::wire::consent::Consent;
+use crate::core::wire::rtp::RED_INNER_PT;
 use crate::core::wire::srtp::{KeySlot, Sender, Track};
 use crate::protocol::Role;
 use std::net::SocketAddr;
@@ -164,10 +165,13 @@ impl RtcLink {
         if !rtc.is_connected() {
             return None;
         }
-        let pt = rtc.writer(mid)?.payload_params().find(|pp| pp.spec().codec == Codec::Opus)?.pt();
+        let opus = *rtc.writer(mid)?.payload_params().find(|pp| pp.spec().codec == Codec::Opus)?;
         let ext = rtc.media(mid)?.remote_extmap().id_of(str0m::rtp::Extension::RtpMid);
         let ssrc = *rtc.direct_api().stream_tx_by_mid(mid, None)?.ssrc();
-        let track = Track::with_mid(ssrc, *pt, ext.map(|e| (e, &*mid)));
+        // RED when the peer asked for it and numbers Opus as the shared RED payloads do.
+        let red = opus.red().filter(|_| *opus.pt() == RED_INNER_PT);
+        let mut track = Track::with_mid(ssrc, *red.unwrap_or(opus.pt()), ext.map(|e| (e, &*mid)));
+        track.red = red.is_some();
         // A sequence start that differs per peer (RFC 3550 wants it unpredictable; SRTP
         // makes that moot), low enough that the rollover count stays 0 for 20 minutes.
         let sender = Sender::new(material, track, (id.wrapping_mul(0x9E37_79B9) >> 17) as u16);

@@ -274,7 +274,10 @@ impl Engine {
             .set_dtls_cert(self.cert.clone())
             .set_ice_lite(true)
             .clear_codecs()
-            .enable_opus(true, false)
+            // Opus, and RED around it for peers that offer it (browsers do): what they send us
+            // is unwrapped (and a lost packet recovered) by str0m; what they hear is built once
+            // per stream per tick (`Room::red_at`).
+            .enable_opus(true, true)
             // Lean per-peer state, since a listener should cost little more than its packets:
             // one packet is written per tick and polled at once, so a small send buffer does;
             // and of the header extensions only the MID is needed (no transport-wide

@@ -12,6 +12,7 @@ pub use source::Source;
 use super::media::codec::{Encoder, FRAME, MAX_PAYLOAD};
 use super::media::mixer::{self, DuckSettings, Ducker, Limiter};
 use super::media::resample::Decimator;
+use super::wire::rtp::{self, RED_INNER_PT};
 use std::sync::Arc;
 
 /// Identifies a peer (one signalling session) across the engine.
@@ -47,6 +48,12 @@ struct Encoded {
     encoder: Encoder,
     buf: Box<[u8; MAX_PAYLOAD]>,
     payload: Option<Payload>,
+    /// This tick's payload with the last tick's in front (RFC 2198 RED), for listeners who
+    /// asked for redundancy: one lost packet costs them nothing.
+    red: Option<Payload>,
+    /// The last tick's payload, for the next tick's RED.
+    previous: Option<Payload>,
+    red_buf: Vec<u8>,
     /// The floor goes down as its one source sent it, until the first frame that cannot
     /// be (a loud one, a second source, a channel returned to the floor); from then on it
     /// is encoded for good: a frame of our encoder among the sender's would leave the
@@ -61,8 +68,21 @@ impl Encoded {
             encoder: Encoder::new(),
             buf: Box::new([0; MAX_PAYLOAD]),
             payload: None,
+            red: None,
+            previous: None,
+            red_buf: Vec::with_capacity(2 * MAX_PAYLOAD + 5),
             forwarding: true,
         }
+    }
+
+    /// Builds this tick's RED payload from the last tick's and this one's, once for every listener of the stream.
+    fn protect(&mut self) {
+        self.red = self.payload.as_ref().map(|p| {
+            let previous = self.previous.as_deref();
+            rtp::write_red(&mut self.red_buf, RED_INNER_PT, previous, FRAME as u16, p);
+            Arc::from(&self.red_buf[..])
+        });
+        self.previous = self.payload.clone();
     }
 
     fn encode(&mut self, pcm: &mut [f32; FRAME]) {
@@ -194,6 +214,11 @@ impl Room {
         self.outputs.get(i).and_then(|(_, o)| o.payload.as_ref())
     }
 
+    /// The same as a RED payload (the last tick's frame in front, Opus payload type [`RED_INNER_PT`]).
+    pub fn red_at(&self, i: usize) -> Option<&Payload> {
+        self.outputs.get(i).and_then(|(_, o)| o.red.as_ref())
+    }
+
     /// Turns captions on or off for the floor (`None`) or a channel.
     pub fn set_captions(&mut self, source: Option<String>, on: bool) {
         let present = self.captioned.iter().any(|(s, _)| *s == source);
@@ -303,6 +328,7 @@ impl Room {
         }
         for i in 0..self.outputs.len() {
             self.render(i);
+            self.outputs[i].1.protect();
         }
     }
 

@@ -145,6 +145,30 @@ impl Unwrapper {
     }
 }
 
+/// The Opus payload type a RED payload's blocks are built with: the one browsers and str0m
+/// offer. A listener that numbers Opus otherwise gets plain Opus.
+pub const RED_INNER_PT: u8 = 111;
+
+/// Writes an RFC 2198 RED payload: the previous frame (`timestamp_offset` earlier) as the one
+/// redundant block, then `primary`. Without a previous frame (or one too long for the 10-bit
+/// length field) it carries the primary alone.
+pub fn write_red(out: &mut Vec<u8>, pt: u8, previous: Option<&[u8]>, timestamp_offset: u16, primary: &[u8]) {
+    out.clear();
+    let pt = pt & 0x7f;
+    match previous.filter(|p| p.len() < 1024 && timestamp_offset < 1 << 14) {
+        Some(p) => {
+            // F=1, block PT, 14-bit timestamp offset, 10-bit block length.
+            let word =
+                (1u32 << 31) | (u32::from(pt) << 24) | (u32::from(timestamp_offset) << 10) | p.len() as u32;
+            out.extend_from_slice(&word.to_be_bytes());
+            out.push(pt);
+            out.extend_from_slice(p);
+        }
+        None => out.push(pt),
+    }
+    out.extend_from_slice(primary);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,5 +213,17 @@ mod tests {
         assert_eq!(b - a, 960);
         let c = u.unwrap(u32::MAX - 959);
         assert_eq!(c, a, "a late packet from before the wrap");
+    }
+
+    #[test]
+    fn red_carries_the_previous_frame_then_the_primary() {
+        let mut out = Vec::new();
+        write_red(&mut out, 111, Some(&[1, 2, 3]), 960, &[9, 8]);
+        // F=1 | PT 111, offset 960 (14 bits), length 3 (10 bits); then F=0 | PT 111; blocks.
+        let word = u32::from_be_bytes(out[..4].try_into().unwrap());
+        assert_eq!((word >> 31, (word >> 24) & 0x7f, (word >> 10) & 0x3fff, word & 0x3ff), (1, 111, 960, 3));
+        assert_eq!(&out[4..], &[111, 1, 2, 3, 9, 8]);
+        write_red(&mut out, 111, None, 960, &[9, 8]);
+        assert_eq!(out, [111, 9, 8], "the primary alone");
     }
 }

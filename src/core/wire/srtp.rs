@@ -138,6 +138,8 @@ impl DtlsInstance for Tapped {
 pub struct Track {
     pub ssrc: u32,
     pub payload_type: u8,
+    /// Whether the payloads are RED (RFC 2198) around Opus rather than Opus.
+    pub red: bool,
     /// The negotiated id of the MID header extension and the MID, if the peer uses it.
     pub mid: Option<(u8, [u8; 15], u8)>,
 }
@@ -150,7 +152,7 @@ impl Track {
                 b[..m.len()].copy_from_slice(m.as_bytes());
                 (id, b, m.len() as u8)
             });
-        Track { ssrc, payload_type, mid }
+        Track { ssrc, payload_type, red: false, mid }
     }
 }
 
@@ -223,6 +225,11 @@ impl Sender {
             _ => return None,
         };
         Some(Sender { cipher, hmac: base().sha1_hmac_provider, track, index: first_seq as u64 })
+    }
+
+    /// Whether this peer takes RED payloads.
+    pub fn red(&self) -> bool {
+        self.track.red
     }
 
     /// Appends one encrypted RTP packet carrying `payload` to `out`.
