@@ -19,8 +19,24 @@ try {
   await listener.waitForFunction(() => !!window.tolk?.analyser, null, { timeout: 20_000 });
   await press(listener, `button[data-channel="${channel}"]`);
   console.error(`listener selected ${channel}`);
+  const sent = () => interpreter.evaluate(async () => {
+    const stats = [...(await window.tolk.session.pc.getStats()).values()];
+    const out = stats.find((s) => s.type === 'outbound-rtp' && s.kind === 'audio');
+    const codec = stats.find((s) => s.id === out?.codecId);
+    return { bytes: out?.bytesSent ?? 0, at: performance.now(), codec: codec?.mimeType, fmtp: codec?.sdpFmtpLine };
+  });
+  const received = () => listener.evaluate(async () => {
+    const stats = [...(await window.tolk.session.pc.getStats()).values()];
+    const inb = stats.find((s) => s.type === 'inbound-rtp' && s.kind === 'audio');
+    return stats.find((s) => s.id === inb?.codecId)?.mimeType;
+  });
+  const before = await sent();
   await listener.waitForTimeout(2500);
+  const after = await sent();
   const result = await spectrum(listener);
+  result.publishKbps = Math.round((after.bytes - before.bytes) * 8 / (after.at - before.at));
+  result.publishCodec = `${after.codec} ${after.fmtp}`;
+  result.listenCodec = await received();
   if (shots) await listener.screenshot({ path: `${shots}/listener.png`, fullPage: true });
   if (Number(stay) > 0) {
     await listener.waitForTimeout(Number(stay) * 1000);

@@ -86,6 +86,33 @@ fn offer_shape(sdp: &str) -> OfferShape {
     shape
 }
 
+/// Opus bitrate a publisher is asked for: full band mono speech and music with room for
+/// in-band FEC (browsers default to 32 kbit/s, which cuts the top of the band).
+const PUBLISH_BITRATE: u32 = 128_000;
+
+/// Asks a publisher for [`PUBLISH_BITRATE`] in the answer's Opus `fmtp` (RFC 7587
+/// `maxaveragebitrate`, which browsers apply to their encoder); the answer already asks for
+/// in-band FEC (`useinbandfec=1`).
+fn publish_full_band(answer: &str) -> String {
+    let opus_pt = answer.lines().find_map(|l| {
+        let (pt, codec) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+        codec.to_ascii_lowercase().starts_with("opus/48000").then(|| pt.to_string())
+    });
+    let Some(pt) = opus_pt else { return answer.to_string() };
+    let fmtp = format!("a=fmtp:{pt} ");
+    let mut out = String::with_capacity(answer.len() + 32);
+    for line in answer.split_inclusive("\r\n") {
+        match line.strip_suffix("\r\n") {
+            Some(l) if l.starts_with(&fmtp) && !l.contains("maxaveragebitrate") => {
+                out.push_str(l);
+                out.push_str(&format!(";maxaveragebitrate={PUBLISH_BITRATE}\r\n"));
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
+}
+
 impl Engine {
     pub fn create_room(&mut self, spec: RoomSpec) -> Result<RoomView, Error> {
         if !valid_id(&spec.id) {
@@ -320,7 +347,8 @@ impl Engine {
         }
         self.restream(&room_id);
         self.mark(peer);
-        Ok(answer.to_sdp_string())
+        let answer = answer.to_sdp_string();
+        Ok(if shape.sends { publish_full_band(&answer) } else { answer })
     }
 
     /// A session ended: its media stops, its booth moves on.
@@ -391,6 +419,16 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn publishers_are_asked_for_full_band() {
+        let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=rtpmap:111 opus/48000/2\r\n\
+                      a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n";
+        let out = publish_full_band(answer);
+        assert!(out.contains("a=fmtp:111 minptime=10;useinbandfec=1;maxaveragebitrate=128000\r\n"), "{out}");
+        assert!(out.contains("a=fmtp:63 111/111\r\n"), "RED's line is left alone: {out}");
+        assert_eq!(publish_full_band(&out), out, "asked once");
+    }
 
     #[test]
     fn reads_offer_directions() {
