@@ -64,6 +64,10 @@ async fn chromium_listener_hears_chromium_interpreter() {
     );
     assert!(level(&result, "880") > -60.0, "880 Hz too quiet: {result}");
     assert!(level(&result, "880") - level(&result, "1320") > 20.0, "no other tone: {result}");
+    // The interpreter publishes full band (Chromium's default is 32 kbit/s), and the listener hears RED.
+    let kbps = result["publishKbps"].as_f64().unwrap_or(0.0);
+    assert!(kbps >= 80.0, "the interpreter sends {kbps} kbit/s: {result}");
+    assert_eq!(result["red"], true, "RED agreed with the listener: {result}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,7 +28,8 @@ try {
   const received = () => listener.evaluate(async () => {
     const stats = [...(await window.tolk.session.pc.getStats()).values()];
     const inb = stats.find((s) => s.type === 'inbound-rtp' && s.kind === 'audio');
-    return stats.find((s) => s.id === inb?.codecId)?.mimeType;
+    const codec = stats.find((s) => s.id === inb?.codecId);
+    return `${codec?.mimeType}; ${inb?.packetsReceived} packets, ${inb?.packetsLost} lost`;
   });
   const before = await sent();
   await listener.waitForTimeout(2500);
@@ -37,6 +38,8 @@ try {
   result.publishKbps = Math.round((after.bytes - before.bytes) * 8 / (after.at - before.at));
   result.publishCodec = `${after.codec} ${after.fmtp}`;
   result.listenCodec = await received();
+  // Chromium reports the codec inside RED; whether RED was agreed is in the descriptions.
+  result.red = await listener.evaluate(() => window.tolk.session.pc.remoteDescription.sdp.includes('red/48000'));
   if (shots) await listener.screenshot({ path: `${shots}/listener.png`, fullPage: true });
   if (Number(stay) > 0) {
     await listener.waitForTimeout(Number(stay) * 1000);

@@ -87,8 +87,9 @@ fn offer_shape(sdp: &str) -> OfferShape {
 }
 
 /// Opus bitrate a publisher is asked for: full band mono speech and music with room for
-/// in-band FEC (browsers default to 32 kbit/s, which cuts the top of the band).
-const PUBLISH_BITRATE: u32 = 128_000;
+/// in-band FEC (browsers default to 32 kbit/s, which cuts the top of the band). Browsers
+/// that send RED double it on the wire, so it is the lower end of what full band needs.
+const PUBLISH_BITRATE: u32 = 96_000;
 
 /// Asks a publisher for [`PUBLISH_BITRATE`] in the answer's Opus `fmtp` (RFC 7587
 /// `maxaveragebitrate`, which browsers apply to their encoder); the answer already asks for
@@ -425,7 +426,7 @@ mod tests {
         let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=rtpmap:111 opus/48000/2\r\n\
                       a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:63 red/48000/2\r\na=fmtp:63 111/111\r\n";
         let out = publish_full_band(answer);
-        assert!(out.contains("a=fmtp:111 minptime=10;useinbandfec=1;maxaveragebitrate=128000\r\n"), "{out}");
+        assert!(out.contains("a=fmtp:111 minptime=10;useinbandfec=1;maxaveragebitrate=96000\r\n"), "{out}");
         assert!(out.contains("a=fmtp:63 111/111\r\n"), "RED's line is left alone: {out}");
         assert_eq!(publish_full_band(&out), out, "asked once");
     }
