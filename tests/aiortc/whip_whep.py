@@ -6,6 +6,10 @@ codes of the DELETEs.
 
 Usage: python3 whip_whep.py <base-url> <whip-token> <whep-token> <tone-hz> [channel]
 
+With SECONDS_TO_LISTEN=n in the environment, the player listens n seconds (default 3) and also
+reports the quiet runs inside the tone: stretches of 20 ms frames in which the tone is
+more than 20 dB under its level, after the first second, and gaps in the frames' times.
+
 With SRTP_PROFILE=aes-cm in the environment, both peers offer only
 SRTP_AES128_CM_SHA1_80 (RFC 3711's AES counter mode with HMAC-SHA1), so the
 server's packets are checked in that profile too (browsers pick AES-GCM).
@@ -34,6 +38,7 @@ if os.environ.get("SRTP_PROFILE") == "aes-cm":
 
 RATE = 48000
 FRAME = 960
+SECONDS = int(os.environ.get("SECONDS_TO_LISTEN", "3"))
 
 
 class Tone(MediaStreamTrack):
@@ -87,6 +92,20 @@ async def negotiate(pc, url, token):
     return headers["Location"]
 
 
+def quiet_runs(frames, hz):
+    """Runs (ms) of consecutive frames in which the tone is 20 dB under its median level."""
+    levels = [level_db(f, hz) for f in frames]
+    floor = float(np.median(levels)) - 20
+    runs, run = [], 0
+    for lv in levels:
+        if lv < floor:
+            run += 20
+        elif run:
+            runs.append(run)
+            run = 0
+    return runs + ([run] if run else [])
+
+
 def level_db(pcm, hz):
     t = np.arange(len(pcm)) / RATE
     c = np.abs(np.dot(pcm, np.exp(-2j * np.pi * hz * t))) * 2 / len(pcm)
@@ -101,24 +120,29 @@ async def main(base, whip_token, whep_token, hz, channel):
     player = RTCPeerConnection()
     player.addTransceiver("audio", direction="recvonly")
     received = []
+    times = []
     done = asyncio.Event()
 
     @player.on("track")
     def on_track(track):
         async def read():
-            while len(received) < 150:  # 3 s of audio
+            while len(received) < 50 * SECONDS:
                 frame = await track.recv()
                 pcm = frame.to_ndarray().astype(np.float32) / 32768
                 channels = len(frame.layout.channels)
                 received.append(pcm.reshape(-1, channels).mean(axis=1) if channels > 1 else pcm.reshape(-1))
+                times.append(frame.pts * frame.time_base)
             done.set()
 
         asyncio.ensure_future(read())
 
     query = f"?channel={channel}" if channel else ""
     whep_resource = await negotiate(player, f"{base}/whep{query}", whep_token)
-    await asyncio.wait_for(done.wait(), 20)
-    pcm = np.concatenate(received[50:])  # the last 2 s
+    try:
+        await asyncio.wait_for(done.wait(), 20 + SECONDS)
+    except asyncio.TimeoutError:
+        raise SystemExit(f"only {len(received)} frames in {20 + SECONDS} s")
+    pcm = np.concatenate(received[50:])  # after the first second
     deletes = [
         (await asyncio.to_thread(http, "DELETE", base + r))[0] for r in (whip_resource, whep_resource)
     ]
@@ -132,6 +156,10 @@ async def main(base, whip_token, whep_token, hz, channel):
                 "deletes": deletes,
                 "delete_again": gone,
                 "frames": len(received),
+                "quiet_runs_ms": quiet_runs(received[50:], hz),
+                "gaps_ms": [
+                    round(float(b - a) * 1000) - 20 for a, b in zip(times[50:], times[51:]) if b - a > 0.025
+                ],
             }
         )
     )

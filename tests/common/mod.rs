@@ -18,6 +18,7 @@ use tolk::io::Running;
 use tolk::protocol::{ClientMsg, Role, ServerMsg};
 
 mod audio;
+pub mod proxy;
 #[allow(unused_imports)] // each test target uses its own part
 pub use audio::{rms_db, tone_db};
 
