@@ -85,6 +85,13 @@ pub enum Sound {
         every: u64,
         len: u64,
     },
+    /// White noise twice full scale, clipped: the worst a microphone can send.
+    ClippedNoise,
+    /// A tone at this peak level (dBFS).
+    ToneAt {
+        hz: f32,
+        dbfs: f32,
+    },
 }
 
 /// One decoded frame a client received, with its media time (48 kHz RTP units) and arrival.
@@ -316,6 +323,20 @@ impl Sim {
                     let pcm = match sound {
                         Sound::Tone(hz) => tone_frame(*hz, c.sent),
                         Sound::Beeps { hz, every, len } if c.sent % every < *len => tone_frame(*hz, c.sent),
+                        Sound::ClippedNoise => {
+                            let mut rng = Rng::new(c.sent + 1);
+                            let mut pcm = [0f32; FRAME];
+                            for s in pcm.iter_mut() {
+                                *s = ((rng.unit() as f32 * 4.0) - 2.0).clamp(-1.0, 1.0);
+                            }
+                            pcm
+                        }
+                        Sound::ToneAt { hz, dbfs } => {
+                            let mut pcm = tone_frame(*hz, c.sent);
+                            let gain = 10f32.powf(dbfs / 20.0) / 0.3;
+                            pcm.iter_mut().for_each(|s| *s *= gain);
+                            pcm
+                        }
                         Sound::Silence | Sound::Beeps { .. } => [0.0; FRAME],
                     };
                     let mut buf = [0u8; MAX_PAYLOAD];

@@ -222,3 +222,53 @@ fn red_recovers_single_losses_toward_a_listener() {
     let level = crate::level(c, now_rtp(c) - 500 * MS, 500, 880.0);
     assert!(level > -20.0, "and plays the right audio: {level:.1}");
 }
+
+/// The true peak (dBTP) of what `peer` decoded from media time `from` on: the highest sample
+/// after 4x oversampling with a windowed-sinc interpolator (ITU-R BS.1770-4, annex 2).
+fn true_peak_dbtp(sim: &Sim, peer: PeerId, from: u64) -> f32 {
+    let pcm: Vec<f32> =
+        sim.clients[&peer].heard.iter().filter(|h| h.rtp >= from).flat_map(|h| h.pcm.clone()).collect();
+    const TAPS: i32 = 12;
+    let sinc =
+        |x: f32| if x == 0.0 { 1.0 } else { (std::f32::consts::PI * x).sin() / (std::f32::consts::PI * x) };
+    let mut peak = pcm.iter().fold(0f32, |m, x| m.max(x.abs()));
+    for phase in 1..4 {
+        let frac = phase as f32 / 4.0;
+        let kernel: Vec<f32> = (-TAPS + 1..=TAPS)
+            .map(|k| {
+                let x = k as f32 - frac;
+                let window = 0.5 + 0.5 * (std::f32::consts::PI * x / TAPS as f32).cos();
+                sinc(x) * window
+            })
+            .collect();
+        for n in TAPS as usize..pcm.len().saturating_sub(TAPS as usize) {
+            let v: f32 = kernel.iter().enumerate().map(|(i, k)| k * pcm[n + i + 1 - TAPS as usize]).sum();
+            peak = peak.max(v.abs());
+        }
+    }
+    20.0 * peak.max(1e-9).log10()
+}
+
+#[test]
+fn nothing_decoded_goes_above_minus_1_dbtp_even_from_clipped_input() {
+    for (what, sound) in [
+        ("clipped noise", Sound::ClippedNoise),
+        ("a tone at +6 dBFS", Sound::ToneAt { hz: 880.0, dbfs: 6.0 }),
+        ("a tone at -1 dBFS", Sound::ToneAt { hz: 3000.0, dbfs: -1.0 }),
+    ] {
+        let mut sim = Sim::new(48);
+        sim.add(Role::Floor, None, "Floor", Some(sound.clone()));
+        let es = sim.add(Role::Interpreter, Some("es"), "Ana", Some(sound));
+        let l = sim.join(Role::Listener, Some("es"), "Lena");
+        sim.connect(l, None, true).unwrap();
+        let f = sim.add(Role::Listener, None, "Flo", None);
+        sim.run(Duration::from_secs(1));
+        let from = now_rtp(&sim.clients[&l]);
+        sim.run(Duration::from_secs(4));
+        for (who, peer) in [("es listener", l), ("floor listener", f), ("es interpreter", es)] {
+            let peak = true_peak_dbtp(&sim, peer, from);
+            println!("{what} in: {who} decodes a true peak of {peak:.1} dBTP");
+            assert!(peak <= -1.0, "{what}: {who} at {peak:.1} dBTP");
+        }
+    }
+}

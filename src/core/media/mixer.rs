@@ -129,31 +129,52 @@ pub fn db_to_gain(db: f32) -> f32 {
 pub struct Limiter {
     /// Current gain reduction (1.0 = none).
     gain: f32,
-    ceiling: f32,
     /// Per-sample recovery factor: back to unity in about 100 ms.
     recover: f32,
 }
 
-/// -1 dBFS: headroom for the decoder's overshoot while keeping loud speech loud.
-const CEILING: f32 = 0.891;
+/// -2 dBFS: what the Opus decoder adds on top of speech, music and tones (up to 0.5 dB,
+/// measured on a 3 kHz tone) and the peaks between samples still leave the decoded true
+/// peak under -1 dBTP.
+const CEILING: f32 = 0.794;
+/// Noise-like frames (a clipped microphone, applause, a hiss) come out of the decoder with
+/// the peaks of Gaussian noise, up to 14 dB over their RMS whatever their peaks went in as:
+/// their RMS is held to -15 dBFS, measured on clipped white noise.
+const NOISE_RMS: f32 = 0.178;
+/// Share of samples that change sign above which a frame counts as noise-like: white noise
+/// has 0.5, speech's voiced sounds and tones far less.
+const NOISE_CROSSINGS: f32 = 0.25;
 
 impl Limiter {
     pub fn new() -> Self {
         let recover = (1.0f32 / 0.001).powf(1.0 / (0.1 * SAMPLE_RATE as f32)).min(1.001);
-        Limiter { gain: 1.0, ceiling: CEILING, recover }
+        Limiter { gain: 1.0, recover }
     }
 
-    /// Whether `pcm` would leave this limiter changed (a peak above the ceiling, or gain still recovering).
+    /// The most gain this frame may have for its noise-like part (1.0 for anything else).
+    fn noise_gain(pcm: &[f32; FRAME]) -> f32 {
+        let crossings = pcm.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count() as f32;
+        if crossings < NOISE_CROSSINGS * FRAME as f32 {
+            return 1.0;
+        }
+        let rms = (pcm.iter().map(|x| x * x).sum::<f32>() / FRAME as f32).sqrt();
+        (NOISE_RMS / rms.max(1e-9)).min(1.0)
+    }
+
+    /// Whether `pcm` would leave this limiter changed (a peak above the ceiling, loud noise, or gain still recovering).
     pub fn would_limit(&self, pcm: &[f32; FRAME]) -> bool {
-        self.gain < 1.0 || pcm.iter().any(|x| x.abs() > self.ceiling)
+        self.gain < 1.0 || Self::noise_gain(pcm) < 1.0 || pcm.iter().any(|x| x.abs() > CEILING)
     }
 
     pub fn apply(&mut self, pcm: &mut [f32; FRAME]) {
+        // Noise is held down for the whole frame; peaks are caught sample by sample.
+        let cap = Self::noise_gain(pcm);
+        self.gain = self.gain.min(cap);
         for x in pcm.iter_mut() {
-            self.gain = (self.gain * self.recover).min(1.0);
+            self.gain = (self.gain * self.recover).min(cap);
             let peak = x.abs() * self.gain;
-            if peak > self.ceiling {
-                self.gain = self.ceiling / x.abs();
+            if peak > CEILING {
+                self.gain = CEILING / x.abs();
             }
             *x *= self.gain;
         }
@@ -232,6 +253,31 @@ mod tests {
         let mut l = Limiter::new();
         l.apply(&mut quiet);
         assert_eq!(quiet, before, "quiet audio passes untouched");
+    }
+
+    #[test]
+    fn loud_noise_is_held_to_its_rms_ceiling_for_the_whole_frame() {
+        let mut x: u32 = 7;
+        let mut noise = [0f32; FRAME];
+        for s in noise.iter_mut() {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            *s = ((x >> 8) as f32 / 16_777_216.0 * 4.0 - 2.0).clamp(-1.0, 1.0);
+        }
+        let mut l = Limiter::new();
+        assert!(l.would_limit(&noise));
+        for _ in 0..3 {
+            let mut f = noise;
+            l.apply(&mut f);
+            let rms = (f.iter().map(|s| s * s).sum::<f32>() / FRAME as f32).sqrt();
+            assert!(rms <= NOISE_RMS * 1.01, "held to -15 dBFS RMS: {:.1} dBFS", 20.0 * rms.log10());
+            let tail = (f[FRAME / 2..].iter().map(|s| s * s).sum::<f32>() / (FRAME / 2) as f32).sqrt();
+            assert!(tail <= NOISE_RMS * 1.05, "the gain does not recover within the frame");
+        }
+        // A tone as loud is not noise: only its peaks are limited.
+        let mut t = tone(0.7);
+        let before = t;
+        Limiter::new().apply(&mut t);
+        assert_eq!(t, before, "a -3 dBFS tone passes untouched");
     }
 
     #[test]
