@@ -114,27 +114,11 @@ async fn ffmpeg_feeds_the_floor_through_the_rtp_tap_and_an_rtp_output_carries_it
 async fn aiortc_publishes_over_whip_and_plays_over_whep() {
     let _turn = ONE_AT_A_TIME.lock().await;
     let s = server().await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/aiortc/whip_whep.py");
     let whip = token(&s, Role::Interpreter, Some("es"), "Ana");
     let whep = token(&s, Role::Listener, None, "Lena");
-    let run = tokio::process::Command::new("python3")
-        .arg(&script)
-        .args([&format!("http://{}", s.http), &whip, &whep, "880", "es"])
-        // Browsers and str0m pick AES-GCM; this run checks the server's AES-CM packets.
-        .env("SRTP_PROFILE", "aes-cm")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("aiortc finishes")
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "aiortc failed (pip install aiortc numpy; ./tolk.sh test does it):\n{stderr}\n{stdout}"
-    );
-    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    // Browsers and str0m pick AES-GCM; this run checks the server's AES-CM packets.
+    let env = [("SRTP_PROFILE", "aes-cm")];
+    let r = aiortc_whip_whep(&s, (&whip, &whep), "880", "es", &env, Duration::from_secs(90)).await;
     println!("aiortc WHEP player on es, aiortc WHIP publisher at 880 Hz: {r}");
     let at = |hz: &str| r["levels"][hz].as_f64().unwrap();
     assert!(at("880") > -20.0, "{r}");

@@ -7,7 +7,6 @@ mod common;
 
 use common::proxy::Proxy;
 use common::*;
-use std::path::Path;
 use std::time::Duration;
 use tolk::protocol::Role;
 
@@ -26,23 +25,10 @@ async fn a_channel_has_no_hole_when_its_interpreter_loses_5_percent_of_packets()
     .await;
     let loss: f64 = std::env::var("LOSS").ok().and_then(|v| v.parse().ok()).unwrap_or(0.05);
     proxy.start(([127, 0, 0, 1], s.udp.port()).into(), loss, 5);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/aiortc/whip_whep.py");
     let whip = token(&s, Role::Interpreter, Some("es"), "Ana");
     let whep = token(&s, Role::Listener, None, "Lena");
-    let run = tokio::process::Command::new("python3")
-        .arg(&script)
-        .args([&format!("http://{}", s.http), &whip, &whep, "880", "es"])
-        .env("SECONDS_TO_LISTEN", "12")
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("aiortc finishes")
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "aiortc failed:\n{stderr}\n{stdout}");
-    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let env = [("SECONDS_TO_LISTEN", "12")];
+    let r = aiortc_whip_whep(&s, (&whip, &whep), "880", "es", &env, Duration::from_secs(120)).await;
     let dropped = proxy.dropped.load(std::sync::atomic::Ordering::Relaxed);
     println!("5 % of the interpreter's packets dropped ({dropped}); the es player heard: {r}");
     assert!(dropped >= 10, "the proxy dropped packets: {dropped}");

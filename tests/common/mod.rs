@@ -461,3 +461,31 @@ pub fn speech(text: &str, voice: &str, rate: u32) -> Vec<f32> {
 
 #[allow(unused_imports)]
 pub use tolk::asr::utterances::wer;
+
+/// Runs the aiortc WHIP publisher and WHEP player (tests/aiortc/whip_whep.py) against `s`:
+/// a tone of `hz` published with `whip`, the `channel` played with `whep`; `env` tunes the
+/// script. Returns its JSON result line.
+pub async fn aiortc_whip_whep(
+    s: &Running,
+    (whip, whep): (&str, &str),
+    hz: &str,
+    channel: &str,
+    env: &[(&str, &str)],
+    limit: Duration,
+) -> serde_json::Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/aiortc/whip_whep.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(&script)
+        .args([&format!("http://{}", s.http), whip, whep, hz, channel])
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(limit, run).await.expect("aiortc finishes").expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "aiortc failed (pip install aiortc numpy; ./tolk.sh test does it):\n{stderr}\n{stdout}"
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("a JSON result line")
+}
