@@ -295,7 +295,7 @@ impl Room {
             if let Some(src) = on_air.and_then(|m| m.source.as_ref()) {
                 c.voice.copy_from_slice(&src.pcm[..]);
                 // Only received speech counts: concealment is not the interpreter talking.
-                speaking = src.payload.is_some() && mixer::is_voice(&src.pcm);
+                speaking = src.payload.is_some() && src.voiced;
             }
             c.ducker.set_voice(speaking);
         }
