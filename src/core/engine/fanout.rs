@@ -1,11 +1,26 @@
 //! Who hears what: each room's peers, the streams it must encode, each listener's slot; the per-tick fan-out, room state and captions to the right people.
 
 use super::stats::Counter;
-use super::{Caption, Engine, Output};
+use super::{Engine, Output};
 use crate::core::media::codec::FRAME;
 use crate::core::room::{Input, PeerId, Room, Stream};
 use crate::protocol::{ChannelInfo, FloorInfo, Role, ServerMsg};
 use std::collections::BTreeSet;
+
+/// A caption from the speech recogniser, for the engine to deliver to whoever hears its source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caption {
+    pub room: String,
+    /// The channel it transcribes; `None`: the floor.
+    pub source: Option<String>,
+    pub lang: Option<String>,
+    pub text: String,
+    /// A final caption never changes; a partial is replaced by the next one.
+    pub is_final: bool,
+    /// The room's media time (ms) the caption covers.
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
 
 /// A room's peers and its fan-out: the streams someone hears, in the order the room
 /// encodes them, and each receiving peer with the index of its stream, so a tick finds

@@ -25,6 +25,7 @@ mod session;
 pub mod stats;
 
 pub use doors::TapError;
+pub use fanout::Caption;
 pub use session::{Admission, RoomView};
 pub use stats::{Counter, Snapshot, Stats};
 
@@ -101,21 +102,6 @@ pub enum Output {
     },
     /// Nothing more to do before this instant (or new input).
     Timeout(Instant),
-}
-
-/// A caption from the speech recogniser, for the engine to deliver to whoever hears its source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Caption {
-    pub room: String,
-    /// The channel it transcribes; `None`: the floor.
-    pub source: Option<String>,
-    pub lang: Option<String>,
-    pub text: String,
-    /// A final caption never changes; a partial is replaced by the next one.
-    pub is_final: bool,
-    /// The room's media time (ms) the caption covers.
-    pub start_ms: u64,
-    pub end_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
