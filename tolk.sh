@@ -2,6 +2,7 @@
 # tolk's two commands. Both install what they need on a fresh Debian 12 machine first.
 #   ./tolk.sh serve [flags]   build (release) and start the server with a demo room
 #   ./tolk.sh test            run every test: unit, in-process WebRTC, bad input, API, real browser
+#   ./tolk.sh bench NAME ...  run one benchmark from benches/ (on loopback), e.g. bench network
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -29,6 +30,26 @@ models() {
   models/get.sh base
 }
 
+# Python packages for the test clients and the audio measurements.
+need_pip() {
+  python3 -c "import $1" 2>/dev/null && return
+  shift
+  python3 -m pip install --quiet "$@" 2>/dev/null || python3 -m pip install --quiet --break-system-packages "$@"
+}
+
+# Runs a command in a network namespace of its own with only loopback up: as the calling
+# user where user namespaces allow it (so target/ keeps its owner), else as root.
+on_loopback() {
+  if unshare -rn true 2>/dev/null; then
+    unshare -rn bash -c 'ip link set lo up && "$@"' -- "$@"
+  elif as_root unshare -n true 2>/dev/null; then
+    as_root unshare -n bash -c 'ip link set lo up && "$@"' -- "$@"
+  else
+    echo "tolk: cannot create a network namespace; running on the host's loopback" >&2
+    "$@"
+  fi
+}
+
 case "${1:-}" in
   serve)
     shift
@@ -47,24 +68,22 @@ case "${1:-}" in
     if [ ! -d tests/browser/node_modules/playwright-core ]; then
       npm ci --prefix tests/browser --no-audit --no-fund
     fi
-    if ! python3 -c 'import aiortc, numpy' 2>/dev/null; then
-      python3 -m pip install --quiet aiortc==1.16.0 numpy 2>/dev/null \
-        || python3 -m pip install --quiet --break-system-packages aiortc==1.16.0 numpy
-    fi
+    need_pip "aiortc, numpy" aiortc==1.16.0 numpy
     cargo test --no-run
-    # All network tests run in a namespace of their own with only loopback up: as the
-    # calling user where user namespaces allow it (so target/ keeps its owner), else as root.
-    if unshare -rn true 2>/dev/null; then
-      unshare -rn bash -c 'ip link set lo up && cargo test --offline "$@"' -- "$@"
-    elif as_root unshare -n true 2>/dev/null; then
-      as_root unshare -n bash -c 'ip link set lo up && cargo test --offline "$@"' -- "$@"
-    else
-      echo "tolk: cannot create a network namespace; running on the host's loopback" >&2
-      cargo test --offline "$@"
-    fi
+    on_loopback cargo test --offline "$@"
+    ;;
+  bench)
+    name="${2:?usage: $0 bench NAME [args]}"
+    shift 2
+    build_deps
+    # The network benchmark speaks (espeak-ng, sox) and scores speech (PESQ, from PyPI).
+    need_apt espeak-ng sox iproute2 util-linux python3-dev
+    need_pip "numpy, pesq" numpy pesq==0.0.4
+    cargo bench --no-run --bench "$name"
+    on_loopback cargo bench --offline --bench "$name" -- "$@"
     ;;
   *)
-    echo "usage: $0 serve [flags] | test" >&2
+    echo "usage: $0 serve [flags] | test | bench NAME [args]" >&2
     exit 2
     ;;
 esac

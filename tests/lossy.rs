@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::proxy::Proxy;
+use common::proxy::{Faults, Proxy};
 use common::*;
 use std::time::Duration;
 use tolk::protocol::Role;
@@ -24,7 +24,8 @@ async fn a_channel_has_no_hole_when_its_interpreter_loses_5_percent_of_packets()
     })
     .await;
     let loss: f64 = std::env::var("LOSS").ok().and_then(|v| v.parse().ok()).unwrap_or(0.05);
-    proxy.start(([127, 0, 0, 1], s.udp.port()).into(), loss, 5);
+    proxy.start(([127, 0, 0, 1], s.udp.port()).into(), 5);
+    proxy.set_all(Faults { up_loss: loss, ..Faults::default() });
     let whip = token(&s, Role::Interpreter, Some("es"), "Ana");
     let whep = token(&s, Role::Listener, None, "Lena");
     let env = [("SECONDS_TO_LISTEN", "12")];

@@ -176,9 +176,13 @@ pub struct Frame {
     pub seq: u64,
     pub at: Instant,
     pub pcm: Vec<f32>,
+    /// Made up by the decoder for a frame that never came.
+    pub concealed: bool,
 }
 
 pub struct Media {
+    /// The client's UDP address.
+    pub local: std::net::SocketAddr,
     pub frames: Arc<Mutex<Vec<Frame>>>,
     /// When the first frame of the sound went out (later frames follow every 20 ms).
     pub first_sent: Arc<Mutex<Option<Instant>>>,
@@ -248,11 +252,26 @@ pub async fn media(sig: &mut Signal, tone_hz: Option<f32>, receive: bool) -> Med
 
 /// As [`media`], sending any [`Sound`].
 pub async fn media_with(sig: &mut Signal, sound: Option<Sound>, receive: bool) -> Media {
+    media_opts(sig, sound, receive, Receiver::default()).await
+}
+
+/// How a test client receives.
+#[derive(Clone, Copy, Default)]
+pub struct Receiver {
+    /// Offer RED (RFC 2198) as browsers do; str0m recovers lost frames from it.
+    pub red: bool,
+    /// Conceal each frame that never came (Opus packet loss concealment), as a player does,
+    /// so [`Media::frames`] has one frame per 20 ms of media time.
+    pub conceal: bool,
+}
+
+/// As [`media_with`], receiving as `rx` says.
+pub async fn media_opts(sig: &mut Signal, sound: Option<Sound>, receive: bool, rx: Receiver) -> Media {
     let tone_hz = sound.clone();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let local = socket.local_addr().unwrap();
     let now = Instant::now();
-    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(now);
+    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, rx.red).build(now);
     rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
     let dir = match (tone_hz.is_some(), receive) {
         (true, true) => Direction::SendRecv,
@@ -276,6 +295,8 @@ pub async fn media_with(sig: &mut Signal, sound: Option<Sound>, receive: bool) -
     let (f, s, st, fs) = (frames.clone(), sending.clone(), stop.clone(), first_sent.clone());
     let thread = std::thread::spawn(move || {
         let mut enc = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Audio).unwrap();
+        // As tolk's pages publish: full band at 96 kbit/s.
+        enc.set_bitrate(opus::Bitrate::Bits(96_000)).unwrap();
         let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
         let mut buf = vec![0u8; 2048];
         let mut next_send = Instant::now();
@@ -288,13 +309,31 @@ pub async fn media_with(sig: &mut Signal, sound: Option<Sound>, receive: bool) -
                     }
                     Ok(Output::Timeout(t)) => break t,
                     Ok(Output::Event(Event::MediaData(d))) => {
+                        let rtp = d.time.numer();
+                        if rx.conceal {
+                            let mut frames = f.lock().unwrap();
+                            let last = frames.last().map(|l: &Frame| l.rtp).unwrap_or(rtp);
+                            // Up to a second of concealment; a longer gap is a new talk spurt.
+                            for gap in (last + FRAME as u64..rtp).step_by(FRAME).take(50) {
+                                let mut pcm = vec![0f32; FRAME];
+                                let _ = dec.decode_float(&[], &mut pcm, false);
+                                frames.push(Frame {
+                                    rtp: gap,
+                                    seq: 0,
+                                    at: Instant::now(),
+                                    pcm,
+                                    concealed: true,
+                                });
+                            }
+                        }
                         let mut pcm = vec![0f32; FRAME];
                         if dec.decode_float(&d.data, &mut pcm, false).ok() == Some(FRAME) {
                             f.lock().unwrap().push(Frame {
-                                rtp: d.time.numer(),
+                                rtp,
                                 seq: **d.seq_range.start(),
                                 at: Instant::now(),
                                 pcm,
+                                concealed: false,
                             });
                         }
                     }
@@ -338,7 +377,7 @@ pub async fn media_with(sig: &mut Signal, sound: Option<Sound>, receive: bool) -
             let _ = rtc.handle_input(Input::Timeout(Instant::now()));
         }
     });
-    Media { frames, first_sent, sending, stop, thread: Some(thread) }
+    Media { local, frames, first_sent, sending, stop, thread: Some(thread) }
 }
 
 /// The audio of frames (sorted by media time) whose media time lies in `[from, to)`.

@@ -274,9 +274,10 @@ fn nothing_decoded_goes_above_minus_1_dbtp_even_from_clipped_input() {
 }
 
 #[test]
-fn a_quiet_and_a_loud_interpreter_end_at_the_same_level_and_both_duck_the_floor() {
+fn a_quiet_and_a_loud_interpreter_end_at_the_same_level_as_the_floor_and_both_duck_it() {
     let mut sim = Sim::new(49);
     sim.add(Role::Floor, None, "Floor", Some(Sound::Tone(440.0)));
+    let floor = sim.add(Role::Listener, None, "Otto", None);
     sim.add(Role::Interpreter, Some("es"), "Quiet", Some(Sound::ToneAt { hz: 660.0, dbfs: -30.0 }));
     sim.add(Role::Interpreter, Some("fr"), "Loud", Some(Sound::ToneAt { hz: 990.0, dbfs: -6.0 }));
     let mut ls = Vec::new();
@@ -290,10 +291,12 @@ fn a_quiet_and_a_loud_interpreter_end_at_the_same_level_and_both_duck_the_floor(
     let (es, fr) = (&sim.clients[&ls[0]], &sim.clients[&ls[1]]);
     let (quiet, loud) = (crate::level(es, at, 1000, 660.0), crate::level(fr, at, 1000, 990.0));
     let (floor_es, floor_fr) = (crate::level(es, at, 1000, 440.0), crate::level(fr, at, 1000, 440.0));
+    let full = crate::level(&sim.clients[&floor], at, 1000, 440.0);
     println!(
-        "interpreters at -30 and -6 dBFS peaks: heard at {quiet:.1} and {loud:.1} dBFS; floor under them {floor_es:.1} and {floor_fr:.1}"
+        "interpreters at -30 and -6 dBFS peaks: heard at {quiet:.1} and {loud:.1} dBFS; the floor (sent at -10.5) at {full:.1}, under them {floor_es:.1} and {floor_fr:.1}"
     );
     assert!((quiet - loud).abs() <= 2.0, "within 2 dB of each other: {quiet:.1} vs {loud:.1}");
+    assert!((full - quiet).abs() <= 2.0, "and of the floor: switching changes language, not level: {full:.1}");
     assert!(
         quiet - floor_es >= 12.0,
         "the quiet interpreter's voice ducks the floor: {quiet:.1} vs {floor_es:.1}"

@@ -340,7 +340,7 @@ impl Engine {
                 Role::Interpreter => {
                     let lang = p.booth.clone().expect("interpreters sit in a booth");
                     let c = room.channel_mut(&lang).expect("an interpreter's channel outlives it");
-                    c.booth.publish(peer, Source::interpreter(peer)).expect("interpreters are booth members");
+                    c.booth.publish(peer, Source::new(peer)).expect("interpreters are booth members");
                     self.notify_booth(&room_id, &lang, None);
                 }
                 _ => unreachable!("only floor and interpreters send, checked above"),

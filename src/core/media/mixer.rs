@@ -2,10 +2,6 @@
 
 use super::codec::{FRAME, SAMPLE_RATE};
 
-/// Level above which a frame counts as voice: -45 dBFS RMS sits above a quiet
-/// room and a headset's hiss, below any speech at a working microphone level.
-const VOICE_DBFS: f32 = -45.0;
-
 /// `dst += src * gain`.
 pub fn add(dst: &mut [f32; FRAME], src: &[f32; FRAME], gain: f32) {
     for (d, s) in dst.iter_mut().zip(src) {
@@ -21,10 +17,6 @@ pub fn level_dbfs(pcm: &[f32; FRAME]) -> f32 {
     } else {
         10.0 * ms.log10()
     }
-}
-
-pub fn is_voice(pcm: &[f32; FRAME]) -> bool {
-    level_dbfs(pcm) > VOICE_DBFS
 }
 
 /// How a channel lowers the floor under its interpreter.
@@ -278,12 +270,5 @@ mod tests {
         let before = t;
         Limiter::new().apply(&mut t);
         assert_eq!(t, before, "a -3 dBFS tone passes untouched");
-    }
-
-    #[test]
-    fn voice_detection_threshold() {
-        assert!(is_voice(&tone(0.1)));
-        assert!(!is_voice(&tone(0.001)));
-        assert!(!is_voice(&[0.0; FRAME]));
     }
 }

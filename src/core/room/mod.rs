@@ -15,6 +15,10 @@ use super::media::resample::Decimator;
 use super::wire::rtp::{self, RED_INNER_PT};
 use std::sync::Arc;
 
+/// The floor is forwarded as it came in only while its leveller leaves it within this many
+/// dB: a floor already at the common level.
+const FORWARD_GAIN_DB: f32 = 1.0;
+
 /// Identifies a peer (one signalling session) across the engine.
 pub type PeerId = u64;
 
@@ -366,15 +370,16 @@ impl Room {
         out.payload = None;
         let Some(mut pcm) = mixed else { return };
         if floor && out.forwarding {
-            // The floor goes down as it came in when it has one source and the limiter
-            // would not touch it: no decode-encode generation loss, no encode cost. A frame
+            // The floor goes down as it came in when it has one source already at the common
+            // level and the limiter would not touch it: no decode-encode generation loss, no
+            // encode cost. A frame
             // that is lost or late is not sent at all: the listener's decoder conceals it
             // and stays in step with the sender's encoder.
             match self.floor.as_slice() {
                 [] => return,
                 [only] if self.floor_return.is_none() => match only.payload() {
                     None => return,
-                    Some(p) if !out.limiter.would_limit(&pcm) => {
+                    Some(p) if !out.limiter.would_limit(&pcm) && only.gain_db().abs() < FORWARD_GAIN_DB => {
                         out.payload = Some(Arc::from(p));
                         return;
                     }

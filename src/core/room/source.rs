@@ -4,7 +4,6 @@ use super::PeerId;
 use crate::core::media::codec::{CodecError, Decoder, FRAME, MAX_PAYLOAD};
 use crate::core::media::jitter::{Jitter, JitterError, Playout};
 use crate::core::media::level::Leveler;
-use crate::core::media::mixer;
 
 /// Target depth of every source's jitter buffer, in frames. Two frames (up to
 /// 40 ms, about 30 ms on average) absorb a browser's send jitter on a LAN.
@@ -25,9 +24,8 @@ pub struct Source {
     payload_buf: Box<[u8; MAX_PAYLOAD]>,
     /// Whether this tick's payload failed to decode (played as silence).
     pub(super) decode_error: bool,
-    /// An interpreter's level, brought to the common speech level; `None` for the floor,
-    /// which goes out as its speakers sent it.
-    leveler: Option<Leveler>,
+    /// The source's level, brought to the common speech level, and its voice detector.
+    leveler: Leveler,
     /// Whether this tick's audio is voice.
     pub(super) voiced: bool,
 }
@@ -44,14 +42,14 @@ impl Source {
             payload: None,
             payload_buf: Box::new([0; MAX_PAYLOAD]),
             decode_error: false,
-            leveler: None,
+            leveler: Leveler::default(),
             voiced: false,
         }
     }
 
-    /// An interpreter's source: levelled, with a voice detector that follows its microphone.
-    pub fn interpreter(peer: PeerId) -> Self {
-        Source { leveler: Some(Leveler::default()), ..Source::new(peer) }
+    /// Gain the leveller applies now, dB.
+    pub(super) fn gain_db(&self) -> f32 {
+        self.leveler.gain_db()
     }
 
     pub fn push(&mut self, ts: u64, payload: &[u8]) -> Result<(), JitterError> {
@@ -93,11 +91,7 @@ impl Source {
         if !self.audible {
             self.pcm.fill(0.0);
         }
-        self.voiced = match self.leveler.as_mut() {
-            Some(l) if self.audible => l.process(&mut self.pcm),
-            Some(_) => false,
-            None => mixer::is_voice(&self.pcm),
-        };
+        self.voiced = self.audible && self.leveler.process(&mut self.pcm);
     }
 
     pub(super) fn payload(&self) -> Option<&[u8]> {
