@@ -42,7 +42,7 @@ fn tick(c: &mut Criterion) {
         let mut ch = Channel::new(lang.to_string(), lang.to_string(), DuckSettings::default());
         let peer = i as u64 + 1;
         ch.booth.join(Member::new(peer, lang.to_string()));
-        ch.booth.publish(peer, Source::interpreter(peer)).unwrap();
+        ch.booth.publish(peer, Source::new(peer)).unwrap();
         room.channels.push(ch);
         streams.push(Stream::Channel(lang.to_string()));
     }
