@@ -1,4 +1,4 @@
-//! One interpreter's level: a slow gain toward a common loudness, and a voice detector that follows the microphone's own noise floor.
+//! One source's level: a slow gain toward a common loudness, and a voice detector that follows the microphone's own noise floor.
 //!
 //! Interpreters' microphones differ by 20 dB and more; without this, switching channel
 //! changes the level as much as the language. The gain moves only while the interpreter
