@@ -296,7 +296,10 @@ fn a_quiet_and_a_loud_interpreter_end_at_the_same_level_as_the_floor_and_both_du
         "interpreters at -30 and -6 dBFS peaks: heard at {quiet:.1} and {loud:.1} dBFS; the floor (sent at -10.5) at {full:.1}, under them {floor_es:.1} and {floor_fr:.1}"
     );
     assert!((quiet - loud).abs() <= 2.0, "within 2 dB of each other: {quiet:.1} vs {loud:.1}");
-    assert!((full - quiet).abs() <= 2.0, "and of the floor: switching changes language, not level: {full:.1}");
+    assert!(
+        (full - quiet).abs() <= 2.0,
+        "and of the floor: switching changes language, not level: {full:.1}"
+    );
     assert!(
         quiet - floor_es >= 12.0,
         "the quiet interpreter's voice ducks the floor: {quiet:.1} vs {floor_es:.1}"
