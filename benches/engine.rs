@@ -92,6 +92,7 @@ impl Net {
         for i in 0..listeners {
             let addr: SocketAddr = format!("10.1.{}.{}:4000", i / 250, i % 250 + 1).parse().unwrap();
             let who = Admission {
+                resume: None,
                 room: "r".into(),
                 role: Role::Listener,
                 channel: Some("es".into()),

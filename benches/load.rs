@@ -42,9 +42,14 @@ struct Server {
 async fn start_server(dir: &std::path::Path) -> Server {
     use tokio::io::AsyncBufReadExt;
     let config = dir.join("tolk.toml");
+    // A fresh data directory each run: rooms are kept in its database.
+    let data = dir.join("data");
+    let _ = std::fs::remove_dir_all(&data);
     std::fs::write(
         &config,
-        "http = \"127.0.0.1:0\"\nudp = \"127.0.0.1:0\"\nsecret = \"load generator secret, long enough\"\napi_key = \"k\"\ncaptions = false\n",
+        format!(
+            "http = \"127.0.0.1:0\"\nudp = \"127.0.0.1:0\"\nsecret = \"load generator secret, long enough\"\napi_key = \"k\"\ncaptions = false\ndata_dir = {data:?}\n"
+        ),
     )
     .unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tolk"))

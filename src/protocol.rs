@@ -5,6 +5,11 @@
 //! 1. client `{"type":"join","token":"<jwt>"}`; an interpreter may add
 //!    `"publish":"es"` (defaults to its token's channel). Server answers
 //!    `{"type":"joined",...}` with the room, the role and the channel list.
+//!    A page that reconnects (after a restart, a dropped WebSocket or a dead
+//!    media path) joins again with the same token and `"resume":"<its key>"`:
+//!    its old session, if the server still holds it, is replaced (and told
+//!    `ended`), so a returning interpreter finds the air free unless a partner
+//!    took over meanwhile.
 //! 2. client `{"type":"offer","sdp":"v=0..."}`; server `{"type":"answer","sdp":"..."}`.
 //!    Floor speakers offer one send-only audio track; interpreters one
 //!    send-receive track (they send their voice, they hear the floor); listeners
@@ -45,6 +50,10 @@ pub enum ClientMsg {
         token: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         publish: Option<String>,
+        /// A random key (at most 64 bytes) the page keeps while it is open: joining again with
+        /// it replaces this person's earlier session, which gets `ended`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
     Offer {
         sdp: String,
@@ -265,6 +274,9 @@ pub enum ErrorCode {
     Busy,
     /// The server does not offer this (captions without a speech model; an engine not running).
     Unavailable,
+    /// This session is over and must not rejoin by itself: its room was deleted, or the same
+    /// person joined again from another connection. The server closes the WebSocket after it.
+    Ended,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -1,6 +1,7 @@
-//! Transcripts on disk: every final caption is one SQLite row, committed as it arrives; export as WebVTT or text.
+//! The database: what hosts made (rooms, channels, caption settings) and transcripts (one SQLite row per final caption), each committed before it is reported; export as WebVTT or text.
 
-use rusqlite::{params, Connection};
+use crate::core::spec::{ChannelSpec, RoomSpec};
+use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -14,14 +15,29 @@ pub struct Line {
     pub text: String,
 }
 
-/// The transcript database. A `std` mutex: nothing is awaited while it is held.
+/// A room as stored: its definition and the sources captioned (`None`: the floor).
+#[derive(Debug, Clone)]
+pub struct StoredRoom {
+    pub spec: RoomSpec,
+    pub captions: Vec<Option<String>>,
+}
+
+/// The database. A `std` mutex: nothing is awaited while it is held.
 pub struct Store {
     db: Mutex<Connection>,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("transcript database: {0}")]
+#[error("database: {0}")]
 pub struct StoreError(#[from] rusqlite::Error);
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("specs serialise")
+}
+
+fn from_json<T: for<'de> serde::Deserialize<'de>>(text: &str) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -40,13 +56,83 @@ impl Store {
                 text TEXT NOT NULL,
                 created_at INTEGER NOT NULL
             );
-            CREATE INDEX IF NOT EXISTS captions_room ON captions (room, source, id);",
+            CREATE INDEX IF NOT EXISTS captions_room ON captions (room, source, id);
+            CREATE TABLE IF NOT EXISTS rooms (
+                id TEXT PRIMARY KEY,
+                spec TEXT NOT NULL,
+                captions TEXT NOT NULL DEFAULT '[]',
+                created_at INTEGER NOT NULL
+            );",
         )?;
         Ok(Store { db: Mutex::new(db) })
     }
 
     fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().expect("no panics while holding the database")
+    }
+
+    /// Records a new room (its channels included); `now` is seconds since the Unix epoch.
+    pub fn insert_room(&self, spec: &RoomSpec, now: u64) -> Result<(), StoreError> {
+        self.db().execute(
+            "INSERT INTO rooms (id, spec, created_at) VALUES (?1, ?2, ?3)",
+            params![spec.id, to_json(spec), now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Adds a channel to a stored room; returns false when there is no such room.
+    pub fn add_channel(&self, room: &str, channel: &ChannelSpec) -> Result<bool, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let spec: Option<String> =
+            tx.query_row("SELECT spec FROM rooms WHERE id = ?1", params![room], |r| r.get(0)).optional()?;
+        let Some(spec) = spec else { return Ok(false) };
+        let mut spec: RoomSpec = from_json(&spec)?;
+        spec.channels.push(channel.clone());
+        tx.execute("UPDATE rooms SET spec = ?2 WHERE id = ?1", params![room, to_json(&spec)])?;
+        tx.commit()?;
+        Ok(true)
+    }
+
+    /// Turns captions on or off for a stored room's floor (`None`) or channel.
+    pub fn set_captions(&self, room: &str, source: Option<&str>, on: bool) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let now: Option<String> = tx
+            .query_row("SELECT captions FROM rooms WHERE id = ?1", params![room], |r| r.get(0))
+            .optional()?;
+        let Some(now) = now else { return Ok(()) };
+        let mut sources: Vec<Option<String>> = from_json(&now)?;
+        sources.retain(|s| s.as_deref() != source);
+        if on {
+            sources.push(source.map(str::to_string));
+        }
+        tx.execute("UPDATE rooms SET captions = ?2 WHERE id = ?1", params![room, to_json(&sources)])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every stored room, oldest first.
+    pub fn rooms(&self) -> Result<Vec<StoredRoom>, StoreError> {
+        let db = self.db();
+        let mut q = db.prepare("SELECT spec, captions FROM rooms ORDER BY created_at, id")?;
+        let rows = q.query_map([], |r| {
+            Ok(StoredRoom {
+                spec: from_json(&r.get::<_, String>(0)?)?,
+                captions: from_json(&r.get::<_, String>(1)?)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Deletes a room and its transcript; returns whether the room was stored.
+    pub fn delete_room(&self, room: &str) -> Result<bool, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        tx.execute("DELETE FROM captions WHERE room = ?1", params![room])?;
+        let n = tx.execute("DELETE FROM rooms WHERE id = ?1", params![room])?;
+        tx.commit()?;
+        Ok(n > 0)
     }
 
     /// Appends a final caption; `now` is seconds since the Unix epoch (for retention).
@@ -139,6 +225,47 @@ mod tests {
         assert_eq!(store.purge(30, 200 * 86_400).unwrap(), 1, "the old line goes");
         assert_eq!(store.delete("r").unwrap(), 1);
         assert_eq!(store.lines("other", None).unwrap().len(), 1, "other rooms keep theirs");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rooms_are_kept_with_their_channels_and_captions() {
+        let dir = std::env::temp_dir().join(format!("tolk-rooms-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let channel =
+            |l: &str| ChannelSpec { lang: l.into(), name: l.to_uppercase(), duck: Default::default() };
+        {
+            let store = Store::open(&dir.join("t.db")).unwrap();
+            let spec =
+                RoomSpec { id: "a".into(), floor_lang: Some("en".into()), channels: vec![channel("es")] };
+            store.insert_room(&spec, 1).unwrap();
+            assert!(store.insert_room(&spec, 2).is_err(), "one room per id");
+            store.insert_room(&RoomSpec { id: "b".into(), floor_lang: None, channels: vec![] }, 3).unwrap();
+            assert!(store.add_channel("a", &channel("fr")).unwrap());
+            assert!(!store.add_channel("nope", &channel("fr")).unwrap());
+            store.set_captions("a", None, true).unwrap();
+            store.set_captions("a", Some("fr"), true).unwrap();
+            store.set_captions("a", None, false).unwrap();
+            store
+                .append(
+                    "b",
+                    &Line { source: "floor".into(), lang: None, start_ms: 0, end_ms: 1, text: "x".into() },
+                    3,
+                )
+                .unwrap();
+        }
+        let store = Store::open(&dir.join("t.db")).unwrap();
+        let rooms = store.rooms().unwrap();
+        assert_eq!(rooms.len(), 2);
+        assert_eq!(rooms[0].spec.id, "a");
+        let langs: Vec<_> = rooms[0].spec.channels.iter().map(|c| c.lang.as_str()).collect();
+        assert_eq!(langs, ["es", "fr"]);
+        assert_eq!(rooms[0].spec.channels[1].name, "FR");
+        assert_eq!(rooms[0].captions, vec![Some("fr".to_string())]);
+        assert!(store.delete_room("b").unwrap());
+        assert!(!store.delete_room("b").unwrap());
+        assert!(store.lines("b", None).unwrap().is_empty(), "its transcript goes with it");
+        assert_eq!(store.rooms().unwrap().len(), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

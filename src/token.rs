@@ -29,6 +29,7 @@ impl Claims {
             name: self.name.clone(),
             channel: self.channel.clone(),
             also: self.also.clone(),
+            resume: None,
         }
     }
 }

@@ -167,3 +167,81 @@ async fn rooms_spread_over_engines_and_each_plays() {
     let peers: Vec<&str> = body.lines().filter(|l| l.starts_with("tolk_rooms ")).collect();
     assert_eq!(peers, vec!["tolk_rooms 2"]);
 }
+
+/// A server on loopback keeping its database in `data`, with no configured secret.
+async fn server_in(data: &std::path::Path) -> tolk::io::Running {
+    let config = tolk::config::Config {
+        http: "127.0.0.1:0".parse().unwrap(),
+        udp: "127.0.0.1:0".parse().unwrap(),
+        api_key: Some("test-api-key".into()),
+        demo: false,
+        captions: false,
+        data_dir: data.to_path_buf(),
+        ..Default::default()
+    };
+    tolk::io::start(config).await.expect("server starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_and_links_survive_a_restart_and_a_deleted_room_ends_its_sessions() {
+    use std::os::unix::fs::PermissionsExt;
+    use tolk::protocol::{ErrorCode, ServerMsg};
+    let data = fresh_dir("restart");
+    let key = Some("test-api-key");
+    let s = server_in(&data).await;
+    let body = r#"{"id":"conf","floor_lang":"en","channels":[{"lang":"de","name":"Deutsch","duck":{"depth_db":-12,"attack_ms":50,"release_ms":400,"hold_ms":600}}]}"#;
+    let (st, b) = http(&s, "POST", "/api/rooms", key, Some(body)).await;
+    assert_eq!(st, 201, "{b}");
+    let (st, b) =
+        http(&s, "POST", "/api/rooms/conf/channels", key, Some(r#"{"lang":"fr","name":"Français"}"#)).await;
+    assert_eq!(st, 201, "{b}");
+    let (st, b) =
+        http(&s, "POST", "/api/rooms/conf/tokens", key, Some(r#"{"role":"listener","name":"Lena"}"#)).await;
+    assert_eq!(st, 201, "{b}");
+    let listener: tolk::io::Invite = serde_json::from_str(&b).unwrap();
+    let host = s.app.mint("conf", Role::Host, None, "Hanna", None).token;
+    let mode = std::fs::metadata(data.join("secret")).expect("a secret is made").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the secret is readable by its owner only");
+    drop(s);
+
+    // A new process (here: a new server on the same data directory) has the room and takes the old links.
+    let s = server_in(&data).await;
+    let (st, b) = http(&s, "GET", "/api/rooms/conf", key, None).await;
+    assert_eq!(st, 200, "the room is back: {b}");
+    let view: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let names: Vec<_> =
+        view["channels"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Deutsch", "Français"], "{b}");
+    assert_eq!(view["floor_lang"], "en");
+    let mut lena = Signal::connect(&s).await;
+    assert!(
+        matches!(lena.join(&listener.token, None).await, ServerMsg::Joined { .. }),
+        "an invitation from before the restart works"
+    );
+
+    // Deleting: not for listeners; a host may, and everyone in the room is told and let go.
+    let (st, _) = http(&s, "DELETE", "/api/rooms/conf", Some(&listener.token), None).await;
+    assert_eq!(st, 403);
+    let (st, b) = http(&s, "DELETE", "/api/rooms/conf", Some(&host), None).await;
+    assert_eq!(st, 204, "{b}");
+    match lena.next().await {
+        ServerMsg::Error { code: ErrorCode::Ended, message } => {
+            assert!(message.contains("deleted"), "{message}")
+        }
+        other => panic!("the listener is told the room is gone, not {other:?}"),
+    }
+    let (st, _) = http(&s, "GET", "/api/rooms/conf", key, None).await;
+    assert_eq!(st, 404);
+    let (st, _) = http(&s, "DELETE", "/api/rooms/conf", key, None).await;
+    assert_eq!(st, 404, "deleted once");
+    drop(s);
+    let s = server_in(&data).await;
+    let (st, _) = http(&s, "GET", "/api/rooms/conf", key, None).await;
+    assert_eq!(st, 404, "and it stays deleted after a restart");
+    let mut again = Signal::connect(&s).await;
+    match again.join(&listener.token, None).await {
+        ServerMsg::Error { code: ErrorCode::NotFound, .. } => {}
+        other => panic!("a link to a deleted room is refused, not {other:?}"),
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}

@@ -126,3 +126,47 @@ async fn handover_both_ways_and_by_the_host_without_gaps() {
     println!("host assignment: longest gap {gap} ms");
     assert!(gap <= 40);
 }
+
+/// An interpreter whose page reconnects (same token, same resume key) while the server still
+/// holds the old session: the old one is ended, and the new one is on air again, since the
+/// partner did not take over meanwhile. The listener hears the voice again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_returning_interpreter_replaces_its_old_session_and_is_on_air_again() {
+    let s = server().await;
+    let ana = token(&s, Role::Interpreter, Some("es"), "Ana");
+    let mut a = Signal::connect(&s).await;
+    assert!(matches!(a.join_again(&ana, None, Some("page-1")).await, ServerMsg::Joined { .. }));
+    let _a_media = media(&mut a, Some(880.0), true).await;
+    a.wait_booth("Ana goes on air", is_live).await;
+    let (mut b, _) = joined(&s, Role::Interpreter, Some("es"), "Bea").await;
+    let _b_media = media(&mut b, Some(990.0), true).await;
+    b.wait_booth("Bea is in, not live", |m| matches!(m, ServerMsg::Booth { live: false, members, .. } if members.len() == 2 && members.iter().all(|m| m.publishing))).await;
+    let (mut l, _) = joined(&s, Role::Listener, None, "Lena").await;
+    l.select(Some("es")).await;
+    let listener = media(&mut l, None, true).await;
+    listener.wait_frames(25, 10).await;
+
+    // A stranger with another key does not push Ana out.
+    let mut other = Signal::connect(&s).await;
+    assert!(matches!(other.join_again(&ana, None, Some("page-2")).await, ServerMsg::Joined { .. }));
+    a.wait_booth("Ana still live", is_live).await;
+    drop(other);
+
+    // Ana's page comes back with its key: the old session ends, the new one goes on air.
+    let mut a2 = Signal::connect(&s).await;
+    assert!(matches!(a2.join_again(&ana, None, Some("page-1")).await, ServerMsg::Joined { .. }));
+    match a.next_reply().await {
+        ServerMsg::Error { code: tolk::protocol::ErrorCode::Ended, message } => {
+            println!("old session: {message}")
+        }
+        other => panic!("the old session is ended, not {other:?}"),
+    }
+    let t = Instant::now();
+    let _a2_media = media(&mut a2, Some(660.0), true).await;
+    a2.wait_booth("the returning Ana is live again", is_live).await;
+    b.wait_booth("Bea sees the new Ana live", |m| matches!(m, ServerMsg::Booth { live: false, members, .. } if members.iter().any(|m| m.name == "Ana" && m.live))).await;
+    settle(600).await;
+    let back = first_after(&listener, t, |f| tone_db(&f.pcm, 660.0) > -20.0).expect("the new Ana is heard");
+    println!("the returning interpreter is heard {back} ms (media time) after rejoining");
+    assert!(level_after(&listener, t, back + 100, 200, 990.0) < -40.0, "Bea stays off air");
+}

@@ -32,9 +32,15 @@ pub enum Command {
     Leave {
         peer: PeerId,
     },
+    /// A new room, or one restored from the database with its captioned sources (`None`: the floor).
     CreateRoom {
         spec: RoomSpec,
+        captions: Vec<Option<String>>,
         reply: oneshot::Sender<Result<RoomView, Error>>,
+    },
+    DeleteRoom {
+        id: String,
+        reply: oneshot::Sender<Result<(), Error>>,
     },
     AddChannel {
         room: String,
@@ -183,8 +189,19 @@ fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Box<Se
             sessions.remove(&peer);
             engine.handle_leave(peer);
         }
-        Command::CreateRoom { spec, reply } => {
-            let _ = reply.send(engine.create_room(spec));
+        Command::CreateRoom { spec, captions, reply } => {
+            let id = spec.id.clone();
+            let r = engine.create_room(spec).inspect(|_| {
+                for source in captions {
+                    if let Err(e) = engine.set_captions(&id, source, true) {
+                        warn!(room = id, "captions not restored: {e}");
+                    }
+                }
+            });
+            let _ = reply.send(r.map(|v| engine.room_view(&v.id).unwrap_or(v)));
+        }
+        Command::DeleteRoom { id, reply } => {
+            let _ = reply.send(engine.delete_room(&id));
         }
         Command::AddChannel { room, spec, reply } => {
             let _ = reply.send(engine.add_channel(&room, spec));

@@ -3,6 +3,7 @@
 //! API (all bodies JSON; errors are `{"code": "...", "message": "..."}`):
 //! - `POST /api/rooms` `{"id","floor_lang"?,"channels":[{"lang","name"?}]}` (API key): create a room.
 //! - `GET /api/rooms/{id}`: the room, its channels, who is live, listener counts.
+//! - `DELETE /api/rooms/{id}`: delete the room, its sessions (told `ended`) and its transcript.
 //! - `POST /api/rooms/{id}/channels` `{"lang","name"?}`: add a channel.
 //! - `POST /api/rooms/{id}/tokens` `{"role","channel"?,"name","ttl_secs"?}`: mint an invitation.
 //!
@@ -51,6 +52,7 @@ impl IntoResponse for ApiError {
             ErrorCode::AlreadyJoined | ErrorCode::Exists | ErrorCode::Conflict => StatusCode::CONFLICT,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Busy | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Ended => StatusCode::GONE,
         };
         (status, Json(serde_json::json!({"code": self.0.code, "message": self.0.message}))).into_response()
     }
@@ -66,7 +68,7 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics))
         .route("/ws", get(ws))
         .route("/api/rooms", post(create_room))
-        .route("/api/rooms/{id}", get(room))
+        .route("/api/rooms/{id}", get(room).delete(delete_room))
         .route("/api/rooms/{id}/channels", post(add_channel))
         .route("/api/rooms/{id}/tokens", post(mint))
         .route("/api/rooms/{id}/transcript", get(transcript).delete(delete_transcript))
@@ -88,7 +90,7 @@ async fn health(State(app): State<App>) -> ApiResult<Json<serde_json::Value>> {
     let snapshot = app.snapshot().await?;
     let mut body = serde_json::json!({
         "status": "ok",
-        "captions": app.store().is_some(),
+        "captions": app.captions(),
         "asr_skipped_chunks": app.asr_skipped(),
     });
     let mut dropped = serde_json::Map::new();
@@ -184,6 +186,16 @@ async fn room(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>
     }
 }
 
+async fn delete_room(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    may_manage(&app, &headers, &id)?;
+    app.delete_room(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 async fn add_channel(
     State(app): State<App>,
     headers: HeaderMap,
@@ -265,11 +277,6 @@ struct TranscriptQuery {
     format: Option<String>,
 }
 
-fn store(app: &App) -> Result<&crate::store::Store, Error> {
-    app.store()
-        .ok_or_else(|| Error::new(ErrorCode::NotFound, "this server keeps no transcripts (captions are off)"))
-}
-
 async fn transcript(
     State(app): State<App>,
     headers: HeaderMap,
@@ -277,7 +284,8 @@ async fn transcript(
     axum::extract::Query(q): axum::extract::Query<TranscriptQuery>,
 ) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
-    let lines = store(&app)?
+    let lines = app
+        .store()
         .lines(&id, q.source.as_deref())
         .map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
     Ok(match q.format.as_deref() {
@@ -300,6 +308,6 @@ async fn delete_transcript(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
-    let n = store(&app)?.delete(&id).map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
+    let n = app.store().delete(&id).map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
     Ok(Json(serde_json::json!({"deleted": n})).into_response())
 }

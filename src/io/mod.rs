@@ -52,7 +52,10 @@ struct Inner {
     placement: std::sync::Mutex<Placement>,
     /// Rooms that must live on engine 0 (named by the RTP tap or outputs).
     pinned: std::collections::HashSet<String>,
-    store: Option<Arc<Store>>,
+    /// Rooms, channels, caption settings and transcripts.
+    store: Arc<Store>,
+    /// Whether a speech recogniser runs (hosts can turn captions on).
+    captions: bool,
     asr_skipped: Arc<AtomicU64>,
     metrics: metrics::Metrics,
     next_peer: AtomicU64,
@@ -71,6 +74,15 @@ pub struct Invite {
     pub name: String,
     pub token: String,
     pub url: String,
+}
+
+fn stored(e: crate::store::StoreError) -> Error {
+    tracing::error!("{e}");
+    Error::new(ErrorCode::Busy, format!("not saved: {e}"))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970").as_secs()
 }
 
 fn gone() -> Error {
@@ -102,7 +114,9 @@ impl App {
             Command::Message { peer, .. } | Command::Leave { peer } => {
                 p.peers.get(peer).copied().ok_or_else(|| Error::new(ErrorCode::NotJoined, "not joined"))
             }
-            Command::AddChannel { room: id, .. } | Command::Room { id, .. } => room(id),
+            Command::AddChannel { room: id, .. }
+            | Command::Room { id, .. }
+            | Command::DeleteRoom { id, .. } => room(id),
             Command::CreateRoom { .. } => {
                 Ok(p.load.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i))
             }
@@ -207,7 +221,20 @@ impl App {
         Invite { role: claims.role, channel: claims.channel, name: claims.name, token, url }
     }
 
+    /// Creates a room and keeps it in the database before answering: it survives restarts.
     pub async fn create_room(&self, spec: RoomSpec) -> Result<RoomView, Error> {
+        let kept = spec.clone();
+        let view = self.place_room(spec, Vec::new()).await?;
+        if let Err(e) = self.inner.store.insert_room(&kept, unix_now()) {
+            // Not kept, so not made: the room goes again and the caller hears why.
+            let _ = self.delete_room(kept.id.clone()).await;
+            return Err(stored(e));
+        }
+        Ok(view)
+    }
+
+    /// Puts a room on an engine (the least loaded, or engine 0 for rooms the RTP doors name).
+    async fn place_room(&self, spec: RoomSpec, captions: Vec<Option<String>>) -> Result<RoomView, Error> {
         let id = spec.id.clone();
         // Rooms fed by the RTP tap or sent to an RTP output live on engine 0, which owns those sockets.
         let pinned = self.inner.pinned.contains(&id);
@@ -215,7 +242,7 @@ impl App {
             return Err(Error::new(ErrorCode::Exists, format!("room {id} already exists")));
         }
         let (tx, rx) = oneshot::channel();
-        let cmd = Command::CreateRoom { spec, reply: tx };
+        let cmd = Command::CreateRoom { spec, captions, reply: tx };
         let engine = if pinned { 0 } else { self.route(&cmd)? };
         let view = self.ask_engine(engine, cmd, rx).await??;
         let mut p = self.placement();
@@ -224,8 +251,48 @@ impl App {
         Ok(view)
     }
 
+    /// Brings back every room the database holds (at start).
+    async fn restore_rooms(&self) -> Result<usize, StartError> {
+        let rooms = self.inner.store.rooms().map_err(|e| StartError::Serve(std::io::Error::other(e)))?;
+        let n = rooms.len();
+        for r in rooms {
+            let id = r.spec.id.clone();
+            if let Err(e) = self.place_room(r.spec, r.captions).await {
+                tracing::warn!(room = id, "stored room not restored: {e}");
+            }
+        }
+        Ok(n)
+    }
+
+    /// Deletes a room: its sessions end, its definition and transcript are deleted.
+    pub async fn delete_room(&self, id: String) -> Result<(), Error> {
+        let r = self.request(|reply| Command::DeleteRoom { id: id.clone(), reply }).await;
+        // The database is cleaned even when the engine had no such room (a room that failed to restore).
+        let stored = self.inner.store.delete_room(&id).map_err(stored)?;
+        match r {
+            Ok(()) => {
+                let mut p = self.placement();
+                if let Some(engine) = p.rooms.remove(&id) {
+                    p.load[engine] -= 1;
+                }
+                Ok(())
+            }
+            Err(_) if stored => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn add_channel(&self, room: String, spec: ChannelSpec) -> Result<RoomView, Error> {
-        self.request(|reply| Command::AddChannel { room, spec, reply }).await
+        let kept = spec.clone();
+        let view = self.request(|reply| Command::AddChannel { room: room.clone(), spec, reply }).await?;
+        self.inner.store.add_channel(&room, &kept).map_err(stored)?;
+        Ok(view)
+    }
+
+    /// Keeps a host's caption setting (applied by the engine already) so that it survives restarts.
+    pub(crate) fn keep_captions(&self, room: &str, source: Option<&str>, on: bool) -> Result<(), Error> {
+        let source = source.filter(|s| *s != "floor");
+        self.inner.store.set_captions(room, source, on).map_err(stored)
     }
 
     pub async fn room(&self, id: String) -> Result<Option<RoomView>, Error> {
@@ -243,9 +310,14 @@ impl App {
         Ok(self.inner.metrics.render(snapshots, self.asr_skipped()))
     }
 
-    /// The transcript store, when captions are available.
-    pub fn store(&self) -> Option<&Store> {
-        self.inner.store.as_deref()
+    /// The database: rooms and transcripts.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Whether a speech recogniser runs, so that hosts can turn captions on.
+    pub fn captions(&self) -> bool {
+        self.inner.captions
     }
 
     /// Audio chunks the recogniser had no time for.
@@ -305,28 +377,71 @@ pub(crate) fn random_hex(bytes: usize) -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Opens the transcript store and starts the recogniser; without a model, captions are off (and said so).
-fn captions(config: &Config, engines: usize) -> Result<(Option<Arc<Store>>, Vec<Asr>), StartError> {
-    if !config.captions {
-        return Ok((None, Vec::new()));
+/// Opens the database in the data directory (made if missing), deleting transcript lines past their days.
+fn open_store(config: &Config) -> Result<Arc<Store>, StartError> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        StartError::Serve(std::io::Error::other(format!("cannot make {}: {e}", dir.display())))
+    })?;
+    let path = dir.join("tolk.db");
+    // Before rooms were kept, the database held only transcripts, under another name.
+    let old = dir.join("transcripts.db");
+    if !path.exists() && old.exists() {
+        std::fs::rename(&old, &path).map_err(StartError::Serve)?;
+        for ext in ["-wal", "-shm"] {
+            let _ =
+                std::fs::rename(dir.join(format!("transcripts.db{ext}")), dir.join(format!("tolk.db{ext}")));
+        }
     }
-    std::fs::create_dir_all(&config.data_dir).map_err(StartError::Serve)?;
-    let store = Store::open(&config.data_dir.join("transcripts.db"))
-        .map_err(|e| StartError::Serve(std::io::Error::other(e)))?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970").as_secs();
-    match store.purge(config.transcript_days, now) {
+    let store = Store::open(&path).map_err(|e| StartError::Serve(std::io::Error::other(e)))?;
+    match store.purge(config.transcript_days, unix_now()) {
         Ok(0) => {}
         Ok(n) => tracing::info!("deleted {n} transcript lines older than {} days", config.transcript_days),
         Err(e) => tracing::warn!("{e}"),
     }
-    let store = Arc::new(store);
+    Ok(Arc::new(store))
+}
+
+/// The token secret: the configured one, else the one in the data directory, made there once
+/// (readable by this user only), so that invitation links outlive restarts and upgrades.
+fn secret(config: &Config) -> Result<String, StartError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(s) = &config.secret {
+        return Ok(s.clone());
+    }
+    let path = config.data_dir.join("secret");
+    let bad = |what: String| StartError::Config(ConfigError::Invalid(what));
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() >= 16 => return Ok(s.trim().to_string()),
+        Ok(_) => return Err(bad(format!("{} holds no secret of 16 or more characters", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(bad(format!("cannot read {}: {e}", path.display()))),
+    }
+    let s = random_hex(32);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| bad(format!("cannot make {}: {e}", path.display())))?;
+    f.write_all(s.as_bytes()).and_then(|()| f.sync_all()).map_err(StartError::Serve)?;
+    tracing::info!("made a token secret in {}", path.display());
+    Ok(s)
+}
+
+/// Starts the recogniser; without a model, captions are off (and said so).
+fn captions(config: &Config, store: &Arc<Store>, engines: usize) -> Vec<Asr> {
+    if !config.captions {
+        return Vec::new();
+    }
     // Whisper gets both cores' worth of threads; the media thread needs a few percent of one.
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4)) as i32;
     match Asr::start(config.models_dir.clone(), Some(store.clone()), threads, engines) {
-        Ok(asr) => Ok((Some(store), asr)),
+        Ok(asr) => asr,
         Err(e) => {
             tracing::warn!("captions unavailable: {e}");
-            Ok((Some(store), Vec::new()))
+            Vec::new()
         }
     }
 }
@@ -338,7 +453,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let listener =
         tokio::net::TcpListener::bind(config.http).await.map_err(|e| StartError::Bind(config.http, e))?;
     let http_addr = listener.local_addr().map_err(StartError::Serve)?;
-    let (store, asr) = captions(&config, engines)?;
+    let store = open_store(&config)?;
+    let secret = secret(&config)?;
+    let asr = captions(&config, &store, engines);
+    let captions_on = !asr.is_empty();
     let tick = metrics::tick_histogram();
     let asr_skipped = asr.first().map(|a| a.skipped.clone()).unwrap_or_default();
     let mut asr = asr.into_iter();
@@ -406,7 +524,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .chain(config.rtp_out.iter().map(|o| o.room.clone()))
         .collect();
 
-    let secret = config.secret.clone().unwrap_or_else(|| random_hex(32));
     let api_key = config.api_key.clone().unwrap_or_else(|| random_hex(16));
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
     let app = App {
@@ -417,6 +534,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             next_peer: AtomicU64::new(1),
             resources: Default::default(),
             store,
+            captions: captions_on,
             asr_skipped,
             metrics: metrics::Metrics::new(tick),
             keys: Keys::new(secret.as_bytes()),
@@ -443,6 +561,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let _ = tokio::task::spawn_blocking(sys::trim).await;
         }
     });
+    let rooms = app.restore_rooms().await?;
+    if rooms > 0 {
+        tracing::info!(rooms, "rooms restored from the database");
+    }
     tracing::info!(%http_addr, engines, "tolk is up");
     Ok(Running {
         http: http_addr,
@@ -485,7 +607,13 @@ pub async fn demo(app: &App, channels: &[String]) -> Result<Vec<Invite>, Error> 
             .map(|l| ChannelSpec { lang: l.clone(), name: language_name(l), duck: Default::default() })
             .collect(),
     };
-    app.create_room(spec).await?;
+    match app.create_room(spec).await {
+        // Kept from an earlier run, with whatever its host changed since.
+        Err(e) if e.code == ErrorCode::Exists => {}
+        r => {
+            r?;
+        }
+    }
     let mut invites = vec![
         app.mint("demo", Role::Host, None, "Host", None),
         app.mint("demo", Role::Floor, None, "Floor", None),

@@ -1,6 +1,7 @@
 //! One signalling session per WebSocket: parses client messages, checks the token, relays to the media thread and back.
 
 use super::App;
+use crate::core::engine::Admission;
 use crate::protocol::{self, ClientMsg, Error, ErrorCode, ServerMsg};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::{SinkExt, StreamExt};
@@ -15,7 +16,8 @@ pub async fn session(socket: WebSocket, app: App) {
     let peer = app.next_peer();
     let (mut sink, mut stream) = socket.split();
     let (events_tx, mut events) = mpsc::channel::<Box<ServerMsg>>(SESSION_QUEUE);
-    let mut joined = false;
+    // The room, once joined.
+    let mut joined: Option<String> = None;
     loop {
         let reply = tokio::select! {
             msg = stream.next() => match msg {
@@ -31,13 +33,14 @@ pub async fn session(socket: WebSocket, app: App) {
             Some(ev) = events.recv() => Some(*ev),
         };
         if let Some(reply) = reply {
+            let ended = matches!(reply, ServerMsg::Error { code: ErrorCode::Ended, .. });
             let text = serde_json::to_string(&reply).expect("server messages serialise");
-            if sink.send(Message::Text(text.into())).await.is_err() {
+            if sink.send(Message::Text(text.into())).await.is_err() || ended {
                 break;
             }
         }
     }
-    if joined {
+    if joined.is_some() {
         app.send(|_| super::driver::Command::Leave { peer }).await.ok();
     }
 }
@@ -45,7 +48,7 @@ pub async fn session(socket: WebSocket, app: App) {
 async fn handle(
     app: &App,
     peer: u64,
-    joined: &mut bool,
+    joined: &mut Option<String>,
     events: &mpsc::Sender<Box<ServerMsg>>,
     text: &str,
 ) -> Option<ServerMsg> {
@@ -55,8 +58,8 @@ async fn handle(
         Err(e) => return Some(e.to_msg()),
     };
     let result = match msg {
-        ClientMsg::Join { token, publish } => {
-            if *joined {
+        ClientMsg::Join { token, publish, resume } => {
+            if joined.is_some() {
                 return Some(
                     Error::new(ErrorCode::AlreadyJoined, "this session has already joined").to_msg(),
                 );
@@ -65,16 +68,32 @@ async fn handle(
                 Ok(c) => c,
                 Err(e) => return Some(e.to_msg()),
             };
+            if resume.as_ref().is_some_and(|k| k.is_empty() || k.len() > 64) {
+                return Some(Error::new(ErrorCode::BadMessage, "resume must be 1-64 bytes").to_msg());
+            }
+            let who = Admission { resume, ..claims.admission() };
             let events = Some(events.clone());
-            let r = app
-                .request(|reply| Command::Join { peer, who: claims.admission(), publish, events, reply })
-                .await;
+            let r = app.request(|reply| Command::Join { peer, who, publish, events, reply }).await;
             if r.is_ok() {
-                *joined = true;
+                *joined = Some(claims.room);
             }
             r
         }
-        _ if !*joined => Err(Error::new(ErrorCode::NotJoined, "send a join message with a token first")),
+        ClientMsg::Captions { source, on } if joined.is_some() => {
+            let room = joined.clone().expect("checked");
+            let msg = ClientMsg::Captions { source: source.clone(), on };
+            match app.request(|reply| Command::Message { peer, msg, reply }).await {
+                // Kept before the host hears it is done, so that it survives a restart.
+                Ok(reply) => match app.keep_captions(&room, source.as_deref(), on) {
+                    Ok(()) => return reply,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        _ if joined.is_none() => {
+            Err(Error::new(ErrorCode::NotJoined, "send a join message with a token first"))
+        }
         msg => match app.request(|reply| Command::Message { peer, msg, reply }).await {
             Ok(reply) => return reply,
             Err(e) => Err(e),

@@ -115,8 +115,11 @@ async fn offer(
         .into());
     }
     let peer = app.next_peer();
-    app.request(|reply| Command::Join { peer, who: claims.admission(), publish: None, events: None, reply })
-        .await?;
+    // A publisher that posts again with the same invitation (its connection died, or it
+    // restarted) replaces its old session, which would otherwise hold the booth's air.
+    let resume = (door == "whip").then(|| format!("whip {token}"));
+    let who = crate::core::engine::Admission { resume, ..claims.admission() };
+    app.request(|reply| Command::Join { peer, who, publish: None, events: None, reply }).await?;
     let negotiated = async {
         if let Some(c) = channel {
             let msg = ClientMsg::Select { channel: Some(c), only: false };

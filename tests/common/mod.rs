@@ -40,6 +40,8 @@ pub async fn server_with(adjust: impl FnOnce(&mut Config)) -> Running {
         demo: false,
         // Tests that need speech recognition turn it on (loading the models takes a while).
         captions: false,
+        // Each server its own database, so that no test sees another's rooms.
+        data_dir: fresh_dir("data"),
         ..Config::default()
     };
     adjust(&mut config);
@@ -54,6 +56,16 @@ pub async fn server_with(adjust: impl FnOnce(&mut Config)) -> Running {
         .await
         .unwrap();
     running
+}
+
+/// An empty directory of its own under the system's temporary directory.
+pub fn fresh_dir(name: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let d = std::env::temp_dir().join(format!("tolk-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 pub fn token(s: &Running, role: Role, channel: Option<&str>, name: &str) -> String {
@@ -160,7 +172,22 @@ impl Signal {
     }
 
     pub async fn join(&mut self, token: &str, publish: Option<&str>) -> ServerMsg {
-        self.send(&ClientMsg::Join { token: token.into(), publish: publish.map(str::to_string) }).await;
+        self.join_again(token, publish, None).await
+    }
+
+    /// Joins with a resume key: the same person's earlier session with that key is replaced.
+    pub async fn join_again(
+        &mut self,
+        token: &str,
+        publish: Option<&str>,
+        resume: Option<&str>,
+    ) -> ServerMsg {
+        let msg = ClientMsg::Join {
+            token: token.into(),
+            publish: publish.map(str::to_string),
+            resume: resume.map(str::to_string),
+        };
+        self.send(&msg).await;
         self.next_reply().await
     }
 

@@ -202,6 +202,7 @@ impl Sim {
         self.next_peer += 1;
         let peer = self.next_peer;
         let who = Admission {
+            resume: None,
             room: "r".into(),
             role,
             name: name.into(),

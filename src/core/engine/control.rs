@@ -149,18 +149,7 @@ impl Engine {
             }
             ClientMsg::Captions { source, on } => {
                 need(Role::Host, "turn captions on or off")?;
-                if !self.config.captions {
-                    return Err(bad(
-                        ErrorCode::Unavailable,
-                        "captions are not available on this server: no speech model (models/get.sh)",
-                    ));
-                }
-                let source = source.filter(|s| s != "floor");
-                if let Some(l) = &source {
-                    self.channel_exists(&room, l)?;
-                }
-                self.rooms.get_mut(&room).expect("a peer's room outlives it").set_captions(source, on);
-                self.stale.insert(room);
+                self.set_captions(&room, source, on)?;
                 Ok(None)
             }
             ClientMsg::FloorReturn { channel } => {

@@ -34,6 +34,8 @@ pub(crate) struct Peer {
     pub(super) heard: Instant,
     /// Queued for polling in the drain loop.
     pub(super) dirty: bool,
+    /// The key a rejoining session of the same person brings ([`super::Admission::resume`]).
+    pub(super) resume: Option<String>,
     pub(super) link: Link,
 }
 
@@ -77,6 +79,7 @@ impl Peer {
             name,
             channels: Vec::new(),
             booth: None,
+            resume: None,
             input: Input::Floor,
             stream: listening.clone(),
             listening,

@@ -20,6 +20,9 @@ pub struct Admission {
     pub channel: Option<String>,
     /// Further channels an interpreter may publish into (bidirectional work).
     pub also: Vec<String>,
+    /// The same person coming back (a page that reconnects, a WHIP client that posts again):
+    /// a session of this room with the same role and key is replaced by the new one.
+    pub resume: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -164,6 +167,49 @@ impl Engine {
         Ok(self.room_view(room).expect("room exists"))
     }
 
+    /// Deletes a room: every session in it is told and ended.
+    pub fn delete_room(&mut self, id: &str) -> Result<(), Error> {
+        if !self.rooms.contains_key(id) {
+            return Err(bad(ErrorCode::NotFound, format!("no room {id}")));
+        }
+        let mut peers: Vec<PeerId> = self.peers_of(id).collect();
+        peers.sort_unstable();
+        for peer in peers {
+            self.end(peer, "the host deleted this room");
+        }
+        self.rooms.remove(id);
+        self.fanout.remove(id);
+        self.stale.remove(id);
+        Ok(())
+    }
+
+    /// Turns captions on or off for a room's floor (`None`) or channel.
+    pub fn set_captions(&mut self, room: &str, source: Option<String>, on: bool) -> Result<(), Error> {
+        if !self.config.captions {
+            return Err(bad(
+                ErrorCode::Unavailable,
+                "captions are not available on this server: no speech model (models/get.sh)",
+            ));
+        }
+        let r =
+            self.rooms.get_mut(room).ok_or_else(|| bad(ErrorCode::NotFound, format!("no room {room}")))?;
+        let source = source.filter(|s| s != "floor");
+        if let Some(l) = &source {
+            if r.channel(l).is_none() {
+                return Err(bad(ErrorCode::NotFound, format!("no channel {l} in room {room}")));
+            }
+        }
+        r.set_captions(source, on);
+        self.stale.insert(room.to_string());
+        Ok(())
+    }
+
+    /// Ends a session for good: it is told why (`ended`: its page does not come back) and leaves.
+    fn end(&mut self, peer: PeerId, why: &str) {
+        self.out.push_back(Output::Event { peer, msg: Error::new(ErrorCode::Ended, why).to_msg() });
+        self.handle_leave(peer);
+    }
+
     pub fn room_view(&self, id: &str) -> Option<RoomView> {
         let r = self.rooms.get(id)?;
         let (floor, channels) = self.room_state(r);
@@ -184,10 +230,24 @@ impl Engine {
         if self.peers.len() >= MAX_PEERS {
             return Err(bad(ErrorCode::Busy, "this server is full; try again later"));
         }
-        let room = self
-            .rooms
-            .get_mut(&who.room)
-            .ok_or_else(|| bad(ErrorCode::NotFound, format!("no room {}", who.room)))?;
+        if !self.rooms.contains_key(&who.room) {
+            return Err(bad(ErrorCode::NotFound, format!("no room {}", who.room)));
+        }
+        if let Some(key) = &who.resume {
+            // The same person again: the old session (its connection already dead, or about to
+            // be) gives way at once, so that its booth seat and air are free for the new one.
+            let old: Vec<PeerId> = self
+                .peers_of(&who.room)
+                .filter(|id| {
+                    let p = &self.peers[id];
+                    p.role == who.role && p.resume.as_ref() == Some(key)
+                })
+                .collect();
+            for id in old {
+                self.end(id, "you joined again from another connection; this one is closed");
+            }
+        }
+        let room = self.rooms.get_mut(&who.room).expect("checked above");
         let mut channels = Vec::new();
         let mut booth = None;
         let mut listening = Stream::Floor;
@@ -238,6 +298,7 @@ impl Engine {
         let mut p = Peer::new(who.room.clone(), who.role, who.name.clone(), listening, now);
         p.channels = channels.clone();
         p.booth = booth.clone();
+        p.resume = who.resume.clone();
         self.peers.insert(peer, p);
         self.fanout.get_mut(&who.room).expect("every room has its fan-out").peers.insert(peer);
         self.restream(&who.room);
