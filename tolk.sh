@@ -63,7 +63,7 @@ case "${1:-}" in
     build_deps
     # Real clients for the tests: Chromium (driven by playwright-core), ffmpeg (RTP tap),
     # aiortc (WHIP/WHEP), espeak-ng and sox (speech for captions); unshare and ip keep them on loopback.
-    need_apt chromium ffmpeg espeak-ng sox iproute2 util-linux
+    need_apt chromium ffmpeg espeak-ng sox iproute2 util-linux nftables
     models
     if [ ! -d tests/browser/node_modules/playwright-core ]; then
       npm ci --prefix tests/browser --no-audit --no-fund

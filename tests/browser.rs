@@ -1,6 +1,7 @@
 //! Real browsers: headless Chromium (playwright-core) runs the interpreter console with a fake
 //! microphone and the listener page; the listener's WebAudio analyser must hear the
-//! interpreter's tone, and after a handover clicked through two consoles, the partner's.
+//! interpreter's tone, after a handover clicked through two consoles the partner's, and
+//! again by itself after the server is killed, a WebSocket closes or the media path drops.
 
 mod common;
 
@@ -23,7 +24,7 @@ async fn node(script: &str, args: &[&str]) -> serde_json::Value {
     );
     let run =
         tokio::process::Command::new("node").arg(dir.join(script)).args(args).kill_on_drop(true).output();
-    let out = tokio::time::timeout(Duration::from_secs(150), run)
+    let out = tokio::time::timeout(Duration::from_secs(200), run)
         .await
         .expect("browser test finishes")
         .expect("node runs");
@@ -122,4 +123,69 @@ async fn a_settled_chromium_listener_keeps_playing_past_the_consent_timeout() {
     assert_eq!(later["state"], "connected", "the connection outlives the consent timeout: {result}");
     assert!((peak(later) - 880.0).abs() < 25.0, "40 s later the loudest frequency is {:.0} Hz", peak(later));
     assert!(level(later, "880") > -60.0, "880 Hz too quiet 40 s later: {result}");
+}
+
+/// A port free on loopback now (for a server that must come back on the same address).
+fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+}
+
+/// Crash-only: a floor page, an interpreter console and a listener come back with no click
+/// after kill -9 of the server (which restores the room made through the API, with its secret
+/// from the data directory, so the old links work), after one page's WebSocket closes, and
+/// after the media path is dropped for 5 s (nft in the test's network namespace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_come_back_by_themselves_after_kill_9_a_closed_socket_and_a_dead_media_path() {
+    let dir = fresh_dir("recover");
+    let (http, udp) = (free_port(false), free_port(true));
+    let config = dir.join("tolk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "http = \"127.0.0.1:{http}\"\nudp = \"127.0.0.1:{udp}\"\nengines = 1\napi_key = \"k\"\ndemo = false\n\
+             captions = false\ndata_dir = {:?}\n",
+            dir.join("data")
+        ),
+    )
+    .unwrap();
+    let (floor, voice) = (wav(440.0), wav(880.0));
+    let args = [
+        env!("CARGO_BIN_EXE_tolk"),
+        config.to_str().unwrap(),
+        &format!("127.0.0.1:{http}"),
+        &udp.to_string(),
+        floor.to_str().unwrap(),
+        voice.to_str().unwrap(),
+    ];
+    let r = node("recover.mjs", &args).await;
+    let _ = std::fs::remove_file(&floor);
+    let _ = std::fs::remove_file(&voice);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("recovery: {r}");
+    let ms = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::INFINITY);
+    assert!(ms(&r["before"]) < 10_000.0, "the listener hears the interpreter at first: {r}");
+
+    let kill = &r["kill"];
+    assert!(ms(&kill["noticedMs"]) < 2_000.0, "the listener shows it is reconnecting at once: {kill}");
+    assert!(ms(&kill["heardMs"]) < 10_000.0, "heard again within 10 s of the restart: {kill}");
+    assert_eq!(kill["listenerChannel"], "es", "the listener is back on its channel: {kill}");
+    assert!((ms(&kill["interpreterHearsFloor"]) - 440.0).abs() < 25.0, "the floor publishes again: {kill}");
+    let room = &kill["room"];
+    assert_eq!(room["floor"]["sources"], 1, "one floor source, not two: {room}");
+    assert_eq!(room["channels"][0]["name"], "Español", "the room made through the API is back: {room}");
+    assert_eq!(room["channels"][0]["members"].as_array().map(Vec::len), Some(1), "one interpreter: {room}");
+
+    let (l, i) = (&r["listenerSocket"], &r["interpreterSocket"]);
+    assert!(ms(&l["noticedMs"]) < 1_000.0 && ms(&l["heardMs"]) < 10_000.0, "listener socket: {l}");
+    assert!(ms(&i["noticedMs"]) < 1_000.0 && ms(&i["liveMs"]) < 10_000.0, "interpreter socket: {i}");
+    assert!(ms(&i["heardMs"]) < 10_000.0, "the interpreter is heard again: {i}");
+
+    let b = &r["blackhole"];
+    assert_eq!(b["silentDuring"], true, "the blackhole does cut the media: {b}");
+    assert!(ms(&b["heardMs"]) < 10_000.0, "heard again within 10 s of the path coming back: {b}");
+    assert_eq!(b["listenerState"], "connected", "{b}");
 }

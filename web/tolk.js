@@ -6,31 +6,149 @@ export function inviteToken() {
   return new URLSearchParams(location.hash.slice(1)).get('token');
 }
 
-/** One signalling session over a WebSocket. Emits 'state', 'booth', 'selected', 'error', 'close'. */
+/** Errors after which a page must not rejoin by itself: it would be refused again. */
+const FINAL = new Set(['bad_token', 'token_expired', 'forbidden', 'not_found', 'ended']);
+/** How long a media connection may stay "disconnected" (or take to connect) before the page starts over. */
+const MEDIA_GRACE_MS = 3000;
+const CONNECT_LIMIT_MS = 8000;
+
+/** A random key this page keeps while it is open (and across reloads of the tab), so that rejoining replaces its old session. */
+function resumeKey() {
+  let key = sessionStorage.getItem('tolk-resume');
+  if (!key) {
+    key = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+    sessionStorage.setItem('tolk-resume', key);
+  }
+  return key;
+}
+
+/**
+ * One participant's signalling session over a WebSocket, and its media connection. It comes
+ * back by itself: when the WebSocket closes, the server says the media was lost, or the media
+ * path stays down, it emits 'reconnecting', rejoins with the same token (and resume key) with
+ * backoff, and runs the page's `setup` again, which renegotiates media and restores what the
+ * person had; then 'connected'. It stops only for good reasons ('ended': a bad or expired
+ * link, a deleted room, the same person joined elsewhere).
+ * Also emits the server's messages by type: 'state', 'booth', 'selected', 'caption', 'notice', 'error'.
+ */
 export class Session extends EventTarget {
   constructor() {
     super();
     this.waiting = [];
+    this.resume = resumeKey();
+    this.attempts = 0;
+    this.state = 'idle';
+  }
+
+  /**
+   * Joins with `token` and runs `setup(joined, again)` (connect media, restore state); then
+   * keeps the session alive. `publish()` gives the channel an interpreter publishes into.
+   * The first attempt throws, so the page can say why; later ones retry by themselves.
+   */
+  async run(token, setup, publish = () => null) {
+    this.token = token;
+    this.setup = setup;
+    this.publish = publish;
+    try {
+      await this.attempt(false);
+    } catch (e) {
+      this.teardown();
+      this.state = 'idle';
+      throw e;
+    }
+  }
+
+  /** One try: open, join, set up; it fails as soon as the connection is lost meanwhile. */
+  async attempt(again) {
+    this.state = again ? 'rejoining' : 'connecting';
+    const aborted = new Promise((_, fail) => (this.abort = fail));
+    aborted.catch(() => {});
+    await Promise.race([aborted, (async () => {
+      await this.open();
+      const joined = await this.join(this.token, this.publish());
+      await this.setup(joined, again);
+    })()]);
+    this.state = 'connected';
+    this.attempts = 0;
+    this.dispatchEvent(new CustomEvent('connected', { detail: { again } }));
+  }
+
+  /** The connection is gone: start over, after a pause that grows with each failed try. */
+  lost(why) {
+    if (this.state === 'connecting' || this.state === 'rejoining') {
+      this.abort(Object.assign(new Error(why), { code: 'lost' }));
+      return;
+    }
+    if (this.state !== 'connected') return;
+    this.state = 'reconnecting';
+    console.info(`tolk: ${why}; reconnecting`);
+    this.dispatchEvent(new CustomEvent('reconnecting', { detail: { why } }));
+    this.teardown();
+    const retry = async () => {
+      const wait = Math.min(250 * 2 ** this.attempts, 3000) * (0.75 + Math.random() / 2);
+      this.attempts++;
+      await new Promise((r) => setTimeout(r, wait));
+      try {
+        await this.attempt(true);
+      } catch (e) {
+        if (this.state === 'ended') return;
+        if (FINAL.has(e.code)) return this.end(e.message);
+        console.info(`tolk: reconnecting failed (${e.message}); trying again`);
+        this.teardown();
+        this.state = 'reconnecting';
+        retry();
+      }
+    };
+    retry();
+  }
+
+  end(message) {
+    this.state = 'ended';
+    this.teardown();
+    this.dispatchEvent(new CustomEvent('ended', { detail: { message } }));
+  }
+
+  teardown() {
+    clearTimeout(this.mediaTimer);
+    for (const w of this.waiting.splice(0)) w.fail(Object.assign(new Error('connection lost'), { code: 'lost' }));
+    if (this.ws) {
+      this.ws.onclose = this.ws.onmessage = this.ws.onerror = null;
+      this.ws.close();
+      this.ws = null;
+    }
+    if (this.pc) {
+      this.pc.onconnectionstatechange = null;
+      this.pc.close();
+      this.pc = null;
+    }
   }
 
   async open() {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-    this.ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    this.ws = ws;
     await new Promise((ok, fail) => {
-      this.ws.onopen = ok;
-      this.ws.onerror = () => fail(new Error('cannot reach the tolk server'));
+      ws.onopen = ok;
+      ws.onerror = () => fail(new Error('cannot reach the tolk server'));
+      ws.onclose = () => fail(new Error('cannot reach the tolk server'));
     });
-    this.ws.onmessage = (e) => this.receive(JSON.parse(e.data));
-    this.ws.onclose = () => this.dispatchEvent(new CustomEvent('close'));
+    ws.onmessage = (e) => this.receive(JSON.parse(e.data));
+    ws.onclose = () => {
+      for (const w of this.waiting.splice(0)) w.fail(Object.assign(new Error('the server connection dropped'), { code: 'lost' }));
+      this.lost('the server connection dropped');
+    };
   }
 
   receive(msg) {
+    if (msg.type === 'error' && msg.code === 'ended') return this.end(msg.message);
     const i = this.waiting.findIndex((w) => w.types.includes(msg.type));
     if (i >= 0) {
       const [w] = this.waiting.splice(i, 1);
-      msg.type === 'error' ? w.fail(new Error(msg.message)) : w.ok(msg);
+      msg.type === 'error' ? w.fail(Object.assign(new Error(msg.message), { code: msg.code })) : w.ok(msg);
       if (msg.type !== 'selected') return;
     }
+    // The server dropped this session's media (its path died): start over.
+    if (msg.type === 'error' && msg.code === 'not_joined' && this.state === 'connected') return this.lost(msg.message);
     this.dispatchEvent(new CustomEvent(msg.type, { detail: msg }));
   }
 
@@ -42,12 +160,13 @@ export class Session extends EventTarget {
   }
 
   join(token, publish) {
-    return this.request({ type: 'join', token, ...(publish ? { publish } : {}) }, 'joined');
+    return this.request({ type: 'join', token, resume: this.resume, ...(publish ? { publish } : {}) }, 'joined');
   }
 
   /** Opens the media connection: sends `stream`'s track if given, receives if `receive`. */
   async connect({ stream = null, receive = true }) {
     const pc = new RTCPeerConnection();
+    this.pc = pc;
     const direction = stream ? (receive ? 'sendrecv' : 'sendonly') : 'recvonly';
     const tr = pc.addTransceiver('audio', { direction, streams: stream ? [stream] : [] });
     if (stream) await tr.sender.replaceTrack(stream.getAudioTracks()[0]);
@@ -55,7 +174,19 @@ export class Session extends EventTarget {
     await pc.setLocalDescription(await pc.createOffer());
     const answer = await this.request({ type: 'offer', sdp: pc.localDescription.sdp }, 'answer');
     await pc.setRemoteDescription({ type: 'answer', sdp: answer.sdp });
-    this.pc = pc;
+    // A media path that does not come up, or stays down, is started over (a network change,
+    // a server that restarted, a firewall that dropped the flow).
+    const watch = () => {
+      clearTimeout(this.mediaTimer);
+      const s = pc.connectionState;
+      if (s === 'failed' || s === 'closed') return this.lost(`the media connection ${s}`);
+      if (s !== 'connected') {
+        const limit = s === 'disconnected' ? MEDIA_GRACE_MS : CONNECT_LIMIT_MS;
+        this.mediaTimer = setTimeout(() => this.pc === pc && this.lost(`the media connection stayed ${s}`), limit);
+      }
+    };
+    pc.onconnectionstatechange = watch;
+    watch();
     return { pc, remote: receive ? remote : null };
   }
 
@@ -63,10 +194,23 @@ export class Session extends EventTarget {
     return this.request({ type: 'select', channel, only }, 'selected');
   }
 
-  /** Fire-and-forget requests; refusals arrive as 'error' events. */
+  /** Fire-and-forget requests; refusals arrive as 'error' events. Dropped while reconnecting. */
   send(msg) {
-    this.ws.send(JSON.stringify(msg));
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
+}
+
+/** Shows the connection's ups and downs in the page's status line (and on `document.body.dataset.connection`). */
+export function followConnection(session, connected) {
+  const el = document.getElementById('status');
+  const set = (state, text, error = false) => {
+    document.body.dataset.connection = state;
+    el.textContent = text;
+    el.classList.toggle('error', error);
+  };
+  session.addEventListener('reconnecting', () => set('reconnecting', 'Connection lost: reconnecting…', true));
+  session.addEventListener('connected', (e) => set('connected', e.detail.again ? 'Reconnected.' : connected));
+  session.addEventListener('ended', (e) => set('ended', e.detail.message, true));
 }
 
 /** The microphone as interpreters and floor speakers need it: no processing, full band. */
@@ -138,11 +282,17 @@ export function analyse(stream) {
   return analyser;
 }
 
-/** Drives a level meter element (its --level custom property, 0..1) from an analyser. */
+const meters = new WeakMap();
+
+/** Drives a level meter element (its --level custom property, 0..1) from an analyser; a later call swaps the analyser. */
 export function meter(analyser, element) {
-  const buf = new Float32Array(analyser.fftSize);
+  const running = meters.has(element);
+  meters.set(element, analyser);
+  if (running) return;
   const draw = () => {
-    analyser.getFloatTimeDomainData(buf);
+    const a = meters.get(element);
+    const buf = new Float32Array(a.fftSize);
+    a.getFloatTimeDomainData(buf);
     let sum = 0;
     for (const s of buf) sum += s * s;
     const db = 10 * Math.log10(sum / buf.length + 1e-12);
