@@ -1,17 +1,18 @@
-//! The media thread: owns the engine and the shared UDP socket, feeds it datagrams, time and commands, carries out its outputs.
+//! The media thread: owns the engine and the shared UDP socket, feeds it datagrams, time and commands, carries out its outputs, and makes the engine again if it panics.
 
 use crate::asr::{Asr, Chunk};
-use crate::core::engine::{Admission, Engine, Output, RoomView, Snapshot};
+use crate::core::engine::{Admission, Engine, EngineConfig, Output, RoomView, Snapshot};
 use crate::core::room::PeerId;
-use crate::core::spec::{ChannelSpec, RoomSpec};
-use crate::protocol::{ClientMsg, Error, ServerMsg};
+use crate::core::spec::{ChannelSpec, RoomSpec, RtpOutSpec, TapSpec};
+use crate::protocol::{ClientMsg, Error, ErrorCode, ServerMsg};
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// Commands from the HTTP and signalling tasks. Each carries its own reply channel.
 pub enum Command {
@@ -54,6 +55,65 @@ pub enum Command {
     Snapshot {
         reply: oneshot::Sender<Snapshot>,
     },
+    /// Test hook ([`super::App::crash_engine`]): the thread panics, as a bug would.
+    Crash,
+}
+
+/// What a media thread needs to make its engine, and to make it again after a panic.
+pub struct Setup {
+    pub index: usize,
+    pub engine: EngineConfig,
+    /// The plain RTP floor tap and its socket (engine 0).
+    pub tap: Option<(TapSpec, UdpSocket)>,
+    pub outs: Vec<RtpOutSpec>,
+    pub socket: UdpSocket,
+    /// The address datagrams arrive at, as peers see it.
+    pub destination: SocketAddr,
+    pub asr: Option<Asr>,
+    pub tick: Histogram,
+    /// Counts restarts (`tolk_engine_restarts_total`).
+    pub restarts: Counter,
+    /// Told the engine's index after a restart, so that its rooms are put back.
+    pub restarted: mpsc::UnboundedSender<usize>,
+}
+
+/// Runs an engine until every command sender is gone. A panic (a bug) is caught and logged,
+/// the engine is made again, its sessions are told to join again (pages do, by themselves), and
+/// its rooms come back from the database; the other engines' rooms play on meanwhile.
+pub fn supervise(setup: Setup, mut commands: mpsc::Receiver<Command>) {
+    let mut sessions = HashMap::new();
+    loop {
+        let mut engine = Engine::new(setup.engine.clone(), Instant::now());
+        let tap = setup.tap.as_ref().map(|(spec, socket)| (engine.add_tap(spec.clone()), socket));
+        for o in &setup.outs {
+            engine.add_rtp_out(o.clone());
+        }
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run(
+                engine,
+                &setup.socket,
+                setup.destination,
+                tap,
+                setup.asr.as_ref(),
+                &setup.tick,
+                &mut commands,
+                &mut sessions,
+            )
+        }));
+        let Err(panic) = ran else { return };
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        error!(engine = setup.index, "media engine panicked ({what}): restarting it with its rooms");
+        setup.restarts.inc();
+        let again = Error::new(ErrorCode::NotJoined, "the media engine restarted; join again").to_msg();
+        for (_, tx) in sessions.drain() {
+            let _ = tx.try_send(Box::new(again.clone()));
+        }
+        let _ = setup.restarted.send(setup.index);
+    }
 }
 
 /// Queue of commands into the media thread: deep enough for a burst of joins,
@@ -67,24 +127,27 @@ const MAX_WAIT: Duration = Duration::from_millis(20);
 /// Most datagrams taken per wakeup, so that a flood cannot hold the tick back.
 const MAX_DRAIN: usize = 4096;
 
+type Sessions = HashMap<PeerId, mpsc::Sender<Box<ServerMsg>>>;
+
 /// Runs the engine until every command sender is gone.
-pub fn run(
+#[allow(clippy::too_many_arguments)]
+fn run(
     mut engine: Engine,
-    socket: UdpSocket,
+    socket: &UdpSocket,
     destination: SocketAddr,
-    tap: Option<(usize, UdpSocket)>,
-    asr: Option<Asr>,
-    tick: Histogram,
-    mut commands: mpsc::Receiver<Command>,
+    tap: Option<(usize, &UdpSocket)>,
+    asr: Option<&Asr>,
+    tick: &Histogram,
+    commands: &mut mpsc::Receiver<Command>,
+    sessions: &mut Sessions,
 ) {
-    let mut sessions: HashMap<PeerId, mpsc::Sender<Box<ServerMsg>>> = HashMap::new();
     // Largest datagram we accept: an Ethernet MTU plus headroom; bigger is not WebRTC.
     let mut buf = vec![0u8; 2048];
     socket.set_nonblocking(true).expect("a UDP socket can be non-blocking");
     loop {
         loop {
             match commands.try_recv() {
-                Ok(cmd) => apply(&mut engine, &mut sessions, cmd),
+                Ok(cmd) => apply(&mut engine, sessions, cmd),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
                     info!("media thread stops");
@@ -108,7 +171,7 @@ pub fn run(
                     }
                 }
                 Output::Audio { room, source, lang, ms, pcm } => {
-                    if let Some(asr) = &asr {
+                    if let Some(asr) = asr {
                         asr.offer(Chunk { engine: 0, room: room.into(), source, lang, ms, pcm });
                     }
                 }
@@ -140,17 +203,17 @@ pub fn run(
                 }
             }
         }
-        if let Some((index, tap)) = &tap {
+        if let Some((index, tap)) = tap {
             // Drain the tap without blocking: its packets wait at most one loop; bounded like
             // the media socket, so that a flood on the tap port cannot hold the tick back.
             for _ in 0..MAX_DRAIN {
                 let Ok((n, source)) = tap.recv_from(&mut buf) else { break };
-                if let Err(e) = engine.handle_tap(*index, &buf[..n]) {
+                if let Err(e) = engine.handle_tap(index, &buf[..n]) {
                     debug!(%source, "RTP tap packet dropped: {e}");
                 }
             }
         }
-        if let Some(asr) = &asr {
+        if let Some(asr) = asr {
             while let Some(c) = asr.poll_caption() {
                 engine.handle_caption(c);
             }
@@ -167,7 +230,7 @@ pub fn run(
     }
 }
 
-fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Box<ServerMsg>>>, cmd: Command) {
+fn apply(engine: &mut Engine, sessions: &mut Sessions, cmd: Command) {
     // A reply nobody waits for any more (the session closed) is simply dropped.
     match cmd {
         Command::Join { peer, who, publish, events, reply } => {
@@ -212,5 +275,6 @@ fn apply(engine: &mut Engine, sessions: &mut HashMap<PeerId, mpsc::Sender<Box<Se
         Command::Snapshot { reply } => {
             let _ = reply.send(engine.snapshot());
         }
+        Command::Crash => panic!("asked to crash (a test)"),
     }
 }

@@ -6,7 +6,7 @@ use crate::core::engine::Snapshot;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
@@ -47,13 +47,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn new(tick: Histogram) -> Metrics {
+    pub fn new(tick: Histogram, restarts: Counter) -> Metrics {
         let latest = Arc::new(Mutex::new(Latest::default()));
         let mut registry = Registry::default();
         registry.register(
             "tolk_tick_duration_seconds",
             "Time to run one tick of every room and send its packets",
             tick,
+        );
+        registry.register(
+            "tolk_engine_restarts",
+            "Media engines restarted after a panic (their rooms restored from the database)",
+            restarts,
         );
         registry.register_collector(Box::new(Engines(latest.clone())));
         Metrics { registry, latest }
@@ -136,7 +141,7 @@ mod tests {
 
     #[test]
     fn every_counter_and_gauge_is_exposed_and_engines_are_summed() {
-        let m = Metrics::new(tick_histogram());
+        let m = Metrics::new(tick_histogram(), Counter::default());
         let one = |n| {
             let mut stats = Stats::default();
             stats.add(Counter::DatagramsUnrouted, n);

@@ -9,7 +9,7 @@ pub mod whip;
 
 use crate::asr::Asr;
 use crate::config::{Config, ConfigError};
-use crate::core::engine::{Engine, EngineConfig, RoomView, Snapshot};
+use crate::core::engine::{EngineConfig, RoomView, Snapshot};
 use crate::core::room::PeerId;
 use crate::core::spec::{ChannelSpec, RoomSpec};
 use crate::protocol::{Error, ErrorCode, Role};
@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 /// Receive buffer asked for on each media socket; the kernel caps it at net.core.rmem_max.
@@ -120,7 +120,7 @@ impl App {
             Command::CreateRoom { .. } => {
                 Ok(p.load.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i))
             }
-            Command::Snapshot { .. } => Ok(0),
+            Command::Snapshot { .. } | Command::Crash => Ok(0),
         }
     }
 
@@ -262,6 +262,33 @@ impl App {
             }
         }
         Ok(n)
+    }
+
+    /// Puts an engine's rooms back on it after it restarted.
+    async fn restore_engine(&self, engine: usize) {
+        let ids: std::collections::HashSet<String> =
+            self.placement().rooms.iter().filter(|(_, e)| **e == engine).map(|(id, _)| id.clone()).collect();
+        let rooms = match self.inner.store.rooms() {
+            Ok(r) => r,
+            Err(e) => return tracing::error!(engine, "rooms not restored: {e}"),
+        };
+        let mut n = 0;
+        for r in rooms.into_iter().filter(|r| ids.contains(&r.spec.id)) {
+            let id = r.spec.id.clone();
+            let (tx, rx) = oneshot::channel();
+            let cmd = Command::CreateRoom { spec: r.spec, captions: r.captions, reply: tx };
+            match self.ask_engine(engine, cmd, rx).await {
+                Ok(Ok(_)) => n += 1,
+                Ok(Err(e)) | Err(e) => tracing::warn!(engine, room = id, "room not restored: {e}"),
+            }
+        }
+        tracing::info!(engine, rooms = n, "media engine restarted with its rooms");
+    }
+
+    /// Test hook: makes an engine's thread panic, as a bug would.
+    #[doc(hidden)]
+    pub async fn crash_engine(&self, engine: usize) -> Result<(), Error> {
+        self.to_engine(engine, Command::Crash).await
     }
 
     /// Deletes a room: its sessions end, its definition and transcript are deleted.
@@ -458,6 +485,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let asr = captions(&config, &store, engines);
     let captions_on = !asr.is_empty();
     let tick = metrics::tick_histogram();
+    let restarts = prometheus_client::metrics::counter::Counter::default();
+    let (restarted_tx, mut restarted) = mpsc::unbounded_channel::<usize>();
     let asr_skipped = asr.first().map(|a| a.skipped.clone()).unwrap_or_default();
     let mut asr = asr.into_iter();
     let mut senders = Vec::new();
@@ -477,30 +506,32 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let candidates = config.candidates_for(udp_addr, index)?;
         let destination = if udp_addr.ip().is_unspecified() { candidates[0] } else { udp_addr };
         let asr = asr.next();
-        let mut engine = Engine::new(
-            EngineConfig { candidates: candidates.clone(), captions: asr.is_some() },
-            Instant::now(),
-        );
         // The plain RTP doors belong to engine 0, with the rooms they name.
         let tap = match (&config.rtp_tap, index) {
             (Some(t), 0) => {
                 let socket = std::net::UdpSocket::bind(t.bind).map_err(|e| StartError::Bind(t.bind, e))?;
                 socket.set_nonblocking(true).map_err(StartError::Serve)?;
                 tap_addr = Some(socket.local_addr().map_err(StartError::Serve)?);
-                Some((engine.add_tap(t.clone()), socket))
+                Some((t.clone(), socket))
             }
             _ => None,
         };
-        if index == 0 {
-            for o in &config.rtp_out {
-                engine.add_rtp_out(o.clone());
-            }
-        }
+        let setup = driver::Setup {
+            index,
+            engine: EngineConfig { candidates: candidates.clone(), captions: asr.is_some() },
+            tap,
+            outs: if index == 0 { config.rtp_out.clone() } else { Vec::new() },
+            socket: udp,
+            destination,
+            asr,
+            tick: tick.clone(),
+            restarts: restarts.clone(),
+            restarted: restarted_tx.clone(),
+        };
         let (commands, rx) = mpsc::channel(driver::COMMAND_QUEUE);
         let thread = std::thread::Builder::new()
             .name(format!("tolk-media-{index}"))
             .spawn({
-                let tick = tick.clone();
                 let nice = config.media_nice;
                 move || {
                     if nice != 0 {
@@ -509,7 +540,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                                 "media thread runs at nice 0 (media_nice needs root or CAP_SYS_NICE): a busy machine can delay its ticks");
                         }
                     }
-                    driver::run(engine, udp, destination, tap, asr, tick, rx)
+                    driver::supervise(setup, rx)
                 }
             })
             .map_err(StartError::Serve)?;
@@ -536,7 +567,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             store,
             captions: captions_on,
             asr_skipped,
-            metrics: metrics::Metrics::new(tick),
+            metrics: metrics::Metrics::new(tick, restarts),
             keys: Keys::new(secret.as_bytes()),
             api_key,
             public_url: public_url.trim_end_matches('/').to_string(),
@@ -559,6 +590,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         while alive.strong_count() > 0 {
             every.tick().await;
             let _ = tokio::task::spawn_blocking(sys::trim).await;
+        }
+    });
+    // An engine that restarted after a panic gets its rooms back from the database (its
+    // sessions were told to join again, and pages do).
+    let weak = Arc::downgrade(&app.inner);
+    tokio::spawn(async move {
+        while let Some(engine) = restarted.recv().await {
+            let Some(inner) = weak.upgrade() else { return };
+            App { inner }.restore_engine(engine).await;
         }
     });
     let rooms = app.restore_rooms().await?;

@@ -72,6 +72,7 @@ pub const MAX_ROOMS: usize = 1000;
 /// Most channels in a room.
 pub const MAX_CHANNELS: usize = 32;
 
+#[derive(Clone)]
 pub struct EngineConfig {
     /// Addresses put in every SDP answer as host candidates: the shared UDP socket as clients reach it.
     pub candidates: Vec<SocketAddr>,
