@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn every_counter_and_gauge_is_exposed_and_engines_are_summed() {
-        let m = Metrics::new(tick_histogram(), Counter::default());
+        let m = Metrics::new(tick_histogram(), prometheus_client::metrics::counter::Counter::default());
         let one = |n| {
             let mut stats = Stats::default();
             stats.add(Counter::DatagramsUnrouted, n);
