@@ -2,7 +2,9 @@
 //! media engine feeds it. Reports WER, partial and final latency (media time from the words to
 //! the caption), and CPU per captioned stream.
 //!
-//! Run: `cargo bench --bench captions` (needs espeak-ng, sox and models/get.sh tiny.en + base).
+//! Run: `cargo bench --bench captions` (needs espeak-ng, sox and models/get.sh tiny.en + base);
+//! `cargo bench --bench captions -- busy 2` runs two busy loops (processes) beside it, as on a
+//! loaded server: the recogniser then drops what it cannot take in time and stays live.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -35,7 +37,36 @@ fn percentile(v: &mut [u64], p: f64) -> u64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// `n` processes that spin until dropped.
+struct Busy(Vec<std::process::Child>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn busy(n: usize) -> Busy {
+    Busy(
+        (0..n)
+            .map(|_| {
+                std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("sh runs")
+            })
+            .collect(),
+    )
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let loops =
+        args.iter().position(|a| a == "busy").and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(0);
+    let _busy = busy(loops);
+    if loops > 0 {
+        println!("with {loops} busy loops beside the recogniser");
+    }
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4)) as i32;
     let asr = Asr::start(models, None, threads, 1)
@@ -65,6 +96,7 @@ fn main() {
                 lang: Some(lang.into()),
                 ms,
                 pcm,
+                at: Instant::now(),
             });
             while let Some(c) = asr.poll_caption() {
                 // The caption goes out now: the media time of the audio just fed.

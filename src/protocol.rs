@@ -185,7 +185,10 @@ pub enum ServerMsg {
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum NoticeKind {
+    /// An interpreter asks the floor to slow down (to hosts and floor speakers).
     SlowDown,
+    /// The recogniser fell behind and skipped audio to stay live (to hosts; `from` says how much).
+    CaptionsBehind,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -2,7 +2,9 @@
 //!
 //! The media engine hands the driver 20 ms of 16 kHz audio per captioned
 //! source and tick; the driver offers it to [`Asr::offer`], which never
-//! blocks: when the recogniser falls behind, chunks are skipped and counted.
+//! blocks: when the recogniser falls behind, chunks are skipped and counted,
+//! and audio that waited longer than [`MAX_BACKLOG`] is dropped (the sentence
+//! in progress with it) so that captions follow live speech; hosts are told.
 //! The thread segments each source on voice ([`utterances`]), runs Whisper
 //! ([`whisper`]), writes every final caption to the transcript store before
 //! it is announced, and returns captions through a second bounded queue.
@@ -17,7 +19,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use utterances::{Utterances, Work};
 pub use whisper::{AsrError, Recognizer};
 
@@ -26,6 +28,12 @@ pub use whisper::{AsrError, Recognizer};
 const QUEUE: usize = 2_000;
 /// Captions waiting for the media thread.
 const CAPTIONS: usize = 256;
+/// Oldest audio the recogniser still takes: when it falls behind (a loaded machine, too many
+/// captioned sources), it drops the backlog and goes on from live speech, so that a caption is
+/// never more than a few seconds behind its words.
+pub const MAX_BACKLOG: Duration = Duration::from_secs(2);
+/// Partial captions are worked out only while the recogniser is this close to live audio.
+const PARTIALS_WITHIN: Duration = Duration::from_millis(500);
 
 /// 20 ms of a captioned source's audio at 16 kHz.
 pub struct Chunk {
@@ -38,6 +46,8 @@ pub struct Chunk {
     pub lang: Option<String>,
     /// The room's media time of the chunk, in ms.
     pub ms: u64,
+    /// When the chunk was made: one that waited longer than [`MAX_BACKLOG`] is skipped.
+    pub at: Instant,
     pub pcm: Box<[f32; utterances::CHUNK]>,
 }
 
@@ -69,7 +79,10 @@ impl Asr {
         }
         std::thread::Builder::new()
             .name("tolk-asr".into())
-            .spawn(move || run(recognizer, rx, outs, store))
+            .spawn({
+                let skipped = skipped.clone();
+                move || run(recognizer, rx, outs, store, &skipped)
+            })
             .expect("spawning the recogniser thread");
         Ok(handles)
     }
@@ -94,8 +107,11 @@ fn run(
     chunks: Receiver<Chunk>,
     outs: Vec<SyncSender<Caption>>,
     store: Option<Arc<Store>>,
+    skipped: &AtomicU64,
 ) {
     let mut streams: HashMap<Key, (Utterances, Option<String>, Work)> = HashMap::new();
+    // Per source, audio dropped as too old since its last fresh chunk (ms).
+    let mut shed: HashMap<Key, u64> = HashMap::new();
     // Captions go back to the engine the room lives on.
     let mut engine_of: HashMap<Arc<str>, usize> = HashMap::new();
     loop {
@@ -105,12 +121,37 @@ fn run(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
+        let mut newest = None;
         for c in first.into_iter().chain(chunks.try_iter()) {
+            newest = Some(c.at);
             engine_of.insert(c.room.clone(), c.engine);
             let out = &outs[c.engine];
-            let entry = streams
-                .entry((c.room.clone(), c.source.clone()))
-                .or_insert_with(|| (Utterances::default(), c.lang.clone(), Work::Nothing));
+            let key = (c.room.clone(), c.source.clone());
+            if c.at.elapsed() > MAX_BACKLOG {
+                // Behind: this audio is dropped, and the sentence it belonged to (its words
+                // would be spliced to later ones); the source goes on from live audio.
+                skipped.fetch_add(1, Ordering::Relaxed);
+                *shed.entry(key.clone()).or_default() += 20;
+                if let Some(entry) = streams.get_mut(&key) {
+                    *entry = (Utterances::default(), c.lang.clone(), Work::Nothing);
+                }
+                continue;
+            }
+            if let Some(ms) = shed.remove(&key) {
+                tracing::warn!(room = %c.room, source = ?c.source, "captions fell behind: {ms} ms of audio skipped");
+                let _ = out.try_send(Caption {
+                    room: c.room.to_string(),
+                    source: c.source.clone(),
+                    lang: c.lang.clone(),
+                    text: String::new(),
+                    is_final: false,
+                    start_ms: c.ms.saturating_sub(ms),
+                    end_ms: c.ms,
+                    skipped_ms: ms,
+                });
+            }
+            let entry =
+                streams.entry(key).or_insert_with(|| (Utterances::default(), c.lang.clone(), Work::Nothing));
             entry.1 = c.lang;
             let work = entry.0.push(c.ms, &c.pcm[..]);
             entry.2 = match (entry.2, work) {
@@ -122,8 +163,10 @@ fn run(
                 transcribe(&mut rec, &c.room, &c.source, entry, out, store.as_deref());
             }
         }
+        // Behind: partial captions wait, so that the time goes to the final ones.
+        let behind = newest.is_some_and(|t| t.elapsed() > PARTIALS_WITHIN);
         for ((room, source), entry) in streams.iter_mut() {
-            if entry.2 != Work::Nothing {
+            if entry.2 == Work::Finish || (entry.2 == Work::Run && !behind) {
                 let out = &outs[engine_of.get(room).copied().unwrap_or(0)];
                 transcribe(&mut rec, room, source, entry, out, store.as_deref());
             }
@@ -177,6 +220,7 @@ fn transcribe(
             is_final: seg.is_final,
             start_ms: seg.start_ms,
             end_ms: seg.end_ms,
+            skipped_ms: 0,
         });
     }
 }

@@ -172,7 +172,15 @@ fn run(
                 }
                 Output::Audio { room, source, lang, ms, pcm } => {
                     if let Some(asr) = asr {
-                        asr.offer(Chunk { engine: 0, room: room.into(), source, lang, ms, pcm });
+                        asr.offer(Chunk {
+                            engine: 0,
+                            room: room.into(),
+                            source,
+                            lang,
+                            ms,
+                            pcm,
+                            at: Instant::now(),
+                        });
                     }
                 }
                 Output::Timeout(t) => break t,

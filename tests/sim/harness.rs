@@ -400,6 +400,7 @@ impl Sim {
             is_final: true,
             start_ms: ms.saturating_sub(500),
             end_ms: ms,
+            skipped_ms: 0,
         });
         self.pump();
     }

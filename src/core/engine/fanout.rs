@@ -4,7 +4,7 @@ use super::stats::Counter;
 use super::{Engine, Output};
 use crate::core::media::codec::FRAME;
 use crate::core::room::{Input, PeerId, Room, Stream};
-use crate::protocol::{ChannelInfo, FloorInfo, Role, ServerMsg};
+use crate::protocol::{ChannelInfo, FloorInfo, NoticeKind, Role, ServerMsg};
 use std::collections::BTreeSet;
 
 /// A caption from the speech recogniser, for the engine to deliver to whoever hears its source.
@@ -20,6 +20,9 @@ pub struct Caption {
     /// The room's media time (ms) the caption covers.
     pub start_ms: u64,
     pub end_ms: u64,
+    /// Audio of this source the recogniser skipped to catch up with live speech (ms), just
+    /// before this caption; with an empty `text`, only that news (hosts are told).
+    pub skipped_ms: u64,
 }
 
 /// A room's peers and its fan-out: the streams someone hears, in the order the room
@@ -168,6 +171,21 @@ impl Engine {
         let Some(r) = self.rooms.get(&c.room) else { return };
         if !r.captioned(c.source.as_deref()) {
             return; // turned off while the recogniser was busy
+        }
+        if c.skipped_ms > 0 {
+            let notice = ServerMsg::Notice {
+                kind: NoticeKind::CaptionsBehind,
+                from: format!("{} ms of audio skipped", c.skipped_ms),
+                channel: c.source.clone(),
+            };
+            let hosts: Vec<PeerId> =
+                self.peers_of(&c.room).filter(|id| self.peers[id].role == Role::Host).collect();
+            for id in hosts {
+                self.out.push_back(Output::Event { peer: id, msg: notice.clone() });
+            }
+        }
+        if c.text.is_empty() {
+            return;
         }
         let msg = ServerMsg::Caption {
             source: c.source.clone(),
