@@ -4,7 +4,8 @@
 //! source and tick; the driver offers it to [`Asr::offer`], which never
 //! blocks: when the recogniser falls behind, chunks are skipped and counted,
 //! and audio that waited longer than [`MAX_BACKLOG`] is dropped (the sentence
-//! in progress with it) so that captions follow live speech; hosts are told.
+//! in progress is finished with what it has) so that captions follow live
+//! speech; hosts are told.
 //! The thread segments each source on voice ([`utterances`]), runs Whisper
 //! ([`whisper`]), writes every final caption to the transcript store before
 //! it is announced, and returns captions through a second bounded queue.
@@ -31,9 +32,9 @@ const CAPTIONS: usize = 256;
 /// Oldest audio the recogniser still takes: when it falls behind (a loaded machine, too many
 /// captioned sources), it drops the backlog and goes on from live speech, so that a caption is
 /// never more than a few seconds behind its words.
-pub const MAX_BACKLOG: Duration = Duration::from_secs(2);
+pub const MAX_BACKLOG: Duration = Duration::from_secs(5);
 /// Partial captions are worked out only while the recogniser is this close to live audio.
-const PARTIALS_WITHIN: Duration = Duration::from_millis(500);
+const PARTIALS_WITHIN: Duration = Duration::from_millis(1500);
 
 /// 20 ms of a captioned source's audio at 16 kHz.
 pub struct Chunk {
@@ -128,13 +129,19 @@ fn run(
             let out = &outs[c.engine];
             let key = (c.room.clone(), c.source.clone());
             if c.at.elapsed() > MAX_BACKLOG {
-                // Behind: this audio is dropped, and the sentence it belonged to (its words
-                // would be spliced to later ones); the source goes on from live audio.
+                // Behind: this audio is dropped. The sentence in progress is finished with what
+                // it has (its words would otherwise be spliced to later ones), and the source
+                // goes on from live audio.
                 skipped.fetch_add(1, Ordering::Relaxed);
-                *shed.entry(key.clone()).or_default() += 20;
-                if let Some(entry) = streams.get_mut(&key) {
-                    *entry = (Utterances::default(), c.lang.clone(), Work::Nothing);
+                let dropped = shed.entry(key.clone()).or_default();
+                if *dropped == 0 {
+                    if let Some(entry) = streams.get_mut(&key) {
+                        if !entry.0.window().is_empty() {
+                            entry.2 = Work::Finish;
+                        }
+                    }
                 }
+                *dropped += 20;
                 continue;
             }
             if let Some(ms) = shed.remove(&key) {
