@@ -15,7 +15,15 @@ need_apt() {
   if [ ${#missing[@]} -gt 0 ]; then
     echo "tolk: installing ${missing[*]}"
     as_root apt-get update -qq
+    # Services these packages bring (coturn, nginx) are not started: the tests run their own.
+    local guard=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      guard=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' | as_root tee "$guard" >/dev/null
+      as_root chmod +x "$guard"
+    fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    if [ -n "$guard" ]; then as_root rm -f "$guard"; fi
   fi
 }
 
@@ -62,8 +70,9 @@ case "${1:-}" in
     shift
     build_deps
     # Real clients for the tests: Chromium (driven by playwright-core), ffmpeg (RTP tap),
-    # aiortc (WHIP/WHEP), espeak-ng and sox (speech for captions); unshare and ip keep them on loopback.
-    need_apt chromium ffmpeg espeak-ng sox iproute2 util-linux nftables
+    # aiortc (WHIP/WHEP), espeak-ng and sox (speech for captions); unshare and ip keep them on
+    # loopback, nftables cuts paths in that namespace; coturn, nginx and openssl for TURN and TLS.
+    need_apt chromium ffmpeg espeak-ng sox iproute2 util-linux nftables coturn nginx-light openssl
     models
     if [ ! -d tests/browser/node_modules/playwright-core ]; then
       npm ci --prefix tests/browser --no-audit --no-fund

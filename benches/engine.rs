@@ -75,7 +75,10 @@ impl Net {
     fn new(listeners: usize) -> Net {
         let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut now = Instant::now();
-        let mut engine = Engine::new(EngineConfig { candidates: vec![server], captions: false }, now);
+        let mut engine = Engine::new(
+            EngineConfig { candidates: vec![server], tcp_candidates: Vec::new(), captions: false },
+            now,
+        );
         engine
             .create_room(RoomSpec {
                 id: "r".into(),

@@ -46,6 +46,29 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Days a transcript line is kept before it is deleted.
     pub transcript_days: u64,
+    /// A TURN relay (coturn with `use-auth-secret`): pages get short-lived credentials for it.
+    pub turn: Option<TurnConfig>,
+    /// Also accept media over TCP (passive ICE-TCP candidates on each engine's UDP port number),
+    /// for networks that let only TCP through.
+    pub ice_tcp: bool,
+}
+
+/// A TURN relay as coturn runs it with `use-auth-secret` (the TURN REST API scheme).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnConfig {
+    /// URLs handed to pages, e.g. `turn:turn.example.org:3478?transport=udp`,
+    /// `turn:turn.example.org:3478?transport=tcp`, `turns:turn.example.org:5349`.
+    pub urls: Vec<String>,
+    /// coturn's `static-auth-secret`.
+    pub secret: String,
+    /// How long the credentials a page gets are valid, in seconds.
+    #[serde(default = "default_turn_ttl")]
+    pub ttl_secs: u64,
+}
+
+fn default_turn_ttl() -> u64 {
+    12 * 3600
 }
 
 impl Default for Config {
@@ -68,6 +91,8 @@ impl Default for Config {
             models_dir: "models".into(),
             data_dir: "data".into(),
             transcript_days: 30,
+            turn: None,
+            ice_tcp: true,
         }
     }
 }
@@ -134,6 +159,18 @@ impl Config {
         }
         if self.rtp_out.iter().any(|o| o.payload_type > 127) {
             return Err(ConfigError::Invalid("rtp_out payload_type must be 0-127".into()));
+        }
+        if let Some(t) = &self.turn {
+            if t.urls.is_empty() || t.secret.is_empty() || t.ttl_secs == 0 {
+                return Err(ConfigError::Invalid("turn needs urls, a secret and a positive ttl_secs".into()));
+            }
+            if let Some(u) =
+                t.urls.iter().find(|u| !["turn:", "turns:", "stun:"].iter().any(|s| u.starts_with(s)))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "turn url {u:?} must start with turn:, turns: or stun:"
+                )));
+            }
         }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::Invalid("token_ttl_secs must be positive".into()));

@@ -127,6 +127,9 @@ pub enum ServerMsg {
         publish: Vec<String>,
         floor_lang: Option<String>,
         channels: Vec<ChannelInfo>,
+        /// Relays the page may use (`RTCPeerConnection`'s `iceServers`), with short-lived credentials.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     Answer {
         sdp: String,
@@ -180,6 +183,16 @@ pub enum ServerMsg {
         code: ErrorCode,
         message: String,
     },
+}
+
+/// A STUN or TURN server as `RTCPeerConnection` takes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -12,6 +12,11 @@ use tolk::protocol::Role;
 
 /// Runs one of the node scripts in tests/browser and returns its JSON result line.
 async fn node(script: &str, args: &[&str]) -> serde_json::Value {
+    node_with(script, args, &[]).await
+}
+
+/// As [`node`], with environment variables for the script.
+async fn node_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         dir.join("node_modules/playwright-core").exists(),
@@ -22,8 +27,12 @@ async fn node(script: &str, args: &[&str]) -> serde_json::Value {
         Path::new(&chromium).exists(),
         "Chromium not found at {chromium}: apt-get install chromium (./tolk.sh test does it)"
     );
-    let run =
-        tokio::process::Command::new("node").arg(dir.join(script)).args(args).kill_on_drop(true).output();
+    let run = tokio::process::Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .envs(env.iter().copied())
+        .kill_on_drop(true)
+        .output();
     let out = tokio::time::timeout(Duration::from_secs(200), run)
         .await
         .expect("browser test finishes")
@@ -188,4 +197,132 @@ async fn pages_come_back_by_themselves_after_kill_9_a_closed_socket_and_a_dead_m
     assert_eq!(b["silentDuring"], true, "the blackhole does cut the media: {b}");
     assert!(ms(&b["heardMs"]) < 10_000.0, "heard again within 10 s of the path coming back: {b}");
     assert_eq!(b["listenerState"], "connected", "{b}");
+}
+
+/// A Chromium listener allowed only relayed candidates (`iceTransportPolicy: "relay"`, as on a
+/// network that reaches nothing but the TURN server) hears its channel through a coturn started
+/// here on loopback, with the credentials tolk handed out in `joined`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_only_chromium_listener_hears_through_coturn() {
+    let port = free_port(true);
+    let secret = "a coturn secret for the test";
+    let _turn = tokio::process::Command::new("turnserver")
+        .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers"])
+        .args(["--use-auth-secret", "--realm=tolk", "--no-tls", "--no-dtls", "--no-cli", "--log-file=stdout"])
+        .arg(format!("--static-auth-secret={secret}"))
+        .arg(format!("--listening-port={port}"))
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("coturn's turnserver runs (apt-get install coturn; ./tolk.sh test does it)");
+    let s = server_with(|c| {
+        c.turn = Some(tolk::config::TurnConfig {
+            urls: vec![format!("turn:127.0.0.1:{port}?transport=udp")],
+            secret: secret.into(),
+            ttl_secs: 600,
+        })
+    })
+    .await;
+    let tone = wav(880.0);
+    let interpreter = s.app.mint("r", Role::Interpreter, Some("es".into()), "Ana", None).url;
+    let listener = s.app.mint("r", Role::Listener, None, "Lena", None).url;
+    let args = [interpreter.as_str(), &listener, tone.to_str().unwrap(), "es"];
+    let result = node_with("e2e.mjs", &args, &[("TOLK_RELAY", "1")]).await;
+    let _ = std::fs::remove_file(&tone);
+    println!("relayed listener: {result}");
+    assert_eq!(result["path"]["local"], "relay", "the media came through the relay: {result}");
+    assert!((peak(&result) - 880.0).abs() < 25.0, "the relayed listener hears 880 Hz: {result}");
+    assert!(level(&result, "880") > -60.0, "{result}");
+}
+
+/// With every UDP packet to the media port dropped (nft, in the test's namespace), the pages
+/// connect over ICE-TCP to the same port number and the listener hears the interpreter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chromium_listener_whose_udp_is_dropped_hears_over_ice_tcp() {
+    let s = server_with(|c| c.engines = Some(1)).await;
+    let udp = s.udp.port().to_string();
+    let table = format!("no_udp_{udp}");
+    let nft = |args: &[&str]| {
+        let ok = std::process::Command::new("nft")
+            .args(args)
+            .status()
+            .expect("nft runs (apt-get install nftables)");
+        assert!(ok.success(), "nft {args:?}");
+    };
+    nft(&["add", "table", "inet", &table]);
+    nft(&["add", "chain", "inet", &table, "in", "{ type filter hook input priority 0; }"]);
+    nft(&["add", "rule", "inet", &table, "in", "udp", "dport", &udp, "drop"]);
+    let tone = wav(880.0);
+    let interpreter = s.app.mint("r", Role::Interpreter, Some("es".into()), "Ana", None).url;
+    let listener = s.app.mint("r", Role::Listener, None, "Lena", None).url;
+    let result = node("e2e.mjs", &[&interpreter, &listener, tone.to_str().unwrap(), "es"]).await;
+    nft(&["delete", "table", "inet", &table]);
+    let _ = std::fs::remove_file(&tone);
+    println!("listener over TCP: {result}");
+    assert_eq!(result["path"]["protocol"], "tcp", "the media came over TCP: {result}");
+    assert!((peak(&result) - 880.0).abs() < 25.0, "the listener hears 880 Hz over TCP: {result}");
+    assert!(level(&result, "880") > -60.0, "{result}");
+}
+
+/// The pages as deployed: Chromium on `https://localhost` through nginx with TLS (a certificate
+/// made here), using the server block in deploy/nginx.conf as the README gives it; the
+/// WebSocket goes through the proxy, the listener hears the interpreter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_work_through_the_nginx_tls_proxy_of_the_readme() {
+    let s = server().await;
+    let dir = fresh_dir("nginx");
+    let port = free_port(false);
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let site = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx.conf"))
+        .unwrap()
+        .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
+        .replace("listen [::]:443 ssl;", "")
+        .replace("tolk.example.org;", "localhost;")
+        .replace(
+            "/etc/letsencrypt/live/tolk.example.org/fullchain.pem",
+            dir.join("cert.pem").to_str().unwrap(),
+        )
+        .replace("/etc/letsencrypt/live/tolk.example.org/privkey.pem", dir.join("key.pem").to_str().unwrap())
+        .replace("127.0.0.1:8080", &s.http.to_string());
+    let d = dir.display();
+    // One process, as the calling user (the test's namespace maps it to root).
+    let conf = format!(
+        "master_process off;\nuser root root;\ndaemon off;\npid {d}/nginx.pid;\nerror_log stderr;\nevents {{}}\n\
+         http {{\naccess_log off;\nclient_body_temp_path {d}/body;\nproxy_temp_path {d}/proxy;\n{site}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+    let _nginx = tokio::process::Command::new("nginx")
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-p")
+        .arg(&dir)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("nginx runs (apt-get install nginx-light; ./tolk.sh test does it)");
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let https =
+        |url: String| url.replace(&format!("http://{}", s.http), &format!("https://localhost:{port}"));
+    let interpreter = https(s.app.mint("r", Role::Interpreter, Some("es".into()), "Ana", None).url);
+    let listener = https(s.app.mint("r", Role::Listener, None, "Lena", None).url);
+    let tone = wav(880.0);
+    let result = node("e2e.mjs", &[&interpreter, &listener, tone.to_str().unwrap(), "es"]).await;
+    let _ = std::fs::remove_file(&tone);
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("through nginx: {result}");
+    assert_eq!(result["origin"], format!("https://localhost:{port}"), "{result}");
+    assert!((peak(&result) - 880.0).abs() < 25.0, "the listener hears 880 Hz through the proxy: {result}");
+    assert!(level(&result, "880") > -60.0, "{result}");
 }

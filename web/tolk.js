@@ -159,13 +159,16 @@ export class Session extends EventTarget {
     });
   }
 
-  join(token, publish) {
-    return this.request({ type: 'join', token, resume: this.resume, ...(publish ? { publish } : {}) }, 'joined');
+  async join(token, publish) {
+    const joined = await this.request({ type: 'join', token, resume: this.resume, ...(publish ? { publish } : {}) }, 'joined');
+    // TURN relays with fresh credentials, for networks where the media port cannot be reached directly.
+    this.iceServers = joined.ice_servers ?? [];
+    return joined;
   }
 
   /** Opens the media connection: sends `stream`'s track if given, receives if `receive`. */
   async connect({ stream = null, receive = true }) {
-    const pc = new RTCPeerConnection();
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers ?? [] });
     this.pc = pc;
     const direction = stream ? (receive ? 'sendrecv' : 'sendonly') : 'recvonly';
     const tr = pc.addTransceiver('audio', { direction, streams: stream ? [stream] : [] });

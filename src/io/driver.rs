@@ -1,5 +1,6 @@
 //! The media thread: owns the engine and the shared UDP socket, feeds it datagrams, time and commands, carries out its outputs, and makes the engine again if it panics.
 
+use super::tcp::Tcp;
 use crate::asr::{Asr, Chunk};
 use crate::core::engine::{Admission, Engine, EngineConfig, Output, RoomView, Snapshot};
 use crate::core::room::PeerId;
@@ -67,6 +68,8 @@ pub struct Setup {
     pub tap: Option<(TapSpec, UdpSocket)>,
     pub outs: Vec<RtpOutSpec>,
     pub socket: UdpSocket,
+    /// ICE-TCP connections on the same port number, when configured and free.
+    pub tcp: Option<Tcp>,
     /// The address datagrams arrive at, as peers see it.
     pub destination: SocketAddr,
     pub asr: Option<Asr>,
@@ -80,7 +83,7 @@ pub struct Setup {
 /// Runs an engine until every command sender is gone. A panic (a bug) is caught and logged,
 /// the engine is made again, its sessions are told to join again (pages do, by themselves), and
 /// its rooms come back from the database; the other engines' rooms play on meanwhile.
-pub fn supervise(setup: Setup, mut commands: mpsc::Receiver<Command>) {
+pub fn supervise(mut setup: Setup, mut commands: mpsc::Receiver<Command>) {
     let mut sessions = HashMap::new();
     loop {
         let mut engine = Engine::new(setup.engine.clone(), Instant::now());
@@ -91,7 +94,7 @@ pub fn supervise(setup: Setup, mut commands: mpsc::Receiver<Command>) {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run(
                 engine,
-                &setup.socket,
+                Media { udp: &setup.socket, tcp: setup.tcp.as_mut() },
                 setup.destination,
                 tap,
                 setup.asr.as_ref(),
@@ -129,11 +132,29 @@ const MAX_DRAIN: usize = 4096;
 
 type Sessions = HashMap<PeerId, mpsc::Sender<Box<ServerMsg>>>;
 
+/// An engine's media sockets: UDP, and ICE-TCP connections.
+struct Media<'a> {
+    udp: &'a UdpSocket,
+    tcp: Option<&'a mut Tcp>,
+}
+
+impl Media<'_> {
+    /// Sends over the client's TCP connection if it has one, else over UDP.
+    fn send(&mut self, to: SocketAddr, data: &[u8]) {
+        if self.tcp.as_mut().is_some_and(|t| t.send(to, data)) {
+            return;
+        }
+        if let Err(e) = self.udp.send_to(data, to) {
+            debug!(%to, "send failed: {e}");
+        }
+    }
+}
+
 /// Runs the engine until every command sender is gone.
 #[allow(clippy::too_many_arguments)]
 fn run(
     mut engine: Engine,
-    socket: &UdpSocket,
+    mut media: Media,
     destination: SocketAddr,
     tap: Option<(usize, &UdpSocket)>,
     asr: Option<&Asr>,
@@ -143,6 +164,7 @@ fn run(
 ) {
     // Largest datagram we accept: an Ethernet MTU plus headroom; bigger is not WebRTC.
     let mut buf = vec![0u8; 2048];
+    let socket = media.udp;
     socket.set_nonblocking(true).expect("a UDP socket can be non-blocking");
     loop {
         loop {
@@ -157,11 +179,7 @@ fn run(
         }
         let deadline = loop {
             match engine.poll_output() {
-                Output::Transmit { destination, contents, .. } => {
-                    if let Err(e) = socket.send_to(&contents, destination) {
-                        debug!(%destination, "send failed: {e}");
-                    }
-                }
+                Output::Transmit { destination, contents, .. } => media.send(destination, &contents),
                 Output::Event { peer, msg } => {
                     if let Some(tx) = sessions.get(&peer) {
                         // A session that does not read its messages loses them, never stalls media.
@@ -211,6 +229,13 @@ fn run(
                 }
             }
         }
+        if let Some(tcp) = media.tcp.as_mut() {
+            tcp.poll(Instant::now(), |source, data| {
+                if let Err(e) = engine.handle_tcp_frame(Instant::now(), source, destination, data) {
+                    debug!(%source, "TCP frame dropped: {e}");
+                }
+            });
+        }
         if let Some((index, tap)) = tap {
             // Drain the tap without blocking: its packets wait at most one loop; bounded like
             // the media socket, so that a flood on the tap port cannot hold the tick back.
@@ -229,9 +254,7 @@ fn run(
         let started = Instant::now();
         if engine.handle_timeout(started) {
             for (destination, contents) in engine.batch().iter() {
-                if let Err(e) = socket.send_to(contents, destination) {
-                    debug!(%destination, "send failed: {e}");
-                }
+                media.send(destination, contents);
             }
             tick.observe(started.elapsed().as_secs_f64());
         }

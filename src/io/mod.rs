@@ -5,6 +5,8 @@ pub mod http;
 pub mod metrics;
 pub mod signal;
 pub mod sys;
+pub mod tcp;
+pub mod turn;
 pub mod whip;
 
 use crate::asr::Asr;
@@ -62,6 +64,8 @@ struct Inner {
     resources: std::sync::Mutex<HashMap<String, PeerId>>,
     keys: Keys,
     api_key: String,
+    /// The TURN relay pages are told about, if any.
+    turn: Option<crate::config::TurnConfig>,
     public_url: String,
     token_ttl_secs: u64,
 }
@@ -184,6 +188,11 @@ impl App {
 
     pub fn api_key(&self) -> &str {
         &self.inner.api_key
+    }
+
+    /// Relays for a page that just joined, with fresh credentials.
+    pub(crate) fn ice_servers(&self) -> Vec<crate::protocol::IceServer> {
+        self.inner.turn.iter().map(|t| turn::credentials(t, unix_now())).collect()
     }
 
     /// Signs an invitation for a role in a room.
@@ -516,9 +525,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             }
             _ => None,
         };
+        // ICE-TCP on the same address and port number, where that port is free for TCP too.
+        let tcp = match config.ice_tcp {
+            true => match tcp::Tcp::bind(udp_addr) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    tracing::warn!(engine = index, %udp_addr, "no ICE-TCP on this engine: cannot bind TCP: {e}");
+                    None
+                }
+            },
+            false => None,
+        };
+        let tcp_candidates = if tcp.is_some() { candidates.clone() } else { Vec::new() };
         let setup = driver::Setup {
             index,
-            engine: EngineConfig { candidates: candidates.clone(), captions: asr.is_some() },
+            engine: EngineConfig { candidates: candidates.clone(), tcp_candidates, captions: asr.is_some() },
+            tcp,
             tap,
             outs: if index == 0 { config.rtp_out.clone() } else { Vec::new() },
             socket: udp,
@@ -570,6 +592,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             metrics: metrics::Metrics::new(tick, restarts),
             keys: Keys::new(secret.as_bytes()),
             api_key,
+            turn: config.turn.clone(),
             public_url: public_url.trim_end_matches('/').to_string(),
             token_ttl_secs: config.token_ttl_secs,
         }),

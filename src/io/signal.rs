@@ -73,8 +73,9 @@ async fn handle(
             }
             let who = Admission { resume, ..claims.admission() };
             let events = Some(events.clone());
-            let r = app.request(|reply| Command::Join { peer, who, publish, events, reply }).await;
-            if r.is_ok() {
+            let mut r = app.request(|reply| Command::Join { peer, who, publish, events, reply }).await;
+            if let Ok(ServerMsg::Joined { ice_servers, .. }) = &mut r {
+                *ice_servers = app.ice_servers();
                 *joined = Some(claims.room);
             }
             r

@@ -2,7 +2,8 @@
 // listener page on that channel, in headless Chromium; prints what the listener hears.
 // Usage: node e2e.mjs <interpreter-url> <listener-url> <wav> <channel> [screenshot-dir] [stay-seconds]
 // With stay-seconds, the listener stays that long and is heard again: `later` holds the
-// second reading and the state of its connection.
+// second reading and the state of its connection. With TOLK_RELAY=1 in the environment, the
+// listener's page may use only relayed (TURN) candidates. `path` says how its media came.
 import { launch, open, press, spectrum, deadline } from './lib.mjs';
 
 const [interpreterUrl, listenerUrl, wav, channel, shots, stay] = process.argv.slice(2);
@@ -14,7 +15,19 @@ try {
   await interpreter.waitForFunction(() => window.tolk?.live === true, null, { timeout: 20_000 });
   console.error('interpreter is live');
 
-  const listener = await open(browser, listenerUrl, 'listener');
+  const listener = await browser.newPage();
+  listener.on('console', (m) => console.error('[listener]', m.text()));
+  if (process.env.TOLK_RELAY) {
+    // As a page on a network that reaches the media port only through a relay would.
+    await listener.addInitScript(() => {
+      const Native = window.RTCPeerConnection;
+      window.RTCPeerConnection = function (config = {}) {
+        return new Native({ ...config, iceTransportPolicy: 'relay' });
+      };
+      window.RTCPeerConnection.prototype = Native.prototype;
+    });
+  }
+  await listener.goto(listenerUrl);
   await listener.click('#start');
   await listener.waitForFunction(() => !!window.tolk?.analyser, null, { timeout: 20_000 });
   await press(listener, `button[data-channel="${channel}"]`);
@@ -40,6 +53,15 @@ try {
   result.listenCodec = await received();
   // Chromium reports the codec inside RED; whether RED was agreed is in the descriptions.
   result.red = await listener.evaluate(() => window.tolk.session.pc.remoteDescription.sdp.includes('red/48000'));
+  result.origin = await listener.evaluate(() => location.origin);
+  // The listener's selected candidate pair: host or relay, UDP or TCP.
+  result.path = await listener.evaluate(async () => {
+    const stats = [...(await window.tolk.session.pc.getStats()).values()];
+    const pair = stats.find((s) => s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded');
+    const local = stats.find((s) => s.id === pair?.localCandidateId);
+    const remote = stats.find((s) => s.id === pair?.remoteCandidateId);
+    return { local: local?.candidateType, protocol: local?.protocol, remote: remote?.protocol };
+  });
   if (shots) await listener.screenshot({ path: `${shots}/listener.png`, fullPage: true });
   if (Number(stay) > 0) {
     await listener.waitForTimeout(Number(stay) * 1000);

@@ -15,6 +15,8 @@ export function launch(wav) {
       '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
       `--use-file-for-fake-audio-capture=${wav}`,
       '--autoplay-policy=no-user-gesture-required',
+      // The TLS test's certificate is made by the test.
+      '--ignore-certificate-errors',
     ],
   });
 }

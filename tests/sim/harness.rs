@@ -158,7 +158,10 @@ impl Sim {
     pub fn new(seed: u64) -> Sim {
         let start = Instant::now();
         let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
-        let mut engine = Engine::new(EngineConfig { candidates: vec![server], captions: true }, start);
+        let mut engine = Engine::new(
+            EngineConfig { candidates: vec![server], tcp_candidates: Vec::new(), captions: true },
+            start,
+        );
         let channels = ["en", "es", "fr"]
             .iter()
             .map(|l| ChannelSpec { lang: l.to_string(), name: l.to_uppercase(), duck: Default::default() })

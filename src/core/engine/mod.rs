@@ -76,6 +76,8 @@ pub const MAX_CHANNELS: usize = 32;
 pub struct EngineConfig {
     /// Addresses put in every SDP answer as host candidates: the shared UDP socket as clients reach it.
     pub candidates: Vec<SocketAddr>,
+    /// Passive TCP host candidates (ICE-TCP, RFC 6544): the media port over TCP, as clients reach it.
+    pub tcp_candidates: Vec<SocketAddr>,
     /// Whether a speech recogniser is running (hosts can turn captions on).
     pub captions: bool,
 }
@@ -187,9 +189,31 @@ impl Engine {
         destination: SocketAddr,
         data: &[u8],
     ) -> Result<(), DatagramError> {
+        self.receive(now, Protocol::Udp, source, destination, data)
+    }
+
+    /// One RFC 4571 frame arrived on an ICE-TCP connection from `source` (a client's address and port).
+    pub fn handle_tcp_frame(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DatagramError> {
+        self.receive(now, Protocol::Tcp, source, destination, data)
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), DatagramError> {
         self.stats.add(Counter::DatagramsIn, 1);
         self.stats.add(Counter::BytesIn, data.len() as u64);
-        let Ok(recv) = Receive::new(Protocol::Udp, source, destination, data) else {
+        let Ok(recv) = Receive::new(proto, source, destination, data) else {
             self.stats.add(Counter::DatagramsUnparsed, 1);
             return Err(DatagramError::Unparsed);
         };

@@ -8,6 +8,7 @@ use crate::core::wire::srtp;
 use crate::protocol::{ChannelInfo, Error, ErrorCode, FloorInfo, Role, ServerMsg};
 use std::time::Instant;
 use str0m::change::SdpOffer;
+use str0m::net::TcpType;
 use str0m::{Candidate, Rtc};
 
 /// Who may join, as the IO layer read it from a verified invitation.
@@ -316,6 +317,7 @@ impl Engine {
             publish: channels,
             floor_lang: r.floor_lang.clone(),
             channels: infos,
+            ice_servers: Vec::new(),
         })
     }
 
@@ -383,6 +385,15 @@ impl Engine {
         let keys = srtp::take_slot();
         for c in &self.config.candidates {
             let cand = Candidate::host(*c, "udp")
+                .map_err(|e| bad(ErrorCode::Unavailable, format!("bad server candidate: {e}")))?;
+            rtc.add_local_candidate(cand);
+        }
+        for c in &self.config.tcp_candidates {
+            let cand = Candidate::builder()
+                .tcp()
+                .host(*c)
+                .tcptype(TcpType::Passive)
+                .build()
                 .map_err(|e| bad(ErrorCode::Unavailable, format!("bad server candidate: {e}")))?;
             rtc.add_local_candidate(cand);
         }
