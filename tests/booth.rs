@@ -170,3 +170,38 @@ async fn a_returning_interpreter_replaces_its_old_session_and_is_on_air_again() 
     println!("the returning interpreter is heard {back} ms (media time) after rejoining");
     assert!(level_after(&listener, t, back + 100, 200, 990.0) < -40.0, "Bea stays off air");
 }
+
+/// A WHIP interpreter whose client dies without a DELETE and posts again with the same
+/// invitation replaces its old session at once: the new one goes on air, instead of the
+/// channel staying silent until the dead session times out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_interpreter_that_posts_again_is_on_air_at_once() {
+    let s = server().await;
+    let ana = token(&s, Role::Interpreter, Some("es"), "Ana");
+    let (mut l, _) = joined(&s, Role::Listener, None, "Lena").await;
+    l.select(Some("es")).await;
+    let listener = media(&mut l, None, true).await;
+    let first = media_whip(&s, &ana, Sound::Tone(880.0)).await;
+    listener.wait_frames(25, 10).await;
+    let t0 = Instant::now();
+    settle(600).await;
+    assert!(level_after(&listener, t0, 200, 200, 880.0) > -20.0, "Ana's first WHIP client is on air");
+
+    // The client dies (no DELETE) and comes back with the same invitation.
+    drop(first);
+    let t = Instant::now();
+    let _second = media_whip(&s, &ana, Sound::Tone(660.0)).await;
+    settle(1500).await;
+    let back =
+        first_after(&listener, t, |f| tone_db(&f.pcm, 660.0) > -20.0).expect("the new WHIP session is heard");
+    println!("the WHIP interpreter posting again is heard {back} ms (media time) later");
+    assert!(back < 1000, "on air at once, not after the old session times out: {back} ms");
+    let (_, body) = http(&s, "GET", "/api/rooms/r", Some("test-api-key"), None).await;
+    let room: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let es = room["channels"].as_array().unwrap().iter().find(|c| c["lang"] == "es").unwrap().clone();
+    assert_eq!(
+        es["members"].as_array().map(Vec::len),
+        Some(1),
+        "the old session is gone from the booth: {es}"
+    );
+}

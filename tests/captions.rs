@@ -355,3 +355,42 @@ async fn committed_captions_survive_kill_9() {
     assert!(!committed.trim().is_empty());
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// Audio that waited longer than `MAX_BACKLOG` for the recogniser (it fell behind) is dropped
+/// and counted, and the next fresh chunk brings the news of how much was skipped (for hosts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audio_that_waited_too_long_is_dropped_and_announced() {
+    use std::time::Instant;
+    use tolk::asr::{Asr, Chunk, MAX_BACKLOG};
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let asr = Asr::start(models(), None, 1, 1).expect("models present").remove(0);
+    let room: Arc<str> = Arc::from("r");
+    let chunk = |ms: u64, at: Instant| Chunk {
+        engine: 0,
+        room: room.clone(),
+        source: Some("es".into()),
+        lang: Some("es".into()),
+        ms,
+        pcm: Box::new([0.0; CHUNK]),
+        at,
+    };
+    let stale = Instant::now()
+        .checked_sub(MAX_BACKLOG + Duration::from_secs(1))
+        .expect("the machine is up for a while");
+    for i in 0..50 {
+        asr.offer(chunk(i * 20, stale));
+    }
+    asr.offer(chunk(1000, Instant::now()));
+    let t = Instant::now();
+    let news = loop {
+        if let Some(c) = asr.poll_caption() {
+            break c;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "no news of the skipped audio");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(news.skipped_ms, 1000, "50 chunks of 20 ms: {news:?}");
+    assert!(news.text.is_empty(), "{news:?}");
+    assert_eq!(news.source.as_deref(), Some("es"));
+    assert_eq!(asr.skipped.load(std::sync::atomic::Ordering::Relaxed), 50, "counted");
+}

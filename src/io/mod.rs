@@ -471,9 +471,7 @@ fn captions(config: &Config, store: &Arc<Store>, engines: usize) -> Vec<Asr> {
     if !config.captions {
         return Vec::new();
     }
-    // Whisper gets both cores' worth of threads; the media thread needs a few percent of one.
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(4)) as i32;
-    match Asr::start(config.models_dir.clone(), Some(store.clone()), threads, engines) {
+    match Asr::start(config.models_dir.clone(), Some(store.clone()), crate::asr::threads(), engines) {
         Ok(asr) => asr,
         Err(e) => {
             tracing::warn!("captions unavailable: {e}");

@@ -294,6 +294,22 @@ pub struct Receiver {
 
 /// As [`media_with`], receiving as `rx` says.
 pub async fn media_opts(sig: &mut Signal, sound: Option<Sound>, receive: bool, rx: Receiver) -> Media {
+    media_at(Door::Signal(sig), sound, receive, rx).await
+}
+
+/// Where a test client sends its offer: its signalling session, or the WHIP door with a token.
+pub enum Door<'a> {
+    Signal(&'a mut Signal),
+    Whip { http: std::net::SocketAddr, token: &'a str },
+}
+
+/// A WHIP publisher sending `sound` (and receiving nothing).
+pub async fn media_whip(s: &Running, token: &str, sound: Sound) -> Media {
+    media_at(Door::Whip { http: s.http, token }, Some(sound), false, Receiver::default()).await
+}
+
+/// Negotiates media through `door` and runs the client's UDP loop on a thread.
+pub async fn media_at(door: Door<'_>, sound: Option<Sound>, receive: bool, rx: Receiver) -> Media {
     let tone_hz = sound.clone();
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let local = socket.local_addr().unwrap();
@@ -308,10 +324,20 @@ pub async fn media_opts(sig: &mut Signal, sound: Option<Sound>, receive: bool, r
     let mut api = rtc.sdp_api();
     let mid = api.add_media(MediaKind::Audio, dir, None, None, None);
     let (offer, pending) = api.apply().unwrap();
-    sig.send(&ClientMsg::Offer { sdp: offer.to_sdp_string() }).await;
-    let answer = match sig.next_reply().await {
-        ServerMsg::Answer { sdp } => sdp,
-        other => panic!("expected an answer, got {other:?}"),
+    let answer = match door {
+        Door::Signal(sig) => {
+            sig.send(&ClientMsg::Offer { sdp: offer.to_sdp_string() }).await;
+            match sig.next_reply().await {
+                ServerMsg::Answer { sdp } => sdp,
+                other => panic!("expected an answer, got {other:?}"),
+            }
+        }
+        Door::Whip { http, token } => {
+            let (status, body) =
+                http_at(http, "POST", "/whip", Some(token), "application/sdp", &offer.to_sdp_string()).await;
+            assert_eq!(status, 201, "WHIP answers: {body}");
+            body
+        }
     };
     rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
 

@@ -5,7 +5,7 @@ use crate::harness::{Sim, Sound};
 use crate::{last_booth, level, now_rtp, MS};
 use std::time::Duration;
 use tolk::core::engine::{Counter, SILENT_PEER};
-use tolk::protocol::{ClientMsg, ErrorCode, Role, ServerMsg};
+use tolk::protocol::{ClientMsg, ErrorCode, NoticeKind, Role, ServerMsg};
 
 fn lost_media(m: &ServerMsg) -> bool {
     matches!(m, ServerMsg::Error { code: ErrorCode::NotJoined, message } if message.contains("media connection lost"))
@@ -158,6 +158,24 @@ fn captions_reach_the_listeners_of_their_source_and_only_while_on() {
         assert_eq!(got(&sim, peer, "good morning"), floor, "floor caption to peer {peer}");
         assert_eq!(got(&sim, peer, "buenos días"), es_text, "es caption to peer {peer}");
     }
+    // The recogniser fell behind on es and dropped 3 s: the host is told, listeners see nothing.
+    let captions_before =
+        sim.clients[&es].inbox.iter().filter(|m| matches!(m, ServerMsg::Caption { .. })).count();
+    sim.caption_after(Some("es"), "", 3000);
+    assert!(
+        sim.clients[&host].inbox.iter().any(|m| matches!(m, ServerMsg::Notice { kind: NoticeKind::CaptionsBehind, from, channel } if from.contains("3000 ms") && channel.as_deref() == Some("es"))),
+        "the host hears that captions fell behind"
+    );
+    assert_eq!(
+        sim.clients[&es].inbox.iter().filter(|m| matches!(m, ServerMsg::Caption { .. })).count(),
+        captions_before,
+        "no empty caption reaches listeners"
+    );
+    assert!(
+        !sim.clients[&floor_listener].inbox.iter().any(|m| matches!(m, ServerMsg::Notice { .. })),
+        "nor the notice"
+    );
+
     sim.send(host, ClientMsg::Captions { source: None, on: false }).unwrap();
     sim.caption(None, "after it was turned off");
     assert!(

@@ -394,6 +394,12 @@ impl Sim {
 
     /// Hands the engine a caption as the recogniser would.
     pub fn caption(&mut self, source: Option<&str>, text: &str) {
+        self.caption_after(source, text, 0);
+    }
+
+    /// As [`Sim::caption`], after the recogniser dropped `skipped_ms` of this source to catch up
+    /// (with an empty `text`, only that news).
+    pub fn caption_after(&mut self, source: Option<&str>, text: &str, skipped_ms: u64) {
         let ms = self.ms();
         self.engine.handle_caption(Caption {
             room: "r".into(),
@@ -403,7 +409,7 @@ impl Sim {
             is_final: true,
             start_ms: ms.saturating_sub(500),
             end_ms: ms,
-            skipped_ms: 0,
+            skipped_ms,
         });
         self.pump();
     }
