@@ -186,6 +186,7 @@ async fn pages_come_back_by_themselves_after_kill_9_a_closed_socket_and_a_dead_m
     let room = &kill["room"];
     assert_eq!(room["floor"]["sources"], 1, "one floor source, not two: {room}");
     assert_eq!(room["channels"][0]["name"], "Español", "the room made through the API is back: {room}");
+    assert_eq!(room["channels"][1]["name"], "Français", "with the channel added through the API: {room}");
     assert_eq!(room["channels"][0]["members"].as_array().map(Vec::len), Some(1), "one interpreter: {room}");
 
     let (l, i) = (&r["listenerSocket"], &r["interpreterSocket"]);

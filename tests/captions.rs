@@ -202,6 +202,24 @@ async fn floor_captions_reach_listeners_and_interpreters_and_are_kept() {
     assert_eq!(st, 200, "{body}");
     let (_, txt) = http(&s, "GET", "/api/rooms/r/transcript", key, None).await;
     assert!(txt.trim().is_empty(), "deleted: {txt}");
+
+    // The host's setting is kept: after a restart on the same data, the floor is still captioned.
+    drop(s);
+    let config = tolk::config::Config {
+        http: "127.0.0.1:0".parse().unwrap(),
+        udp: "127.0.0.1:0".parse().unwrap(),
+        secret: Some("a test secret of enough length".into()),
+        api_key: Some("test-api-key".into()),
+        demo: false,
+        models_dir: models(),
+        data_dir: data.clone(),
+        ..Default::default()
+    };
+    let s = tolk::io::start(config).await.expect("server starts again");
+    let (st, body) = http(&s, "GET", "/api/rooms/r", key, None).await;
+    assert_eq!(st, 200, "{body}");
+    let room: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(room["floor"]["captions"], true, "captions are still on after the restart: {body}");
     let _ = std::fs::remove_dir_all(&data);
 }
 

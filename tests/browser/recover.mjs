@@ -66,6 +66,7 @@ const floorBrowser = await launch(floorWav);
 const interpreterBrowser = await launch(interpreterWav);
 try {
   await api('POST', '/api/rooms', { id: 'conf', floor_lang: 'en', channels: [{ lang: 'es', name: 'Español' }] });
+  await api('POST', '/api/rooms/conf/channels', { lang: 'fr', name: 'Français' });
   const mint = async (role, channel) => (await api('POST', '/api/rooms/conf/tokens', { role, channel, name: role })).url;
   const [floorUrl, interpreterUrl, listenerUrl] = [await mint('floor'), await mint('interpreter', 'es'), await mint('listener')];
 
