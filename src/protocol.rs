@@ -227,6 +227,9 @@ pub struct MemberInfo {
     pub ready: bool,
     /// Whether the member's microphone is connected.
     pub publishing: bool,
+    /// Its connection dropped; its place is kept for a while for it to come back to.
+    #[serde(default)]
+    pub away: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -281,7 +281,7 @@ fn apply(engine: &mut Engine, sessions: &mut Sessions, cmd: Command) {
         }
         Command::Leave { peer } => {
             sessions.remove(&peer);
-            engine.handle_leave(peer);
+            engine.handle_leave(Instant::now(), peer);
         }
         Command::CreateRoom { spec, captions, reply } => {
             let id = spec.id.clone();

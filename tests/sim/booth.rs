@@ -287,3 +287,58 @@ fn the_audience_count_follows_the_listeners_of_the_channel() {
     sim.send(es, ClientMsg::Mute { muted: false }).unwrap();
     assert!(matches!(last_booth(&sim.clients[&es]), ServerMsg::Booth { listeners: 1, .. }));
 }
+
+/// An interpreter whose connection drops keeps its place in the booth (shown as away) for the
+/// grace period: its page coming back with its resume key takes that place and is on air
+/// again, unless a partner took over meanwhile; one that does not come back loses the place.
+#[test]
+fn a_dropped_interpreter_keeps_its_place_and_comes_back_on_air() {
+    let mut sim = Sim::new(33);
+    sim.add(Role::Floor, None, "Floor", Some(Sound::Tone(440.0)));
+    let a = sim.join_again(Role::Interpreter, Some("es"), "Ana", "ana-page");
+    sim.connect(a, Some(Sound::Tone(880.0)), true).unwrap();
+    let b = sim.add(Role::Interpreter, Some("es"), "Bea", Some(Sound::Tone(990.0)));
+    let l = sim.join(Role::Listener, None, "Lena");
+    sim.send(l, select("es", true)).unwrap();
+    sim.connect(l, None, true).unwrap();
+    sim.run(Duration::from_secs(2));
+    assert!(is_live(&sim.clients[&a]), "Ana on air");
+
+    // Ana's WebSocket closes: her place stays, shown as away; the floor is on air meanwhile.
+    sim.leave(a);
+    sim.run(Duration::from_millis(400));
+    let ServerMsg::Booth { members, live: false, warning, .. } = last_booth(&sim.clients[&b]).clone() else {
+        panic!("Bea is told: {:?}", last_booth(&sim.clients[&b]))
+    };
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(members[0].name == "Ana" && members[0].away && !members[0].live, "{members:?}");
+    assert!(warning.is_some(), "Bea is warned that the live interpreter is gone");
+    let heard = now_rtp(&sim.clients[&l]);
+    assert!(level(&sim.clients[&l], heard - 200 * MS, 200, 880.0) < -40.0, "Ana is off the air");
+
+    // Her page comes back with its key: the same place, on air again (Bea did not take over).
+    let a2 = sim.join_again(Role::Interpreter, Some("es"), "Ana", "ana-page");
+    sim.connect(a2, Some(Sound::Tone(880.0)), true).unwrap();
+    sim.run(Duration::from_secs(1));
+    let ServerMsg::Booth { members, live: true, .. } = last_booth(&sim.clients[&a2]).clone() else {
+        panic!("Ana is live again: {:?}", last_booth(&sim.clients[&a2]))
+    };
+    assert_eq!((members.len(), members[0].id, members[0].away), (2, a2, false), "her old place: {members:?}");
+    let heard = now_rtp(&sim.clients[&l]);
+    assert!(level(&sim.clients[&l], heard - 300 * MS, 300, 880.0) > -20.0, "the listener hears Ana again");
+
+    // Dropped again, and Bea takes over meanwhile: Ana comes back off air.
+    sim.leave(a2);
+    sim.run(Duration::from_millis(200));
+    sim.send(b, handover(HandoverAction::Take)).unwrap();
+    let a3 = sim.join_again(Role::Interpreter, Some("es"), "Ana", "ana-page");
+    sim.connect(a3, Some(Sound::Tone(880.0)), true).unwrap();
+    sim.run(Duration::from_secs(1));
+    assert!(!is_live(&sim.clients[&a3]) && is_live(&sim.clients[&b]), "Bea stays on air");
+
+    // Dropped for good: after the grace her place goes.
+    sim.leave(a3);
+    sim.run(tolk::core::engine::BOOTH_GRACE + Duration::from_secs(2));
+    let ServerMsg::Booth { members, .. } = last_booth(&sim.clients[&b]).clone() else { unreachable!() };
+    assert_eq!(members.len(), 1, "only Bea: {members:?}");
+}

@@ -201,11 +201,28 @@ impl Sim {
         name: &str,
         publish: Option<&str>,
     ) -> Result<PeerId, Error> {
+        self.join_with(role, channel, also, name, publish, None)
+    }
+
+    /// Joins with a resume key, as a page does (again, after its connection dropped).
+    pub fn join_again(&mut self, role: Role, channel: Option<&str>, name: &str, resume: &str) -> PeerId {
+        self.join_with(role, channel, &[], name, None, Some(resume)).expect("join accepted")
+    }
+
+    fn join_with(
+        &mut self,
+        role: Role,
+        channel: Option<&str>,
+        also: &[&str],
+        name: &str,
+        publish: Option<&str>,
+        resume: Option<&str>,
+    ) -> Result<PeerId, Error> {
         // Ids are never reused, as on the server.
         self.next_peer += 1;
         let peer = self.next_peer;
         let who = Admission {
-            resume: None,
+            resume: resume.map(str::to_string),
             room: "r".into(),
             role,
             name: name.into(),
@@ -287,7 +304,7 @@ impl Sim {
     }
 
     pub fn leave(&mut self, peer: PeerId) {
-        self.engine.handle_leave(peer);
+        self.engine.handle_leave(self.now, peer);
         self.clients.remove(&peer);
         self.pump();
     }

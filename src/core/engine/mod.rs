@@ -60,6 +60,8 @@ pub const STATE_EVERY: Duration = Duration::from_millis(250);
 /// WHIP client): browsers send a STUN consent check at least every 5 s
 /// (RFC 7675) and RTCP every second, so three missed checks is a safe verdict.
 pub const SILENT_PEER: Duration = Duration::from_secs(15);
+/// How long a dropped interpreter's booth place is kept for its page to come back to.
+pub const BOOTH_GRACE: Duration = Duration::from_secs(30);
 /// How often peers are checked for silence.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Audio packets str0m may hold for sending: none go through it (see [`crate::core::wire::srtp`]), and
@@ -319,6 +321,19 @@ impl Engine {
             silent.sort_unstable();
             for id in silent {
                 self.drop_media(id);
+            }
+            // Booth places kept for interpreters who did not come back go.
+            let mut expired = Vec::new();
+            for (id, r) in self.rooms.iter_mut() {
+                for c in &mut r.channels {
+                    if c.booth.expire(now) {
+                        expired.push((id.clone(), c.lang.clone()));
+                    }
+                }
+            }
+            for (room, lang) in expired {
+                self.notify_booth(&room, &lang, None);
+                self.stale.insert(room);
             }
         }
         while let Some(&Reverse((t, id))) = self.timers.peek() {

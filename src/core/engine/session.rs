@@ -1,7 +1,7 @@
 //! A peer's session: rooms and channels made, joining with an admission, the SDP offer and answer, media lost, leaving.
 
 use super::peer::{Link, Peer, RtcLink};
-use super::{bad, Engine, Output, MAX_CHANNELS, MAX_PEERS, MAX_ROOMS, SEND_BUFFER};
+use super::{bad, Engine, Output, BOOTH_GRACE, MAX_CHANNELS, MAX_PEERS, MAX_ROOMS, SEND_BUFFER};
 use crate::core::room::{Channel, Member, PeerId, Room, Source, Stream};
 use crate::core::spec::{ChannelSpec, RoomSpec};
 use crate::core::wire::srtp;
@@ -176,7 +176,7 @@ impl Engine {
         let mut peers: Vec<PeerId> = self.peers_of(id).collect();
         peers.sort_unstable();
         for peer in peers {
-            self.end(peer, "the host deleted this room");
+            self.end(peer, "the host deleted this room", None);
         }
         self.rooms.remove(id);
         self.fanout.remove(id);
@@ -206,9 +206,9 @@ impl Engine {
     }
 
     /// Ends a session for good: it is told why (`ended`: its page does not come back) and leaves.
-    fn end(&mut self, peer: PeerId, why: &str) {
+    fn end(&mut self, peer: PeerId, why: &str, keep: Option<Instant>) {
         self.out.push_back(Output::Event { peer, msg: Error::new(ErrorCode::Ended, why).to_msg() });
-        self.handle_leave(peer);
+        self.leave(peer, keep);
     }
 
     pub fn room_view(&self, id: &str) -> Option<RoomView> {
@@ -245,7 +245,9 @@ impl Engine {
                 })
                 .collect();
             for id in old {
-                self.end(id, "you joined again from another connection; this one is closed");
+                // Its booth place is kept for the new session to take.
+                let keep = Some(now + BOOTH_GRACE);
+                self.end(id, "you joined again from another connection; this one is closed", keep);
             }
         }
         let room = self.rooms.get_mut(&who.room).expect("checked above");
@@ -273,7 +275,11 @@ impl Engine {
                 let c = room.channel_mut(&target).ok_or_else(|| {
                     bad(ErrorCode::NotFound, format!("no channel {target} in room {}", who.room))
                 })?;
-                c.booth.join(Member::new(peer, who.name.clone()));
+                // Coming back (a page that reconnected): the place kept in the booth, else a new one.
+                if !who.resume.as_ref().is_some_and(|k| c.booth.come_back(k, peer)) {
+                    c.booth
+                        .join(Member { resume: who.resume.clone(), ..Member::new(peer, who.name.clone()) });
+                }
                 booth = Some(target);
             }
             Role::Floor => {
@@ -424,8 +430,14 @@ impl Engine {
         Ok(if shape.sends { publish_full_band(&answer) } else { answer })
     }
 
-    /// A session ended: its media stops, its booth moves on.
-    pub fn handle_leave(&mut self, peer: PeerId) {
+    /// A session ended (its WebSocket closed, its WHIP or WHEP resource was deleted): its media
+    /// stops, its booth moves on; an interpreter that can come back (it joined with a resume key)
+    /// keeps its place in the booth for [`BOOTH_GRACE`].
+    pub fn handle_leave(&mut self, now: Instant, peer: PeerId) {
+        self.leave(peer, Some(now + BOOTH_GRACE));
+    }
+
+    fn leave(&mut self, peer: PeerId, keep: Option<Instant>) {
         self.detached.remove(&peer);
         let Some(p) = self.peers.remove(&peer) else {
             return;
@@ -437,7 +449,7 @@ impl Engine {
         let Some(r) = self.rooms.get_mut(&p.room) else {
             return;
         };
-        let booths = r.remove_peer(peer);
+        let booths = r.remove_peer(peer, keep);
         self.after_departure(&p.room, booths);
     }
 
@@ -451,7 +463,7 @@ impl Engine {
     /// A peer's transport died: drop its media, keep its session (and booth seat) so it can say why.
     pub(super) fn drop_media(&mut self, id: PeerId) {
         if self.detached.contains(&id) {
-            self.handle_leave(id);
+            self.leave(id, None);
             return;
         }
         let Some(p) = self.peers.get_mut(&id) else {

@@ -6,6 +6,7 @@
 use super::source::Source;
 use super::PeerId;
 use crate::protocol::MemberInfo;
+use std::time::Instant;
 
 /// An interpreter in a booth, with its own source so that a handover is instant.
 pub struct Member {
@@ -17,11 +18,15 @@ pub struct Member {
     pub muted: bool,
     /// Asked to take over ("ready").
     pub ready: bool,
+    /// The key its page rejoins with ([`crate::core::engine::Admission::resume`]).
+    pub resume: Option<String>,
+    /// Its connection dropped: its place is kept until then, for it to come back to.
+    pub away_until: Option<Instant>,
 }
 
 impl Member {
     pub fn new(peer: PeerId, name: String) -> Member {
-        Member { peer, name, source: None, muted: false, ready: false }
+        Member { peer, name, source: None, muted: false, ready: false, resume: None, away_until: None }
     }
 }
 
@@ -100,6 +105,37 @@ impl Booth {
         Some(live)
     }
 
+    /// A member's connection dropped: its microphone goes, its place is kept until `until` for
+    /// it to come back to (a page that reconnects). Returns whether it was live (the floor is
+    /// then on air until someone takes over, or it comes back first).
+    pub fn away(&mut self, peer: PeerId, until: Instant) -> Option<bool> {
+        let was_live = self.unpublish(peer)?;
+        let m = self.member_mut(peer).expect("unpublished, so a member");
+        m.away_until = Some(until);
+        m.ready = false;
+        Some(was_live)
+    }
+
+    /// The member kept under `resume` comes back as `peer`: same place, same mute. False when
+    /// there is no such member (it never was here, or its place has gone).
+    pub fn come_back(&mut self, resume: &str, peer: PeerId) -> bool {
+        let Some(m) =
+            self.members.iter_mut().find(|m| m.away_until.is_some() && m.resume.as_deref() == Some(resume))
+        else {
+            return false;
+        };
+        m.peer = peer;
+        m.away_until = None;
+        true
+    }
+
+    /// Members whose place was kept until before `now` go; returns whether any did.
+    pub fn expire(&mut self, now: Instant) -> bool {
+        let before = self.members.len();
+        self.members.retain(|m| m.away_until.is_none_or(|t| t > now));
+        self.members.len() != before
+    }
+
     /// Takes a member out (it left, or moves to another booth).
     pub fn remove(&mut self, peer: PeerId) -> Option<Member> {
         let i = self.members.iter().position(|m| m.peer == peer)?;
@@ -158,6 +194,7 @@ impl Booth {
                 muted: m.muted,
                 ready: m.ready,
                 publishing: m.source.is_some(),
+                away: m.away_until.is_some(),
             })
             .collect()
     }
@@ -237,6 +274,29 @@ mod tests {
         mover.source = Some(Source::new(8));
         empty.join(mover);
         assert_eq!(empty.live, Some(8));
+    }
+
+    #[test]
+    fn a_member_that_drops_keeps_its_place_until_it_comes_back_or_the_grace_ends() {
+        let t0 = Instant::now();
+        let mut b = booth(3, &[1, 2, 3]);
+        b.members[0].resume = Some("k1".into());
+        b.member_mut(1).unwrap().muted = true;
+        assert_eq!(b.away(1, t0 + std::time::Duration::from_secs(30)), Some(true));
+        assert_eq!(b.live, None, "the floor is on air meanwhile");
+        assert!(b.infos()[0].away && !b.infos()[0].publishing);
+        assert!(!b.come_back("other", 9), "only with its key");
+        assert!(b.come_back("k1", 9));
+        assert_eq!(b.members[0].peer, 9, "the same place, as the new session");
+        assert!(b.members[0].muted, "still muted");
+        b.publish(9, Source::new(9)).unwrap();
+        assert_eq!(b.live, Some(9), "back on air, nobody took over meanwhile");
+        b.away(9, t0 + std::time::Duration::from_secs(30));
+        b.take(2).unwrap();
+        assert!(!b.expire(t0 + std::time::Duration::from_secs(29)));
+        assert!(b.expire(t0 + std::time::Duration::from_secs(31)), "the place goes after the grace");
+        assert_eq!(b.members.len(), 2);
+        assert_eq!(b.live, Some(2));
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::media::mixer::{self, DuckSettings, Ducker, Limiter};
 use super::media::resample::Decimator;
 use super::wire::rtp::{self, RED_INNER_PT};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The floor is forwarded as it came in only while its leveller leaves it within this many
 /// dB: a floor already at the common level.
@@ -197,12 +198,18 @@ impl Room {
     }
 
     /// Removes a peer from the floor and every booth; returns the booths it sat in and whether it was live there.
-    pub fn remove_peer(&mut self, peer: PeerId) -> Vec<(String, bool)> {
+    /// With `keep`, a booth member that can come back (it has a resume key) keeps its place until then.
+    pub fn remove_peer(&mut self, peer: PeerId, keep: Option<Instant>) -> Vec<(String, bool)> {
         self.floor.retain(|s| s.peer != peer);
         let mut booths = Vec::new();
         for c in &mut self.channels {
             let live = c.booth.is_live(peer);
-            if c.booth.remove(peer).is_some() {
+            let resumable = c.booth.member(peer).is_some_and(|m| m.resume.is_some());
+            let gone = match keep {
+                Some(until) if resumable => c.booth.away(peer, until).is_some(),
+                _ => c.booth.remove(peer).is_some(),
+            };
+            if gone {
                 booths.push((c.lang.clone(), live));
             }
         }
