@@ -43,8 +43,11 @@ async fn node_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> serde_j
     serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("a JSON result line")
 }
 
+/// A tone file of its own (tests run side by side, and each deletes its files when done).
 fn wav(hz: f32) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("tolk-e2e-{}-{hz}.wav", std::process::id()));
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("tolk-e2e-{}-{n}-{hz}.wav", std::process::id()));
     write_tone_wav(&path, hz, 10.0);
     path
 }

@@ -57,7 +57,9 @@ try {
   // The listener's selected candidate pair: host or relay, UDP or TCP.
   result.path = await listener.evaluate(async () => {
     const stats = [...(await window.tolk.session.pc.getStats()).values()];
-    const pair = stats.find((s) => s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded');
+    const selected = stats.find((s) => s.type === 'transport')?.selectedCandidatePairId;
+    const pair = stats.find((s) => s.id === selected)
+      ?? stats.find((s) => s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded');
     const local = stats.find((s) => s.id === pair?.localCandidateId);
     const remote = stats.find((s) => s.id === pair?.remoteCandidateId);
     return { local: local?.candidateType, protocol: local?.protocol, remote: remote?.protocol };
