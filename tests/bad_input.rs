@@ -209,3 +209,29 @@ async fn health_count(s: &tolk::io::Running, name: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_str(&body).expect("/health is JSON");
     v["dropped"][name].as_u64().unwrap_or_else(|| panic!("dropped.{name} in /health: {body}"))
 }
+
+/// A WebSocket that never joins is told so and closed after 10 s: idle connections do not
+/// pile up. One that joins in time stays.
+#[tokio::test]
+async fn a_websocket_that_never_joins_is_closed() {
+    let s = server().await;
+    let mut idle = Signal::connect(&s).await;
+    let mut joined = Signal::connect(&s).await;
+    assert!(matches!(
+        joined.join(&token(&s, Role::Listener, None, "Lena"), None).await,
+        ServerMsg::Joined { .. }
+    ));
+    let t = std::time::Instant::now();
+    let e = idle.next_within(std::time::Duration::from_secs(20)).await;
+    assert_eq!(code(&e), ErrorCode::NotJoined);
+    assert!(message(&e).contains("no join"), "{e:?}");
+    println!("an idle WebSocket was closed after {:.1} s", t.elapsed().as_secs_f64());
+    assert!(t.elapsed() >= std::time::Duration::from_secs(9), "not before its time");
+    assert!(
+        matches!(
+            joined.ask(tolk::protocol::ClientMsg::Select { channel: Some("es".into()), only: false }).await,
+            ServerMsg::Selected { .. }
+        ),
+        "the joined session is still there"
+    );
+}

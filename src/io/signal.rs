@@ -11,6 +11,8 @@ use tokio::sync::mpsc;
 /// (a client that stops reading must not grow server memory). Boxed in the queue, whose
 /// slots are allocated 32 at a time: 32 pointers instead of 32 messages per session.
 const SESSION_QUEUE: usize = 64;
+/// A WebSocket that has not joined this long after it opened is closed (it holds a file and memory).
+const JOIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub async fn session(socket: WebSocket, app: App) {
     let peer = app.next_peer();
@@ -18,8 +20,15 @@ pub async fn session(socket: WebSocket, app: App) {
     let (events_tx, mut events) = mpsc::channel::<Box<ServerMsg>>(SESSION_QUEUE);
     // The room, once joined.
     let mut joined: Option<String> = None;
+    let join_by = tokio::time::Instant::now() + JOIN_WITHIN;
     loop {
         let reply = tokio::select! {
+            _ = tokio::time::sleep_until(join_by), if joined.is_none() => {
+                let e = Error::new(ErrorCode::NotJoined, "no join within 10 s: closing").to_msg();
+                let text = serde_json::to_string(&e).expect("server messages serialise");
+                let _ = sink.send(Message::Text(text.into())).await;
+                break;
+            }
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(text))) => handle(&app, peer, &mut joined, &events_tx, text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => Some(Error::new(ErrorCode::BadMessage, "binary messages are not part of the protocol; send JSON text").to_msg()),

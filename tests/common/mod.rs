@@ -160,9 +160,14 @@ impl Signal {
     }
 
     pub async fn next_any(&mut self) -> ServerMsg {
-        let msg = tokio::time::timeout(Duration::from_secs(5), self.ws.next())
+        self.next_within(Duration::from_secs(5)).await
+    }
+
+    /// The next message of any kind, waiting at most `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> ServerMsg {
+        let msg = tokio::time::timeout(wait, self.ws.next())
             .await
-            .expect("a server message within 5 s")
+            .expect("a server message in time")
             .expect("websocket open")
             .expect("websocket message");
         match msg {

@@ -183,3 +183,20 @@ fn captions_reach_the_listeners_of_their_source_and_only_while_on() {
         "a late caption of a turned-off source is dropped"
     );
 }
+
+/// A WHIP or WHEP request that died between its join and its offer leaves a peer with no
+/// session and no media: it is reaped after SETUP_LIMIT, while a signalling session without
+/// media yet (its page still asking for the microphone) stays.
+#[test]
+fn a_door_peer_that_never_offers_is_reaped() {
+    let mut sim = Sim::new(41);
+    let before = sim.engine.snapshot().peers;
+    let aborted = sim.join(Role::Floor, None, "aborted WHIP");
+    sim.engine.detach(aborted);
+    let page = sim.join(Role::Listener, None, "a page still asking");
+    sim.run(tolk::core::engine::SETUP_LIMIT - Duration::from_secs(2));
+    assert_eq!(sim.engine.snapshot().peers, before + 2, "not before its time");
+    sim.run(Duration::from_secs(4));
+    assert_eq!(sim.engine.snapshot().peers, before + 1, "the aborted door's peer is gone, the page stays");
+    assert!(sim.send(page, ClientMsg::Select { channel: None, only: false }).is_ok());
+}

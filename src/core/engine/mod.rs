@@ -60,6 +60,9 @@ pub const STATE_EVERY: Duration = Duration::from_millis(250);
 /// WHIP client): browsers send a STUN consent check at least every 5 s
 /// (RFC 7675) and RTCP every second, so three missed checks is a safe verdict.
 pub const SILENT_PEER: Duration = Duration::from_secs(15);
+/// A WHIP or WHEP peer that has not offered media this long after joining is gone (its
+/// request was aborted between the join and the offer).
+pub const SETUP_LIMIT: Duration = Duration::from_secs(10);
 /// How long a dropped interpreter's booth place is kept for its page to come back to.
 pub const BOOTH_GRACE: Duration = Duration::from_secs(30);
 /// How often peers are checked for silence.
@@ -320,6 +323,21 @@ impl Engine {
                 .collect();
             silent.sort_unstable();
             for id in silent {
+                self.drop_media(id);
+            }
+            // Doors without a session whose request died before its offer: nothing else would end them.
+            let mut unborn: Vec<PeerId> = self
+                .detached
+                .iter()
+                .filter(|id| {
+                    self.peers.get(id).is_some_and(|p| {
+                        !p.has_media() && now.saturating_duration_since(p.heard) > SETUP_LIMIT
+                    })
+                })
+                .copied()
+                .collect();
+            unborn.sort_unstable();
+            for id in unborn {
                 self.drop_media(id);
             }
             // Booth places kept for interpreters who did not come back go.
