@@ -36,7 +36,8 @@
 //! 6. server `{"type":"error","code":"...","message":"..."}` for any request it
 //!    refuses; the session stays open unless the error says otherwise.
 //!
-//! Limits: one message is at most [`MAX_MESSAGE`] bytes.
+//! Limits: one message is at most [`MAX_MESSAGE`] bytes; a session that has not joined
+//! 10 s after it opened is closed (with a `not_joined` error first).
 
 use serde::{Deserialize, Serialize};
 
