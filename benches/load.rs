@@ -82,7 +82,7 @@ async fn mint(http: SocketAddr, room: &str, role: &str, channel: Option<&str>) -
 
 /// One value from the server's /metrics.
 async fn metric(http: SocketAddr, name: &str) -> f64 {
-    let (_, body) = common::http_at(http, "GET", "/metrics", None, "", "").await;
+    let (_, body) = common::http_at(http, "GET", "/metrics", Some("k"), "", "").await;
     body.lines()
         .find(|l| l.split_whitespace().next() == Some(name))
         .and_then(|l| l.split_whitespace().nth(1))

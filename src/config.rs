@@ -28,6 +28,9 @@ pub struct Config {
     pub secret: Option<String>,
     /// Key for the host HTTP API. Unset: a random one per start, printed.
     pub api_key: Option<String>,
+    /// A bearer token for monitoring only: `/metrics` and the details of `/health` (which
+    /// name rooms and count listeners) need it or the API key; unset: the API key only.
+    pub metrics_token: Option<String>,
     /// Create a demo room at start and print its invite links.
     pub demo: bool,
     /// Channels of the demo room (BCP 47 tags).
@@ -82,6 +85,7 @@ impl Default for Config {
             public_url: None,
             secret: None,
             api_key: None,
+            metrics_token: None,
             demo: true,
             demo_channels: vec!["en".into(), "es".into(), "fr".into()],
             token_ttl_secs: 24 * 3600,

@@ -71,12 +71,18 @@ impl Store {
         self.db.lock().expect("no panics while holding the database")
     }
 
-    /// Records a new room (its channels included); `now` is seconds since the Unix epoch.
+    /// Records a new room (its channels included); `now` is seconds since the Unix epoch. A
+    /// transcript left under the same id (a room of an earlier meeting) is deleted: a new room
+    /// starts empty.
     pub fn insert_room(&self, spec: &RoomSpec, now: u64) -> Result<(), StoreError> {
-        self.db().execute(
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        tx.execute(
             "INSERT INTO rooms (id, spec, created_at) VALUES (?1, ?2, ?3)",
             params![spec.id, to_json(spec), now as i64],
         )?;
+        tx.execute("DELETE FROM captions WHERE room = ?1", params![spec.id])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -246,13 +252,12 @@ mod tests {
             store.set_captions("a", None, true).unwrap();
             store.set_captions("a", Some("fr"), true).unwrap();
             store.set_captions("a", None, false).unwrap();
-            store
-                .append(
-                    "b",
-                    &Line { source: "floor".into(), lang: None, start_ms: 0, end_ms: 1, text: "x".into() },
-                    3,
-                )
-                .unwrap();
+            let line = Line { source: "floor".into(), lang: None, start_ms: 0, end_ms: 1, text: "x".into() };
+            store.append("b", &line, 3).unwrap();
+            store.append("c", &line, 3).unwrap();
+            store.insert_room(&RoomSpec { id: "c".into(), floor_lang: None, channels: vec![] }, 4).unwrap();
+            assert!(store.lines("c", None).unwrap().is_empty(), "a new room with an old id starts empty");
+            assert!(store.delete_room("c").unwrap());
         }
         let store = Store::open(&dir.join("t.db")).unwrap();
         let rooms = store.rooms().unwrap();

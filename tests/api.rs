@@ -122,7 +122,7 @@ async fn api_refusals_say_why() {
 async fn metrics_are_served_in_prometheus_text() {
     let s = server().await;
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let (st, body) = http(&s, "GET", "/metrics", None, None).await;
+    let (st, body) = http(&s, "GET", "/metrics", Some("test-api-key"), None).await;
     assert_eq!(st, 200);
     for want in [
         "tolk_rooms 1",
@@ -144,7 +144,7 @@ async fn rooms_spread_over_engines_and_each_plays() {
         .await
         .unwrap();
     assert_eq!(s.udps.len(), 2, "one UDP socket per engine");
-    let (_, body) = http(&s, "GET", "/metrics", None, None).await;
+    let (_, body) = http(&s, "GET", "/metrics", Some("test-api-key"), None).await;
     assert!(body.contains("tolk_engines 2"), "{body}");
     // Room r went to the first engine, "second" to the other: both carry audio.
     for room in ["r", "second"] {
@@ -163,7 +163,7 @@ async fn rooms_spread_over_engines_and_each_plays() {
         let pcm: Vec<f32> = frames[frames.len() - 10..].iter().flat_map(|f| f.pcm.iter().copied()).collect();
         assert!(tone_db(&pcm, 440.0) > -20.0, "room {room} plays");
     }
-    let (_, body) = http(&s, "GET", "/metrics", None, None).await;
+    let (_, body) = http(&s, "GET", "/metrics", Some("test-api-key"), None).await;
     let peers: Vec<&str> = body.lines().filter(|l| l.starts_with("tolk_rooms ")).collect();
     assert_eq!(peers, vec!["tolk_rooms 2"]);
 }
@@ -305,7 +305,31 @@ async fn a_media_thread_that_panics_comes_back_with_its_rooms() {
     let lr = media(&mut listen_r, None, true).await;
     lr.wait_frames(25, 10).await;
     assert!(loud(&lr, 440.0) > -20.0, "room r plays again after the restart");
-    let (_, body) = http(&s, "GET", "/metrics", None, None).await;
+    let (_, body) = http(&s, "GET", "/metrics", Some("test-api-key"), None).await;
     assert!(body.lines().any(|l| l == "tolk_engine_restarts_total 1"), "the restart is counted: {body}");
     assert!(body.lines().any(|l| l == "tolk_rooms 2"), "{body}");
+}
+
+/// Monitoring names rooms and counts listeners: `/metrics` and `/health`'s details need the API
+/// key or the metrics token; anyone gets only a bare liveness answer.
+#[tokio::test]
+async fn monitoring_details_are_for_the_operator_only() {
+    let s = server_with(|c| c.metrics_token = Some("scraper-token".into())).await;
+    let (st, body) = http(&s, "GET", "/metrics", None, None).await;
+    assert_eq!(st, 401, "{body}");
+    assert!(!body.contains("tolk_listeners") && !body.contains("room=\"r\""), "no room ids: {body}");
+    let listener = token(&s, Role::Listener, None, "Lena");
+    let (st, _) = http(&s, "GET", "/metrics", Some(&listener), None).await;
+    assert_eq!(st, 401, "an invitation is not a metrics token");
+    let (st, body) = http(&s, "GET", "/metrics", Some("scraper-token"), None).await;
+    assert_eq!(st, 200);
+    assert!(body.contains("tolk_listeners{room=\"r\""), "{body}");
+    let (st, body) = http(&s, "GET", "/health", None, None).await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"status": "ok"})
+    );
+    let (_, body) = http(&s, "GET", "/health", Some("test-api-key"), None).await;
+    assert!(body.contains("\"rooms\":1"), "the operator sees the details: {body}");
 }

@@ -198,14 +198,14 @@ async fn garbage_on_the_udp_port_and_a_huge_message_leave_other_rooms_playing() 
     let pcm: Vec<f32> = last.iter().flat_map(|f| f.pcm.iter().copied()).collect();
     assert!(tone_db(&pcm, 440.0) > -20.0, "the floor tone still plays: {:.1}", tone_db(&pcm, 440.0));
 
-    let (status, body) = http(&s, "GET", "/health", None, None).await;
+    let (status, body) = http(&s, "GET", "/health", Some("test-api-key"), None).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"rooms\":2"), "{body}");
 }
 
 /// One count of dropped input from /health.
 async fn health_count(s: &tolk::io::Running, name: &str) -> u64 {
-    let (_, body) = http(s, "GET", "/health", None, None).await;
+    let (_, body) = http(s, "GET", "/health", Some("test-api-key"), None).await;
     let v: serde_json::Value = serde_json::from_str(&body).expect("/health is JSON");
     v["dropped"][name].as_u64().unwrap_or_else(|| panic!("dropped.{name} in /health: {body}"))
 }

@@ -116,7 +116,7 @@ async fn a_settled_chromium_listener_keeps_playing_past_the_consent_timeout() {
     let settled = async {
         let t = std::time::Instant::now();
         while t.elapsed() < Duration::from_secs(60) {
-            let (_, body) = http(&s, "GET", "/metrics", None, None).await;
+            let (_, body) = http(&s, "GET", "/metrics", Some("test-api-key"), None).await;
             if body.lines().any(|l| l.starts_with("tolk_listeners_settled ") && !l.ends_with(" 0")) {
                 return Some(t.elapsed());
             }

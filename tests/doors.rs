@@ -22,7 +22,7 @@ fn tone_file(hz: f32, secs: f32) -> PathBuf {
 }
 
 async fn health(s: &tolk::io::Running) -> serde_json::Value {
-    let (status, body) = http(s, "GET", "/health", None, None).await;
+    let (status, body) = http(s, "GET", "/health", Some("test-api-key"), None).await;
     assert_eq!(status, 200);
     serde_json::from_str(&body).unwrap()
 }

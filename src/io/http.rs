@@ -86,8 +86,23 @@ fn page(file: &str) -> Response {
     }
 }
 
-async fn health(State(app): State<App>) -> ApiResult<Json<serde_json::Value>> {
+/// Whether the caller may read monitoring details (room ids, listener counts): the API key or the metrics token.
+fn may_monitor(app: &App, headers: &HeaderMap) -> bool {
+    let Some(value) = bearer(headers) else { return false };
+    constant_time_eq(value.as_bytes(), app.api_key().as_bytes())
+        || app.metrics_token().is_some_and(|t| constant_time_eq(value.as_bytes(), t.as_bytes()))
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// `/health`: a bare liveness answer for anyone; the counters and rooms for the operator.
+async fn health(State(app): State<App>, headers: HeaderMap) -> ApiResult<Json<serde_json::Value>> {
     let snapshot = app.snapshot().await?;
+    if !may_monitor(&app, &headers) {
+        return Ok(Json(serde_json::json!({"status": "ok"})));
+    }
     let mut body = serde_json::json!({
         "status": "ok",
         "captions": app.captions(),
@@ -109,7 +124,14 @@ async fn health(State(app): State<App>) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(body))
 }
 
-async fn metrics(State(app): State<App>) -> ApiResult<Response> {
+async fn metrics(State(app): State<App>, headers: HeaderMap) -> ApiResult<Response> {
+    if !may_monitor(&app, &headers) {
+        return Err(Error::new(
+            ErrorCode::BadToken,
+            "send Authorization: Bearer <API key or metrics_token>: metrics name rooms and count listeners",
+        )
+        .into());
+    }
     let text = app.metrics().await?;
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
         .into_response())
@@ -135,13 +157,9 @@ enum Caller {
 }
 
 fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Error> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            Error::new(ErrorCode::BadToken, "send Authorization: Bearer <API key or host token>")
-        })?;
+    let value = bearer(headers).ok_or_else(|| {
+        Error::new(ErrorCode::BadToken, "send Authorization: Bearer <API key or host token>")
+    })?;
     if constant_time_eq(value.as_bytes(), app.api_key().as_bytes()) {
         return Ok(Caller::Operator);
     }

@@ -64,6 +64,8 @@ struct Inner {
     resources: std::sync::Mutex<HashMap<String, PeerId>>,
     keys: Keys,
     api_key: String,
+    /// Also lets a scraper read `/metrics` and `/health`'s details.
+    metrics_token: Option<String>,
     /// The TURN relay pages are told about, if any.
     turn: Option<crate::config::TurnConfig>,
     public_url: String,
@@ -188,6 +190,10 @@ impl App {
 
     pub fn api_key(&self) -> &str {
         &self.inner.api_key
+    }
+
+    pub fn metrics_token(&self) -> Option<&str> {
+        self.inner.metrics_token.as_deref()
     }
 
     /// Relays for a page that just joined, with fresh credentials.
@@ -590,6 +596,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             metrics: metrics::Metrics::new(tick, restarts),
             keys: Keys::new(secret.as_bytes()),
             api_key,
+            metrics_token: config.metrics_token.clone(),
             turn: config.turn.clone(),
             public_url: public_url.trim_end_matches('/').to_string(),
             token_ttl_secs: config.token_ttl_secs,
