@@ -489,6 +489,13 @@ fn captions(config: &Config, store: &Arc<Store>, engines: usize) -> Vec<Asr> {
 /// Binds the sockets, starts the media thread and the HTTP server.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     config.validate()?;
+    match sys::raise_file_limit() {
+        Ok(n) if n < 4096 => tracing::warn!(
+            "only {n} open files allowed: each WebSocket and request takes one (raise LimitNOFILE)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
+    }
     let engines = config.engine_count();
     let listener =
         tokio::net::TcpListener::bind(config.http).await.map_err(|e| StartError::Bind(config.http, e))?;

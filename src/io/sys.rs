@@ -40,6 +40,25 @@ pub fn trim() {
     }
 }
 
+/// Raises the soft limit on open files to the hard limit (systemd's default soft limit is
+/// 1,024: a thousand WebSockets would use it up); returns the limit now in force.
+pub fn raise_file_limit() -> std::io::Result<u64> {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the one struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(lim.rlim_cur as u64)
+}
+
 /// Clock ticks per second, the unit of CPU times in `/proc/<pid>/stat`.
 pub fn clock_ticks() -> f64 {
     #[cfg(unix)]
@@ -57,6 +76,14 @@ pub fn clock_ticks() -> f64 {
 mod tests {
     use super::*;
     use std::io::ErrorKind;
+
+    #[test]
+    fn the_file_limit_goes_up_to_the_hard_limit() {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: as in raise_file_limit.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        assert_eq!(raise_file_limit().unwrap(), lim.rlim_max as u64);
+    }
 
     #[test]
     fn nice_applies_to_the_calling_thread_only_or_is_refused() {

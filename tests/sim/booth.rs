@@ -342,3 +342,22 @@ fn a_dropped_interpreter_keeps_its_place_and_comes_back_on_air() {
     let ServerMsg::Booth { members, .. } = last_booth(&sim.clients[&b]).clone() else { unreachable!() };
     assert_eq!(members.len(), 1, "only Bea: {members:?}");
 }
+
+/// A booth holds at most MAX_BOOTH interpreters (every booth change goes to each of them, so
+/// hundreds of sessions on one interpreter link would cost the engine quadratically): the
+/// next is refused with a clear error, and a place freed is taken again.
+#[test]
+fn a_booth_is_bounded() {
+    let mut sim = Sim::new(34);
+    let max = tolk::core::engine::MAX_BOOTH;
+    let members: Vec<u64> =
+        (0..max).map(|i| sim.join(Role::Interpreter, Some("es"), &format!("i{i}"))).collect();
+    let e = sim.try_join(Role::Interpreter, Some("es"), &[], "one too many", None).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Busy, "{e:?}");
+    assert!(e.message.contains("booth es is full"), "{}", e.message);
+    // Other booths are not affected, and a place that frees is taken again.
+    sim.join(Role::Interpreter, Some("fr"), "elsewhere");
+    sim.leave(members[0]);
+    sim.run(tolk::core::engine::BOOTH_GRACE + Duration::from_secs(2));
+    sim.join(Role::Interpreter, Some("es"), "in again");
+}

@@ -206,6 +206,12 @@ impl Engine {
         }
         self.channel_exists(room, &to)?;
         let r = self.rooms.get_mut(room).expect("a peer's room outlives it");
+        if r.channel(&to).is_some_and(|c| c.booth.members.len() >= super::MAX_BOOTH) {
+            return Err(bad(
+                ErrorCode::Busy,
+                format!("booth {to} is full: at most {} interpreters", super::MAX_BOOTH),
+            ));
+        }
         let was_live = r.channel(&from).is_some_and(|c| c.booth.is_live(peer));
         let member = r.channel_mut(&from).and_then(|c| c.booth.remove(peer)).expect("a member of its booth");
         r.channel_mut(&to).expect("checked").booth.join(member);

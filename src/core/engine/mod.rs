@@ -76,6 +76,8 @@ pub const MAX_PEERS: usize = 20_000;
 pub const MAX_ROOMS: usize = 1000;
 /// Most channels in a room.
 pub const MAX_CHANNELS: usize = 32;
+/// Most interpreters in one booth (a booth is two or three; every booth change goes to each).
+pub const MAX_BOOTH: usize = 16;
 
 #[derive(Clone)]
 pub struct EngineConfig {

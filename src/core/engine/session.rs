@@ -1,7 +1,7 @@
 //! A peer's session: rooms and channels made, joining with an admission, the SDP offer and answer, media lost, leaving.
 
 use super::peer::{Link, Peer, RtcLink};
-use super::{bad, Engine, Output, BOOTH_GRACE, MAX_CHANNELS, MAX_PEERS, MAX_ROOMS, SEND_BUFFER};
+use super::{bad, Engine, Output, BOOTH_GRACE, MAX_BOOTH, MAX_CHANNELS, MAX_PEERS, MAX_ROOMS, SEND_BUFFER};
 use crate::core::room::{Channel, Member, PeerId, Room, Source, Stream};
 use crate::core::spec::{ChannelSpec, RoomSpec};
 use crate::core::wire::srtp;
@@ -277,6 +277,12 @@ impl Engine {
                 })?;
                 // Coming back (a page that reconnected): the place kept in the booth, else a new one.
                 if !who.resume.as_ref().is_some_and(|k| c.booth.come_back(k, peer)) {
+                    if c.booth.members.len() >= MAX_BOOTH {
+                        return Err(bad(
+                            ErrorCode::Busy,
+                            format!("booth {target} is full: at most {MAX_BOOTH} interpreters"),
+                        ));
+                    }
                     c.booth
                         .join(Member { resume: who.resume.clone(), ..Member::new(peer, who.name.clone()) });
                 }
