@@ -56,7 +56,7 @@ pub fn raise_file_limit() -> std::io::Result<u64> {
             }
         }
     }
-    Ok(lim.rlim_cur as u64)
+    Ok(lim.rlim_cur)
 }
 
 /// Clock ticks per second, the unit of CPU times in `/proc/<pid>/stat`.
@@ -82,7 +82,7 @@ mod tests {
         let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: as in raise_file_limit.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(raise_file_limit().unwrap(), lim.rlim_max as u64);
+        assert_eq!(raise_file_limit().unwrap(), lim.rlim_max);
     }
 
     #[test]
