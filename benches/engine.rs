@@ -108,7 +108,8 @@ impl Net {
             let mut api = rtc.sdp_api();
             api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
             let (offer, pending) = api.apply().unwrap();
-            let answer = engine.handle_offer(now, i as u64, &offer.to_sdp_string()).unwrap();
+            let offer = tolk::core::engine::Offer::parse(&offer.to_sdp_string()).unwrap();
+            let answer = engine.handle_offer(now, i as u64, offer).unwrap();
             rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
             clients.insert(addr, rtc);
         }

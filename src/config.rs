@@ -54,6 +54,14 @@ pub struct Config {
     /// Also accept media over TCP (passive ICE-TCP candidates on each engine's UDP port number),
     /// for networks that let only TCP through.
     pub ice_tcp: bool,
+    /// Sessions one listener link may hold at once (a link shared with a hall's audience).
+    /// Interpreter and floor links hold 4, host links 8.
+    pub listeners_per_link: usize,
+    /// HTTP connections (pages, WebSockets, API calls) held at once; more are closed at once.
+    /// Unset: half the open-file limit (less 256 for sockets and the database).
+    pub max_connections: Option<usize>,
+    /// A room nobody has joined for this many hours is deleted with its transcript; 0: never.
+    pub room_expiry_hours: u64,
 }
 
 /// A TURN relay as coturn runs it with `use-auth-secret` (the TURN REST API scheme).
@@ -97,6 +105,9 @@ impl Default for Config {
             transcript_days: 30,
             turn: None,
             ice_tcp: true,
+            listeners_per_link: 1000,
+            max_connections: None,
+            room_expiry_hours: 7 * 24,
         }
     }
 }
@@ -175,6 +186,11 @@ impl Config {
                     "turn url {u:?} must start with turn:, turns: or stun:"
                 )));
             }
+        }
+        if self.listeners_per_link == 0 || self.max_connections == Some(0) {
+            return Err(ConfigError::Invalid(
+                "listeners_per_link and max_connections must be positive".into(),
+            ));
         }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::Invalid("token_ttl_secs must be positive".into()));

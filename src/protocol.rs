@@ -37,7 +37,9 @@
 //!    refuses; the session stays open unless the error says otherwise.
 //!
 //! Limits: one message is at most [`MAX_MESSAGE`] bytes; a session that has not joined
-//! 10 s after it opened is closed (with a `not_joined` error first).
+//! 5 s after it opened is closed (with a `not_joined` error first); a session may send
+//! 40 messages at once and 10 a second after that (beyond, `rate_limited`); an invitation
+//! link holds 4 sessions (interpreter, floor), 8 (host) or `listeners_per_link` (listener).
 
 use serde::{Deserialize, Serialize};
 
@@ -203,6 +205,8 @@ pub enum NoticeKind {
     SlowDown,
     /// The recogniser fell behind and skipped audio to stay live (to hosts; `from` says how much).
     CaptionsBehind,
+    /// The plain RTP tap feeding the floor took a new sender (to hosts; `from` is its address).
+    TapSender,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -290,8 +294,10 @@ pub enum ErrorCode {
     Conflict,
     /// The SDP offer is unreadable or asks for what tolk does not do.
     BadSdp,
-    /// The server is full for now: try again later.
+    /// The server is full for now (or the invitation link has all the sessions it may): try again later.
     Busy,
+    /// Too many requests from this session or invitation link: slow down.
+    RateLimited,
     /// The server does not offer this (captions without a speech model; an engine not running).
     Unavailable,
     /// This session is over and must not rejoin by itself: its room was deleted, or the same

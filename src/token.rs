@@ -18,6 +18,9 @@ pub struct Claims {
     pub name: String,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// A random id per minted link (JWT ID): sessions and joins are counted per link.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
 }
 
 impl Claims {
@@ -56,7 +59,11 @@ impl Keys {
             use jsonwebtoken::errors::ErrorKind;
             match e.kind() {
                 ErrorKind::ExpiredSignature => Error::new(ErrorCode::TokenExpired, "token has expired"),
-                _ => Error::new(ErrorCode::BadToken, format!("invalid token: {e}")),
+                ErrorKind::InvalidSignature => Error::new(
+                    ErrorCode::BadToken,
+                    "this invitation was not made by this server (or its secret changed): ask for a new link",
+                ),
+                _ => Error::new(ErrorCode::BadToken, "this is not a valid invitation: ask for a new link"),
             }
         })
     }
@@ -74,6 +81,7 @@ mod tests {
             also: vec![],
             name: "Ana".into(),
             exp,
+            jti: String::new(),
         }
     }
 

@@ -68,7 +68,7 @@ async fn api_refusals_say_why() {
     type Case<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, u16, &'a str);
     let cases: &[Case] = &[
         ("POST", "/api/rooms", None, Some(r#"{"id":"a"}"#), 401, "Bearer"),
-        ("POST", "/api/rooms", Some("wrong"), Some(r#"{"id":"a"}"#), 401, "invalid token"),
+        ("POST", "/api/rooms", Some("wrong"), Some(r#"{"id":"a"}"#), 401, "not a valid invitation"),
         ("POST", "/api/rooms", key, Some("{oops"), 400, "bad JSON body"),
         ("POST", "/api/rooms", key, Some(r#"{"id":"bad id!"}"#), 400, "room id"),
         ("POST", "/api/rooms", key, Some(r#"{"id":"r"}"#), 409, "already exists"),

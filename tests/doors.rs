@@ -39,6 +39,7 @@ async fn ffmpeg_feeds_the_floor_through_the_rtp_tap_and_an_rtp_output_carries_it
             room: "r".into(),
             payload_type: 111,
             ssrc: None,
+            source: None,
         });
         c.rtp_out =
             vec![RtpOutSpec { room: "r".into(), channel: None, to: out_addr, payload_type: 96, ssrc: 7 }];

@@ -34,6 +34,11 @@ pub struct TapSpec {
     /// Accept only this SSRC; unset: the first SSRC heard, re-locking after 1 s of silence.
     #[serde(default)]
     pub ssrc: Option<u32>,
+    /// Accept packets only from this address (the meeting's media server): anyone else who
+    /// reaches the port is refused. Unset: the first sender heard, re-locking after 1 s of
+    /// silence (each change is logged, counted and shown to the room's hosts).
+    #[serde(default)]
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// A plain RTP output: one room stream (the floor or a channel mix) sent as RTP Opus.

@@ -2,7 +2,7 @@
 
 use super::tcp::Tcp;
 use crate::asr::{Asr, Chunk};
-use crate::core::engine::{Admission, Engine, EngineConfig, Output, RoomView, Snapshot};
+use crate::core::engine::{Admission, Engine, EngineConfig, Offer, Output, RoomView, Snapshot};
 use crate::core::room::PeerId;
 use crate::core::spec::{ChannelSpec, RoomSpec, RtpOutSpec, TapSpec};
 use crate::protocol::{ClientMsg, Error, ErrorCode, ServerMsg};
@@ -25,7 +25,13 @@ pub enum Command {
         events: Option<mpsc::Sender<Box<ServerMsg>>>,
         reply: oneshot::Sender<Result<ServerMsg, Error>>,
     },
-    /// Any request after join.
+    /// An SDP offer, read off the media thread.
+    Offer {
+        peer: PeerId,
+        offer: Box<Offer>,
+        reply: oneshot::Sender<Result<Option<ServerMsg>, Error>>,
+    },
+    /// Any other request after join.
     Message {
         peer: PeerId,
         msg: ClientMsg,
@@ -127,6 +133,10 @@ pub const COMMAND_QUEUE: usize = 1024;
 /// command is queued (the sender unparks it). Media loses nothing by waiting, since
 /// jitter buffers are read only at the tick; handshake packets wait at most this long.
 const MAX_WAIT: Duration = Duration::from_millis(20);
+/// Most commands applied per turn of the media loop, and the time they may take: a tick is
+/// never held back by more than this much control work (plus one command).
+const TURN_COMMANDS: usize = 64;
+const TURN_BUDGET: Duration = Duration::from_millis(2);
 /// Most datagrams taken per wakeup, so that a flood cannot hold the tick back.
 const MAX_DRAIN: usize = 4096;
 
@@ -167,7 +177,15 @@ fn run(
     let socket = media.udp;
     socket.set_nonblocking(true).expect("a UDP socket can be non-blocking");
     loop {
-        loop {
+        // Control work per turn is bounded (a flood of joins or offers waits in the queue, not
+        // in front of the tick); what is left is taken in the next turn, without sleeping.
+        let turn = Instant::now();
+        let mut more = false;
+        for taken in 0.. {
+            if taken >= TURN_COMMANDS || turn.elapsed() >= TURN_BUDGET {
+                more = true;
+                break;
+            }
             match commands.try_recv() {
                 Ok(cmd) => apply(&mut engine, sessions, cmd),
                 Err(mpsc::error::TryRecvError::Empty) => break,
@@ -208,7 +226,7 @@ fn run(
         // meanwhile: one wakeup for many datagrams, not one per datagram. Media loses nothing
         // by waiting, since the jitter buffers are read at the tick, and the tick is a deadline.
         let wait = deadline.saturating_duration_since(Instant::now()).min(MAX_WAIT);
-        if !wait.is_zero() {
+        if !wait.is_zero() && !more {
             // Woken early by a command (see `App::to_engine`); an early or spurious wakeup
             // only means one more turn of this loop.
             std::thread::park_timeout(wait);
@@ -241,8 +259,10 @@ fn run(
             // the media socket, so that a flood on the tap port cannot hold the tick back.
             for _ in 0..MAX_DRAIN {
                 let Ok((n, source)) = tap.recv_from(&mut buf) else { break };
-                if let Err(e) = engine.handle_tap(index, &buf[..n]) {
-                    debug!(%source, "RTP tap packet dropped: {e}");
+                match engine.handle_tap(index, source, &buf[..n]) {
+                    Ok(Some(from)) => warn!(%from, "the RTP tap locked onto a new sender"),
+                    Ok(None) => {}
+                    Err(e) => debug!(%source, "RTP tap packet dropped: {e}"),
                 }
             }
         }
@@ -275,6 +295,10 @@ fn apply(engine: &mut Engine, sessions: &mut Sessions, cmd: Command) {
                 }
             }
             let _ = reply.send(r);
+        }
+        Command::Offer { peer, offer, reply } => {
+            let answer = engine.handle_offer(Instant::now(), peer, *offer);
+            let _ = reply.send(answer.map(|sdp| Some(ServerMsg::Answer { sdp })));
         }
         Command::Message { peer, msg, reply } => {
             let _ = reply.send(engine.handle_message(Instant::now(), peer, msg));

@@ -53,6 +53,7 @@ impl IntoResponse for ApiError {
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Busy | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Ended => StatusCode::GONE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         };
         (status, Json(serde_json::json!({"code": self.0.code, "message": self.0.message}))).into_response()
     }
@@ -281,6 +282,7 @@ async fn mint(
         also: req.also,
         name: req.name.trim().to_string(),
         exp: 0,
+        jti: String::new(),
     };
     let invite = app.invite(claims, req.ttl_secs);
     Ok((StatusCode::CREATED, Json(invite)).into_response())

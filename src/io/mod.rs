@@ -2,6 +2,8 @@
 
 pub mod driver;
 pub mod http;
+pub mod limits;
+pub mod listen;
 pub mod metrics;
 pub mod signal;
 pub mod sys;
@@ -27,6 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Receive buffer asked for on each media socket; the kernel caps it at net.core.rmem_max.
 const RECV_BUFFER: usize = 8 << 20;
+/// How often rooms are checked for expiry.
+pub const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 /// How often memory freed by settled listeners is handed back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
 
@@ -70,6 +74,9 @@ struct Inner {
     turn: Option<crate::config::TurnConfig>,
     public_url: String,
     token_ttl_secs: u64,
+    links: limits::Links,
+    /// When each room last had a session (as seen by [`App::expire_rooms`]).
+    used: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// An invitation: a token and the page it opens.
@@ -117,7 +124,7 @@ impl App {
         };
         match cmd {
             Command::Join { who, .. } => room(&who.room),
-            Command::Message { peer, .. } | Command::Leave { peer } => {
+            Command::Message { peer, .. } | Command::Offer { peer, .. } | Command::Leave { peer } => {
                 p.peers.get(peer).copied().ok_or_else(|| Error::new(ErrorCode::NotJoined, "not joined"))
             }
             Command::AddChannel { room: id, .. }
@@ -192,6 +199,10 @@ impl App {
         &self.inner.api_key
     }
 
+    pub(crate) fn links(&self) -> &limits::Links {
+        &self.inner.links
+    }
+
     pub fn metrics_token(&self) -> Option<&str> {
         self.inner.metrics_token.as_deref()
     }
@@ -217,6 +228,7 @@ impl App {
             also: Vec::new(),
             name: name.to_string(),
             exp: 0,
+            jti: String::new(),
         };
         self.invite(claims, ttl_secs)
     }
@@ -225,6 +237,9 @@ impl App {
     pub fn invite(&self, mut claims: Claims, ttl_secs: Option<u64>) -> Invite {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970").as_secs();
         claims.exp = now + ttl_secs.unwrap_or(self.inner.token_ttl_secs);
+        if claims.jti.is_empty() {
+            claims.jti = random_hex(6);
+        }
         let token = self.inner.keys.sign(&claims);
         let page = match claims.role {
             Role::Host => "host",
@@ -324,6 +339,33 @@ impl App {
         }
     }
 
+    /// Deletes every room (but those the configuration names) that has had no session for
+    /// `after`, as far as this server has seen since it started; returns their ids. Runs every
+    /// [`EXPIRE_EVERY`] with the configured `room_expiry_hours`.
+    pub async fn expire_rooms(&self, after: Duration) -> Result<Vec<String>, Error> {
+        let now = std::time::Instant::now();
+        let seen = self.snapshot().await?.occupancy;
+        let mut expired = Vec::new();
+        {
+            let mut used = self.inner.used.lock().unwrap_or_else(|e| e.into_inner());
+            let present: std::collections::HashSet<&String> = seen.iter().map(|(id, _)| id).collect();
+            used.retain(|id, _| present.contains(id));
+            for (id, sessions) in &seen {
+                let last = used.entry(id.clone()).or_insert(now);
+                if *sessions > 0 {
+                    *last = now;
+                } else if now.duration_since(*last) >= after && !self.inner.pinned.contains(id) {
+                    expired.push(id.clone());
+                }
+            }
+        }
+        for id in &expired {
+            self.delete_room(id.clone()).await?;
+            tracing::info!(room = id, "room expired: nobody joined it for {} s", after.as_secs());
+        }
+        Ok(expired)
+    }
+
     pub async fn add_channel(&self, room: String, spec: ChannelSpec) -> Result<RoomView, Error> {
         let kept = spec.clone();
         let view = self.request(|reply| Command::AddChannel { room: room.clone(), spec, reply }).await?;
@@ -376,6 +418,14 @@ impl App {
     pub(crate) fn resources(&self) -> std::sync::MutexGuard<'_, HashMap<String, PeerId>> {
         self.inner.resources.lock().expect("no panics while holding the resource map")
     }
+}
+
+/// Reads an SDP offer on a blocking thread: never on the media thread, nor on a worker that
+/// other sessions' messages wait for.
+pub(crate) async fn read_offer(sdp: String) -> Result<crate::core::engine::Offer, Error> {
+    tokio::task::spawn_blocking(move || crate::core::engine::Offer::parse(&sdp))
+        .await
+        .map_err(|_| Error::new(ErrorCode::Unavailable, "the offer could not be read; try again"))?
 }
 
 /// A started server: its addresses and its app. Dropping it stops the server.
@@ -489,13 +539,21 @@ fn captions(config: &Config, store: &Arc<Store>, engines: usize) -> Vec<Asr> {
 /// Binds the sockets, starts the media thread and the HTTP server.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     config.validate()?;
-    match sys::raise_file_limit() {
-        Ok(n) if n < 4096 => tracing::warn!(
-            "only {n} open files allowed: each WebSocket and request takes one (raise LimitNOFILE)"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
-    }
+    let files = match sys::raise_file_limit() {
+        Ok(n) => {
+            if n < 4096 {
+                tracing::warn!(
+                    "only {n} open files allowed: each WebSocket and request takes one (raise LimitNOFILE)"
+                );
+            }
+            n
+        }
+        Err(e) => {
+            tracing::warn!("cannot raise the open file limit: {e}");
+            1024
+        }
+    };
+    let max_connections = config.max_connections.unwrap_or_else(|| listen::connection_limit(files));
     let engines = config.engine_count();
     let listener =
         tokio::net::TcpListener::bind(config.http).await.map_err(|e| StartError::Bind(config.http, e))?;
@@ -538,7 +596,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         };
         // ICE-TCP on the same address and port number, where that port is free for TCP too.
         let tcp = match config.ice_tcp {
-            true => match tcp::Tcp::bind(udp_addr) {
+            true => match tcp::Tcp::bind(udp_addr, tcp::connection_limit(files, engines)) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     tracing::warn!(engine = index, %udp_addr, "no ICE-TCP on this engine: cannot bind TCP: {e}");
@@ -607,16 +665,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             turn: config.turn.clone(),
             public_url: public_url.trim_end_matches('/').to_string(),
             token_ttl_secs: config.token_ttl_secs,
+            links: limits::Links::new(config.listeners_per_link),
+            used: Default::default(),
         }),
     };
     let (shutdown, stop) = oneshot::channel::<()>();
     let router = http::router(app.clone());
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async {
-                let _ = stop.await;
-            })
-            .await
+        listen::serve(listener, router, max_connections, async {
+            let _ = stop.await;
+        })
+        .await
     });
     // Freed memory goes back to the system every few seconds, for as long as the app lives.
     let alive = Arc::downgrade(&app.inner);
@@ -627,6 +686,21 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let _ = tokio::task::spawn_blocking(sys::trim).await;
         }
     });
+    // Rooms nobody uses go, with their transcripts.
+    if config.room_expiry_hours > 0 {
+        let after = Duration::from_secs(config.room_expiry_hours * 3600);
+        let weak = Arc::downgrade(&app.inner);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(EXPIRE_EVERY);
+            loop {
+                every.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                if let Err(e) = (App { inner }).expire_rooms(after).await {
+                    tracing::warn!("rooms not expired: {e}");
+                }
+            }
+        });
+    }
     // An engine that restarted after a panic gets its rooms back from the database (its
     // sessions were told to join again, and pages do).
     let weak = Arc::downgrade(&app.inner);
@@ -640,7 +714,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if rooms > 0 {
         tracing::info!(rooms, "rooms restored from the database");
     }
-    tracing::info!(%http_addr, engines, "tolk is up");
+    tracing::info!(%http_addr, engines, max_connections, "tolk is up");
     Ok(Running {
         http: http_addr,
         udp: udp_addrs[0],

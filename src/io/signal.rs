@@ -1,6 +1,6 @@
 //! One signalling session per WebSocket: parses client messages, checks the token, relays to the media thread and back.
 
-use super::App;
+use super::{limits, App};
 use crate::core::engine::Admission;
 use crate::protocol::{self, ClientMsg, Error, ErrorCode, ServerMsg};
 use axum::extract::ws::{Message, WebSocket};
@@ -12,25 +12,31 @@ use tokio::sync::mpsc;
 /// slots are allocated 32 at a time: 32 pointers instead of 32 messages per session.
 const SESSION_QUEUE: usize = 64;
 /// A WebSocket that has not joined this long after it opened is closed (it holds a file and memory).
-const JOIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+const JOIN_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub async fn session(socket: WebSocket, app: App) {
     let peer = app.next_peer();
     let (mut sink, mut stream) = socket.split();
     let (events_tx, mut events) = mpsc::channel::<Box<ServerMsg>>(SESSION_QUEUE);
-    // The room, once joined.
+    // The room, once joined, and the session's place in its invitation link's count.
     let mut joined: Option<String> = None;
+    let mut place: Option<limits::Place> = None;
+    let mut asks =
+        limits::Bucket::new(limits::SESSION_BURST, limits::SESSION_RATE, std::time::Instant::now());
     let join_by = tokio::time::Instant::now() + JOIN_WITHIN;
     loop {
         let reply = tokio::select! {
             _ = tokio::time::sleep_until(join_by), if joined.is_none() => {
-                let e = Error::new(ErrorCode::NotJoined, "no join within 10 s: closing").to_msg();
+                let e = Error::new(ErrorCode::NotJoined, "no join within 5 s: closing").to_msg();
                 let text = serde_json::to_string(&e).expect("server messages serialise");
                 let _ = sink.send(Message::Text(text.into())).await;
                 break;
             }
             msg = stream.next() => match msg {
-                Some(Ok(Message::Text(text))) => handle(&app, peer, &mut joined, &events_tx, text.as_str()).await,
+                Some(Ok(Message::Text(_))) if !asks.take(std::time::Instant::now()) => {
+                    Some(limits::rate_limited("messages from this session").to_msg())
+                }
+                Some(Ok(Message::Text(text))) => handle(&app, peer, (&mut joined, &mut place), &events_tx, text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => Some(Error::new(ErrorCode::BadMessage, "binary messages are not part of the protocol; send JSON text").to_msg()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
                 Some(Ok(Message::Close(_))) | None => break,
@@ -57,7 +63,7 @@ pub async fn session(socket: WebSocket, app: App) {
 async fn handle(
     app: &App,
     peer: u64,
-    joined: &mut Option<String>,
+    (joined, place): (&mut Option<String>, &mut Option<limits::Place>),
     events: &mpsc::Sender<Box<ServerMsg>>,
     text: &str,
 ) -> Option<ServerMsg> {
@@ -77,6 +83,10 @@ async fn handle(
                 Ok(c) => c,
                 Err(e) => return Some(e.to_msg()),
             };
+            let held = match app.links().hold(&token, claims.role, std::time::Instant::now()) {
+                Ok(p) => p,
+                Err(e) => return Some(e.to_msg()),
+            };
             if resume.as_ref().is_some_and(|k| k.is_empty() || k.len() > 64) {
                 return Some(Error::new(ErrorCode::BadMessage, "resume must be 1-64 bytes").to_msg());
             }
@@ -86,6 +96,7 @@ async fn handle(
             if let Ok(ServerMsg::Joined { ice_servers, .. }) = &mut r {
                 *ice_servers = app.ice_servers();
                 *joined = Some(claims.room);
+                *place = Some(held);
             }
             r
         }
@@ -104,6 +115,16 @@ async fn handle(
         _ if joined.is_none() => {
             Err(Error::new(ErrorCode::NotJoined, "send a join message with a token first"))
         }
+        ClientMsg::Offer { sdp } => match super::read_offer(sdp).await {
+            Ok(offer) => {
+                let offer = Box::new(offer);
+                match app.request(|reply| Command::Offer { peer, offer, reply }).await {
+                    Ok(reply) => return reply,
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        },
         msg => match app.request(|reply| Command::Message { peer, msg, reply }).await {
             Ok(reply) => return reply,
             Err(e) => Err(e),

@@ -10,7 +10,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-/// Most connections an engine keeps; more are closed at once.
+/// Most connections an engine keeps (fewer under a low open-file limit, see
+/// [`connection_limit`]); more are closed at once.
 const MAX_CONNECTIONS: usize = 4096;
 /// Bytes waiting to be written to one connection; beyond it, packets to it are dropped (a
 /// congested TCP path loses packets, as UDP would, rather than growing memory and delay).
@@ -49,13 +50,20 @@ impl Connection {
 pub struct Tcp {
     listener: TcpListener,
     connections: HashMap<SocketAddr, Connection>,
+    limit: usize,
+}
+
+/// ICE-TCP connections each of `engines` engines keeps under a limit of `files` open files: a
+/// quarter of them shared out (HTTP takes half), at most [`MAX_CONNECTIONS`].
+pub fn connection_limit(files: u64, engines: usize) -> usize {
+    ((files / 4) as usize / engines.max(1)).clamp(16, MAX_CONNECTIONS)
 }
 
 impl Tcp {
-    pub fn bind(addr: SocketAddr) -> std::io::Result<Tcp> {
+    pub fn bind(addr: SocketAddr, limit: usize) -> std::io::Result<Tcp> {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
-        Ok(Tcp { listener, connections: HashMap::new() })
+        Ok(Tcp { listener, connections: HashMap::new(), limit })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -68,7 +76,7 @@ impl Tcp {
         for _ in 0..ACCEPTS_PER_POLL {
             match self.listener.accept() {
                 Ok((stream, addr)) => {
-                    if self.connections.len() >= MAX_CONNECTIONS || stream.set_nonblocking(true).is_err() {
+                    if self.connections.len() >= self.limit || stream.set_nonblocking(true).is_err() {
                         continue; // dropped: closed
                     }
                     let _ = stream.set_nodelay(true);
@@ -126,7 +134,7 @@ mod tests {
 
     #[test]
     fn frames_come_out_whole_and_go_back_framed() {
-        let mut tcp = Tcp::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let mut tcp = Tcp::bind("127.0.0.1:0".parse().unwrap(), 16).unwrap();
         let mut client = TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
         // Two frames, the second split across writes.
         client.write_all(&[0, 3, b'a', b'b', b'c', 0, 2, b'x']).unwrap();

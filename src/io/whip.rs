@@ -114,6 +114,7 @@ async fn offer(
         )
         .into());
     }
+    app.links().join(token, claims.role, std::time::Instant::now())?;
     let peer = app.next_peer();
     // A publisher that posts again with the same invitation (its connection died, or it
     // restarted) replaces its old session, which would otherwise hold the booth's air.
@@ -125,8 +126,8 @@ async fn offer(
             let msg = ClientMsg::Select { channel: Some(c), only: false };
             app.request(|reply| Command::Message { peer, msg, reply }).await?;
         }
-        let msg = ClientMsg::Offer { sdp: sdp.to_string() };
-        match app.request(|reply| Command::Message { peer, msg, reply }).await? {
+        let offer = Box::new(super::read_offer(sdp.to_string()).await?);
+        match app.request(|reply| Command::Offer { peer, offer, reply }).await? {
             Some(ServerMsg::Answer { sdp }) => Ok(sdp),
             other => Err(Error::new(ErrorCode::Busy, format!("unexpected engine reply {other:?}"))),
         }

@@ -11,7 +11,7 @@ use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
-use tolk::core::engine::{self, Admission, Caption, Engine, EngineConfig};
+use tolk::core::engine::{self, Admission, Caption, Engine, EngineConfig, Offer};
 use tolk::core::media::codec::{Decoder, Encoder, FRAME, MAX_PAYLOAD};
 use tolk::core::room::PeerId;
 use tolk::core::spec::{ChannelSpec, RoomSpec};
@@ -278,7 +278,7 @@ impl Sim {
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, dir, None, None, None);
         let (offer, pending) = api.apply().unwrap();
-        let answer = self.engine.handle_offer(self.now, peer, &offer.to_sdp_string())?;
+        let answer = self.engine.handle_offer(self.now, peer, Offer::parse(&offer.to_sdp_string())?)?;
         rtc.sdp_api().accept_answer(pending, SdpAnswer::from_sdp_string(&answer).unwrap()).unwrap();
         c.rtc = Some(rtc);
         c.mid = Some(mid);

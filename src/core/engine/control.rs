@@ -44,8 +44,10 @@ impl Engine {
         };
         match msg {
             ClientMsg::Join { .. } => Err(bad(ErrorCode::AlreadyJoined, "this session has already joined")),
+            // The driver reads offers off the media thread and calls `handle_offer` itself.
             ClientMsg::Offer { sdp } => {
-                self.handle_offer(now, peer, &sdp).map(|sdp| Some(ServerMsg::Answer { sdp }))
+                let offer = super::Offer::parse(&sdp)?;
+                self.handle_offer(now, peer, offer).map(|sdp| Some(ServerMsg::Answer { sdp }))
             }
             ClientMsg::Select { channel, only } => {
                 if role == Role::Interpreter {
@@ -236,8 +238,23 @@ impl Engine {
         }
     }
 
-    /// Tells every member of a booth how it stands now.
+    /// Tells every member of a booth how it stands, once the commands of this turn are done:
+    /// many changes to a booth in one turn (a crowd leaving at once) make one message per member.
     pub(super) fn notify_booth(&mut self, room: &str, lang: &str, warning: Option<String>) {
+        let due = self.booths_due.entry((room.to_string(), lang.to_string())).or_default();
+        if warning.is_some() {
+            *due = warning;
+        }
+    }
+
+    /// Sends the booth messages [`Engine::notify_booth`] held back.
+    pub(super) fn send_booths(&mut self) {
+        for ((room, lang), warning) in std::mem::take(&mut self.booths_due) {
+            self.send_booth(&room, &lang, warning);
+        }
+    }
+
+    fn send_booth(&mut self, room: &str, lang: &str, warning: Option<String>) {
         let Some(r) = self.rooms.get(room) else { return };
         let Some(c) = r.channel(lang) else { return };
         let media_time = (r.ticks + 1) * FRAME as u64;

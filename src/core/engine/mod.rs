@@ -26,7 +26,7 @@ pub mod stats;
 
 pub use doors::TapError;
 pub use fanout::Caption;
-pub use session::{Admission, RoomView};
+pub use session::{Admission, Offer, RoomView, MAX_OFFER_LINES};
 pub use stats::{Counter, Snapshot, Stats};
 
 use crate::core::room::{PeerId, Room};
@@ -76,6 +76,9 @@ pub const MAX_PEERS: usize = 20_000;
 pub const MAX_ROOMS: usize = 1000;
 /// Most channels in a room.
 pub const MAX_CHANNELS: usize = 32;
+/// Most addresses one peer is reached from while ICE runs (a browser checks from each of its
+/// host, reflexive and relayed candidates: a handful); checks from more are dropped.
+pub const MAX_ADDRESSES: usize = 8;
 /// Most interpreters in one booth (a booth is two or three; every booth change goes to each).
 pub const MAX_BOOTH: usize = 16;
 
@@ -120,6 +123,8 @@ pub enum DatagramError {
     Unparsed,
     #[error("no peer accepts datagrams from {0}")]
     Unrouted(SocketAddr),
+    #[error("ICE check from {0}: its peer already has {MAX_ADDRESSES} addresses")]
+    TooManyAddresses(SocketAddr),
     #[error("peer rejected the datagram: {0}")]
     Rejected(String),
 }
@@ -153,6 +158,9 @@ pub struct Engine {
     next_tick: Instant,
     /// Rooms whose state changed since it last went out (ordered: state goes out in one order every run).
     stale: BTreeSet<String>,
+    /// Booths (room, channel) whose members are told how they stand at the next poll, with the
+    /// warning to give them.
+    booths_due: BTreeMap<(String, String), Option<String>>,
     next_state: Option<Instant>,
     stats: Stats,
 }
@@ -183,6 +191,7 @@ impl Engine {
                 .expect("str0m's provider makes certificates"),
             next_tick: now,
             stale: BTreeSet::new(),
+            booths_due: BTreeMap::new(),
             next_state: None,
             stats: Stats::default(),
         }
@@ -244,6 +253,12 @@ impl Engine {
                     self.stats.add(Counter::DatagramsUnrouted, 1);
                     return Err(DatagramError::Unrouted(source));
                 };
+                // Valid checks from ever more ports (a client knows its own ICE password) would
+                // each add a remote candidate that str0m pairs and checks: a peer has a few.
+                if self.routes.addrs(id) >= MAX_ADDRESSES {
+                    self.stats.add(Counter::DatagramsUnrouted, 1);
+                    return Err(DatagramError::TooManyAddresses(source));
+                }
                 self.routes.add_addr(id, source);
                 id
             }
@@ -280,7 +295,10 @@ impl Engine {
         }
         let result = l.rtc.handle_input(input);
         if result.is_ok() {
-            peer.settle_if_done(data);
+            // Settled: only the chosen address routes to it from now on.
+            if let Some(to) = peer.settle_if_done(data) {
+                self.routes.keep_only(id, to);
+            }
         }
         self.mark(id);
         result.map_err(|e| {
@@ -397,6 +415,7 @@ impl Engine {
             peers_with_media: self.peers.values().filter(|p| p.has_media()).count(),
             listeners_settled: self.peers.values().filter(|p| p.is_settled()).count(),
             listeners,
+            occupancy: self.fanout.iter().map(|(id, f)| (id.clone(), f.peers.len())).collect(),
         }
     }
 
@@ -446,6 +465,9 @@ impl Engine {
 
     /// The next thing to do: transmit, deliver an event, or wait.
     pub fn poll_output(&mut self) -> Output {
+        if !self.booths_due.is_empty() {
+            self.send_booths();
+        }
         loop {
             if let Some(o) = self.out.pop_front() {
                 if let Output::Transmit { contents, .. } = &o {

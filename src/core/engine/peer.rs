@@ -116,25 +116,28 @@ impl Peer {
     /// A peer that only listens settles once its packets flow and it has shown, with a
     /// receiver report (SRTCP, so it holds the keys and our last DTLS flight arrived), that
     /// it needs nothing more from the handshake.
-    pub(super) fn settle_if_done(&mut self, datagram: &[u8]) {
+    /// Returns the address it settled on, when it did.
+    pub(super) fn settle_if_done(&mut self, datagram: &[u8]) -> Option<SocketAddr> {
         let rtcp = matches!(datagram, [128..=191, 192..=223, ..]);
         let ready = match &self.link {
             Link::Rtc(l) => rtcp && l.up.is_none() && l.sender.is_some() && l.to.is_some(),
             _ => false,
         };
         if !ready {
-            return;
+            return None;
         }
         let Link::Rtc(l) = std::mem::replace(&mut self.link, Link::None) else {
             unreachable!("matched above")
         };
         let RtcLink { mut rtc, sender, to, .. } = *l;
         let creds = rtc.direct_api().local_ice_credentials();
+        let to = to.expect("checked above");
         self.link = Link::Settled(Settled {
             consent: Consent::new(&creds.ufrag, &creds.pass),
             sender: sender.expect("checked above"),
-            to: to.expect("checked above"),
+            to,
         });
+        Some(to)
     }
 
     /// The sender and destination of this peer's downstream packets, starting the sender

@@ -36,6 +36,22 @@ impl Routes {
         self.of_peer.entry(peer).or_default().1 = Some(ufrag);
     }
 
+    /// How many addresses route to `peer`.
+    pub(super) fn addrs(&self, peer: PeerId) -> usize {
+        self.of_peer.get(&peer).map_or(0, |(a, _)| a.len())
+    }
+
+    /// Forgets every address of `peer` but `keep` (the pair ICE chose, once the peer settled).
+    pub(super) fn keep_only(&mut self, peer: PeerId, keep: SocketAddr) {
+        let Some((addrs, _)) = self.of_peer.get_mut(&peer) else { return };
+        for a in addrs.iter().filter(|a| **a != keep) {
+            if self.by_addr.get(a) == Some(&peer) {
+                self.by_addr.remove(a);
+            }
+        }
+        addrs.retain(|a| *a == keep);
+    }
+
     pub(super) fn add_addr(&mut self, peer: PeerId, addr: SocketAddr) {
         if let Some(old) = self.by_addr.insert(addr, peer) {
             if old != peer {
@@ -88,5 +104,16 @@ mod tests {
         assert!(r.by_ufrag.is_empty());
         r.remove(2);
         assert!(r.by_addr.is_empty() && r.of_peer.is_empty());
+    }
+
+    #[test]
+    fn a_settled_peer_keeps_only_its_chosen_address() {
+        let mut r = Routes::default();
+        let (a, b): (SocketAddr, SocketAddr) = ("10.0.0.1:1".parse().unwrap(), "10.0.0.1:2".parse().unwrap());
+        r.add_addr(1, a);
+        r.add_addr(1, b);
+        assert_eq!(r.addrs(1), 2);
+        r.keep_only(1, b);
+        assert_eq!((r.by_addr(&a), r.by_addr(&b), r.addrs(1)), (None, Some(1), 1));
     }
 }

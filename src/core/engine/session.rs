@@ -90,6 +90,44 @@ fn offer_shape(sdp: &str) -> OfferShape {
     shape
 }
 
+/// Most lines in an SDP offer: a browser's audio offer has 30-60; reading one costs time on the
+/// thread that reads it, and str0m's work on it grows with its codecs.
+pub const MAX_OFFER_LINES: usize = 200;
+
+/// An SDP offer, read and checked: the IO layer reads it off the media thread (a 64 KiB
+/// offer takes milliseconds to parse) and hands the engine this.
+pub struct Offer {
+    sdp: SdpOffer,
+    shape: OfferShape,
+}
+
+impl Offer {
+    /// Reads an offer; its error says what is wrong without echoing the parser's internals.
+    pub fn parse(sdp: &str) -> Result<Offer, Error> {
+        let lines = sdp.lines().count();
+        if lines > MAX_OFFER_LINES {
+            return Err(bad(
+                ErrorCode::BadSdp,
+                format!("an offer has at most {MAX_OFFER_LINES} lines (this one has {lines})"),
+            ));
+        }
+        let shape = offer_shape(sdp);
+        if shape.audio != 1 || shape.video > 0 {
+            return Err(bad(
+                ErrorCode::BadSdp,
+                format!(
+                    "offer one audio section and no video (got {} audio, {} video)",
+                    shape.audio, shape.video
+                ),
+            ));
+        }
+        // The parser's own message shows positions as memory addresses: not for the client.
+        let sdp = SdpOffer::from_sdp_string(sdp)
+            .map_err(|_| bad(ErrorCode::BadSdp, "unreadable SDP offer: not valid SDP (RFC 8866)"))?;
+        Ok(Offer { sdp, shape })
+    }
+}
+
 /// Opus bitrate a publisher is asked for: full band mono speech and music with room for
 /// in-band FEC (browsers default to 32 kbit/s, which cuts the top of the band). Browsers
 /// that send RED double it on the wire, so it is the lower end of what full band needs.
@@ -334,7 +372,7 @@ impl Engine {
     }
 
     /// Accepts a peer's SDP offer and returns the answer.
-    pub fn handle_offer(&mut self, now: Instant, peer: PeerId, sdp: &str) -> Result<String, Error> {
+    pub fn handle_offer(&mut self, now: Instant, peer: PeerId, offer: Offer) -> Result<String, Error> {
         let p = self
             .peers
             .get_mut(&peer)
@@ -345,18 +383,7 @@ impl Engine {
                 "this session already has media; renegotiation is not supported",
             ));
         }
-        let shape = offer_shape(sdp);
-        if shape.audio != 1 || shape.video > 0 {
-            return Err(bad(
-                ErrorCode::BadSdp,
-                format!(
-                    "offer one audio section and no video (got {} audio, {} video)",
-                    shape.audio, shape.video
-                ),
-            ));
-        }
-        let offer = SdpOffer::from_sdp_string(sdp)
-            .map_err(|e| bad(ErrorCode::BadSdp, format!("unreadable SDP offer: {e}")))?;
+        let Offer { sdp: offer, shape } = offer;
         match (p.role, shape.sends) {
             (Role::Listener | Role::Host, true) => {
                 return Err(bad(
@@ -409,10 +436,9 @@ impl Engine {
                 .map_err(|e| bad(ErrorCode::Unavailable, format!("bad server candidate: {e}")))?;
             rtc.add_local_candidate(cand);
         }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| bad(ErrorCode::BadSdp, format!("offer not acceptable: {e}")))?;
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|_| {
+            bad(ErrorCode::BadSdp, "offer not acceptable: offer Opus audio over ICE and DTLS-SRTP")
+        })?;
         self.routes.add_ufrag(peer, rtc.direct_api().local_ice_credentials().ufrag);
         p.link = Link::Rtc(Box::new(RtcLink::new(rtc, keys)));
         p.heard = now;

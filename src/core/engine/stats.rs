@@ -20,6 +20,7 @@ pub enum Counter {
     MediaRejected,
     TapPackets,
     TapRejected,
+    TapSenders,
 }
 
 /// How a counter is shown: `tolk_<name>` in `/metrics`, `<name>` in `/health`.
@@ -36,7 +37,7 @@ const fn row(counter: Counter, name: &'static str, help: &'static str, dropped: 
 }
 
 /// Every counter, in the order of [`Counter`] (a test checks it).
-pub const COUNTERS: [CounterInfo; 14] = [
+pub const COUNTERS: [CounterInfo; 15] = [
     row(Counter::DatagramsIn, "datagrams_in", "UDP datagrams received on the media socket", false),
     row(Counter::BytesIn, "bytes_in", "Bytes received on the media socket", false),
     row(Counter::DatagramsOut, "datagrams_out", "UDP datagrams sent", false),
@@ -71,6 +72,12 @@ pub const COUNTERS: [CounterInfo; 14] = [
     ),
     row(Counter::TapPackets, "tap_packets", "Packets accepted from the plain RTP tap", false),
     row(Counter::TapRejected, "tap_rejected", "Packets dropped at the plain RTP tap", true),
+    row(
+        Counter::TapSenders,
+        "tap_sender_changes",
+        "Times the plain RTP tap locked onto a sender (the first, or a new one after a pause)",
+        false,
+    ),
 ];
 
 /// Counts, one per [`Counter`].
@@ -110,6 +117,8 @@ pub struct Snapshot {
     pub listeners_settled: usize,
     /// (room, "floor" or channel, listeners).
     pub listeners: Vec<(String, String, u32)>,
+    /// (room, sessions in it), every room.
+    pub occupancy: Vec<(String, usize)>,
 }
 
 impl Snapshot {
@@ -122,6 +131,7 @@ impl Snapshot {
             a.peers_with_media += b.peers_with_media;
             a.listeners_settled += b.listeners_settled;
             a.listeners.extend(b.listeners);
+            a.occupancy.extend(b.occupancy);
             a
         })
     }

@@ -277,6 +277,10 @@ impl Room {
     /// once, then limit and encode once each stream in `needed` (no duplicates).
     pub fn tick(&mut self, needed: &[Stream]) {
         self.ticks += 1;
+        if needed.is_empty() && self.outputs.is_empty() && self.is_silent() {
+            // Nobody speaks, hears or is captioned (an empty room): the clock is all that moves.
+            return;
+        }
         for s in &mut self.floor {
             s.play();
         }
@@ -341,6 +345,13 @@ impl Room {
             self.render(i);
             self.outputs[i].1.protect();
         }
+    }
+
+    /// No source can make a sound and nothing is captioned.
+    fn is_silent(&self) -> bool {
+        self.floor.is_empty()
+            && self.captioned.is_empty()
+            && self.channels.iter().all(|c| c.booth.members.iter().all(|m| m.source.is_none()))
     }
 
     /// What one stream carries this tick, before limiting and encoding.
