@@ -306,6 +306,7 @@ pub async fn media_opts(sig: &mut Signal, sound: Option<Sound>, receive: bool, r
 pub enum Door<'a> {
     Signal(&'a mut Signal),
     Whip { http: std::net::SocketAddr, token: &'a str },
+    Whep { http: std::net::SocketAddr, token: &'a str },
 }
 
 /// A WHIP publisher sending `sound` (and receiving nothing).
@@ -337,10 +338,11 @@ pub async fn media_at(door: Door<'_>, sound: Option<Sound>, receive: bool, rx: R
                 other => panic!("expected an answer, got {other:?}"),
             }
         }
-        Door::Whip { http, token } => {
+        Door::Whip { http, token } | Door::Whep { http, token } => {
+            let path = if matches!(door, Door::Whip { .. }) { "/whip" } else { "/whep" };
             let (status, body) =
-                http_at(http, "POST", "/whip", Some(token), "application/sdp", &offer.to_sdp_string()).await;
-            assert_eq!(status, 201, "WHIP answers: {body}");
+                http_at(http, "POST", path, Some(token), "application/sdp", &offer.to_sdp_string()).await;
+            assert_eq!(status, 201, "{path} answers: {body}");
             body
         }
     };
