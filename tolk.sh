@@ -3,6 +3,7 @@
 #   ./tolk.sh serve [flags]   build (release) and start the server with a demo room
 #   ./tolk.sh test            run every test: unit, in-process WebRTC, bad input, API, real browser
 #   ./tolk.sh bench NAME ...  run one benchmark from benches/ (on loopback), e.g. bench network
+#   ./tolk.sh fuzz [SECS] [TARGET...]  run the fuzz targets (fuzz/, nightly), SECS each (default 20)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -91,8 +92,38 @@ case "${1:-}" in
     cargo bench --no-run --bench "$name"
     on_loopback cargo bench --offline --bench "$name" -- "$@"
     ;;
+  fuzz)
+    secs="${2:-20}"
+    shift $(( $# > 1 ? 2 : 1 ))
+    build_deps
+    if ! cargo +nightly --version >/dev/null 2>&1; then
+      echo "tolk: fuzzing needs the nightly toolchain (rustup toolchain install nightly)" >&2
+      exit 1
+    fi
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cargo +nightly fuzz build -O
+    targets=("$@")
+    [ ${#targets[@]} -gt 0 ] || mapfile -t targets < <(cargo +nightly fuzz list)
+    bin=fuzz/target/x86_64-unknown-linux-gnu/release
+    # Two at a time (one per core); what they find goes to a scratch directory, not the corpus.
+    mkdir -p fuzz/artifacts
+    for ((i = 0; i < ${#targets[@]}; i += 2)); do
+      pids=()
+      for t in "${targets[@]:i:2}"; do
+        (
+          new=$(mktemp -d)
+          "$bin/$t" -max_total_time="$secs" -print_final_stats=1 -artifact_prefix="fuzz/artifacts/$t-" \
+            "$new" "fuzz/corpus/$t" >"$new.log" 2>&1 || { tail -40 "$new.log"; echo "tolk: fuzz target $t failed" >&2; exit 1; }
+          echo "fuzz $t: $(grep -o 'stat::number_of_executed_units: *[0-9]*' "$new.log" | grep -o '[0-9]*$') runs in ${secs} s, $(grep -o 'cov: [0-9]*' "$new.log" | tail -1)"
+          rm -rf "$new" "$new.log"
+        ) &
+        pids+=($!)
+      done
+      for p in "${pids[@]}"; do wait "$p" || exit 1; done
+    done
+    ;;
   *)
-    echo "usage: $0 serve [flags] | test | bench NAME [args]" >&2
+    echo "usage: $0 serve [flags] | test | bench NAME [args] | fuzz [SECS] [TARGET...]" >&2
     exit 2
     ;;
 esac

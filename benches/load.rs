@@ -9,6 +9,10 @@
 //! to run the same listeners against Janus's Streaming plugin (Debian package `janus`) after each
 //! tolk run; `--audiobridge` runs them against Janus's AudioBridge (a mix per listener) instead
 //! of tolk; `--rooms K` spreads the listeners over K rooms (and so over the engines). Loopback only.
+//!
+//! Soak: `cargo bench --bench load -- --soak 30 2000` holds 2,000 listeners for 30 minutes
+//! while 100 more churn (each joins, listens 5-30 s, switches channel, leaves, and again), and
+//! prints the server's memory, open files, CPU and the listeners' sequence gaps every 5 minutes.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -48,7 +52,8 @@ async fn start_server(dir: &std::path::Path) -> Server {
     std::fs::write(
         &config,
         format!(
-            "http = \"127.0.0.1:0\"\nudp = \"127.0.0.1:0\"\nsecret = \"load generator secret, long enough\"\napi_key = \"k\"\ncaptions = false\ndata_dir = {data:?}\n"
+            "http = \"127.0.0.1:0\"\nudp = \"127.0.0.1:0\"\nsecret = \"load generator secret, long enough\"\napi_key = \"k\"\ncaptions = false\ndata_dir = {data:?}\n\
+             # Every listener of a room comes in with one link.\nlisteners_per_link = 100000\n"
         ),
     )
     .unwrap();
@@ -684,6 +689,113 @@ async fn run_janus(n: usize, plugin: Plugin) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Open files of a process.
+fn files_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A churning listener: joins, listens a while, switches channel, listens, leaves; again until `stop`.
+async fn churn(
+    http: SocketAddr,
+    token: String,
+    seed: u64,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    cycles: Arc<AtomicU64>,
+) {
+    let channels = [None, Some("en"), Some("es"), Some("fr")];
+    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = || {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x >> 33
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let media_stop = Arc::new(AtomicBool::new(false));
+        let first = channels[(next() % 4) as usize];
+        let mut sig = listener(http, &token, first, counters.clone(), None, media_stop.clone()).await;
+        sig.drain(2_500 + next() % 12_500).await;
+        let then = channels[(next() % 4) as usize];
+        sig.ask(ClientMsg::Select { channel: then.map(str::to_string), only: false }).await;
+        sig.drain(2_500 + next() % 12_500).await;
+        media_stop.store(true, Ordering::Relaxed);
+        drop(sig);
+        cycles.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Holds `n` listeners for `minutes` with churn beside them; one table row every 5 minutes.
+async fn soak(n: usize, minutes: u64) {
+    const CHURNERS: usize = 100;
+    let dir = std::env::temp_dir().join(format!("tolk-soak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = start_server(&dir).await;
+    let (http, pid) = (server.http, server.child.id().unwrap());
+    let mut sources = Vec::new();
+    let mut floor = Signal::connect_to(http).await;
+    floor.join(&mint(http, "demo", "floor", None).await, None).await;
+    sources.push((common::media_with(&mut floor, Some(Sound::Tone(440.0)), false).await, floor));
+    for (lang, hz) in [("es", 880.0), ("en", 660.0), ("fr", 1320.0)] {
+        let mut sig = Signal::connect_to(http).await;
+        sig.join(&mint(http, "demo", "interpreter", Some(lang)).await, None).await;
+        sources.push((common::media_with(&mut sig, Some(Sound::Tone(hz)), true).await, sig));
+    }
+    let token = mint(http, "demo", "listener", None).await;
+    let (stop, counters, cycles) =
+        (Arc::new(AtomicBool::new(false)), Arc::new(Counters::default()), Arc::new(AtomicU64::new(0)));
+    let channels = [None, Some("en"), Some("es"), Some("fr")];
+    let mut sessions = Vec::with_capacity(n);
+    for i in 0..n {
+        sessions.push(
+            listener(http, &token, channels[i % 4], counters.clone(), None, stop.clone()).await.read_on(),
+        );
+    }
+    let mut churners = Vec::new();
+    for i in 0..CHURNERS {
+        churners.push(tokio::spawn(churn(
+            http,
+            token.clone(),
+            i as u64,
+            counters.clone(),
+            stop.clone(),
+            cycles.clone(),
+        )));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    println!("| minute | listeners (steady + churning) | churn cycles | server RSS | open files | server CPU (cores) | seq gaps | packets received | ticks skipped |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let start = Instant::now();
+    let (mut cpu_then, mut at_then) = (server_usage(http).await.0, Instant::now());
+    for minute in (0..=minutes).step_by(5) {
+        tokio::time::sleep(
+            (start + Duration::from_secs(minute * 60)).saturating_duration_since(Instant::now()),
+        )
+        .await;
+        let (cpu, rss) = server_usage(http).await;
+        let cores = (cpu - cpu_then) / at_then.elapsed().as_secs_f64().max(1e-3);
+        (cpu_then, at_then) = (cpu, Instant::now());
+        println!(
+            "| {minute} | {n} + {CHURNERS} | {} | {:.0} MiB | {} | {:.2} | {} | {} | {} |",
+            cycles.load(Ordering::Relaxed),
+            rss / 1048576.0,
+            files_of(pid),
+            if minute == 0 { f64::NAN } else { cores },
+            counters.lost.load(Ordering::Relaxed),
+            counters.packets.load(Ordering::Relaxed),
+            metric(http, "tolk_ticks_skipped_total").await,
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for s in sessions {
+        s.abort();
+    }
+    for c in churners {
+        c.abort();
+    }
+    drop(sources);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let janus = std::env::args().any(|a| a == "--janus");
     let bridge = std::env::args().any(|a| a == "--audiobridge");
@@ -705,6 +817,13 @@ fn main() {
         .collect();
     let counts = if counts.is_empty() { vec![250, 1000] } else { counts };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    if let Some(i) = args.iter().position(|a| a == "--soak") {
+        let minutes = args.get(i + 1).and_then(|m| m.parse().ok()).unwrap_or(30);
+        let n = args.get(i + 2).and_then(|m| m.parse().ok()).unwrap_or(2000);
+        tolk::io::sys::raise_file_limit().expect("the open-file limit can be raised");
+        rt.block_on(soak(n, minutes));
+        return;
+    }
     println!("| listeners | server CPU per listener-second | bare send per listener-second | ratio | server memory per listener | peak while joining | seq gaps | packets short of 50/s | latency p50 / p99 |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for n in counts {

@@ -169,6 +169,9 @@ async fn a_crowd_on_interpreter_links_is_bounded_and_leaves_together_unheard() {
     assert!(grown < 128.0, "memory stays bounded: {grown:.1} MiB more");
     let h = health(s.http, "test-api-key").await;
     assert_eq!(h["peers"], 2, "only the witness is left: {h}");
+    let forgotten = s.app.reconcile().await.unwrap();
+    println!("routes of refused and departed sessions forgotten: {forgotten}");
+    assert_eq!(s.app.reconcile().await.unwrap(), 0, "nothing is left to forget");
 }
 
 /// A 64 KiB offer padded with rtpmap lines took 33 ms of the media thread; four sessions kept
@@ -333,6 +336,11 @@ async fn a_thousand_aborted_whip_and_whep_posts_leave_no_peer() {
     }
     let room = s.app.room("r".into()).await.unwrap().unwrap();
     assert_eq!(room.floor.sources, 0, "no ghost on the floor: {:?}", room.floor);
+    // Nor in the layer around the engines: the routes of the peers it reaped go too.
+    let forgotten = s.app.reconcile().await.unwrap();
+    println!("the reaped peers' routes forgotten: {forgotten}");
+    assert!(forgotten > 0 && forgotten <= 1_000, "{forgotten}");
+    assert_eq!(s.app.reconcile().await.unwrap(), 0);
     w.kept_every_frame("the reaping of 1,000 aborted requests").await;
 }
 

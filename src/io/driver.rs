@@ -62,6 +62,10 @@ pub enum Command {
     Snapshot {
         reply: oneshot::Sender<Snapshot>,
     },
+    /// Every peer the engine holds.
+    Peers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     /// Test hook ([`super::App::crash_engine`]): the thread panics, as a bug would.
     Crash,
 }
@@ -329,6 +333,9 @@ fn apply(engine: &mut Engine, sessions: &mut Sessions, cmd: Command) {
         }
         Command::Snapshot { reply } => {
             let _ = reply.send(engine.snapshot());
+        }
+        Command::Peers { reply } => {
+            let _ = reply.send(engine.peer_ids());
         }
         Command::Crash => panic!("asked to crash (a test)"),
     }

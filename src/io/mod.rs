@@ -29,7 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Receive buffer asked for on each media socket; the kernel caps it at net.core.rmem_max.
 const RECV_BUFFER: usize = 8 << 20;
-/// How often rooms are checked for expiry.
+/// How often peers gone from the engines are forgotten and rooms are checked for expiry.
 pub const EXPIRE_EVERY: Duration = Duration::from_secs(60);
 /// How often memory freed by settled listeners is handed back to the system.
 const TRIM_EVERY: Duration = Duration::from_secs(10);
@@ -106,7 +106,8 @@ fn gone() -> Error {
 #[derive(Default)]
 struct Placement {
     rooms: HashMap<String, usize>,
-    peers: HashMap<PeerId, usize>,
+    /// Each peer's engine, and when its join was answered.
+    peers: HashMap<PeerId, (usize, std::time::Instant)>,
     /// Rooms per engine, to place a new room on the least loaded.
     load: Vec<usize>,
 }
@@ -124,16 +125,18 @@ impl App {
         };
         match cmd {
             Command::Join { who, .. } => room(&who.room),
-            Command::Message { peer, .. } | Command::Offer { peer, .. } | Command::Leave { peer } => {
-                p.peers.get(peer).copied().ok_or_else(|| Error::new(ErrorCode::NotJoined, "not joined"))
-            }
+            Command::Message { peer, .. } | Command::Offer { peer, .. } | Command::Leave { peer } => p
+                .peers
+                .get(peer)
+                .map(|(e, _)| *e)
+                .ok_or_else(|| Error::new(ErrorCode::NotJoined, "not joined")),
             Command::AddChannel { room: id, .. }
             | Command::Room { id, .. }
             | Command::DeleteRoom { id, .. } => room(id),
             Command::CreateRoom { .. } => {
                 Ok(p.load.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i))
             }
-            Command::Snapshot { .. } | Command::Crash => Ok(0),
+            Command::Snapshot { .. } | Command::Peers { .. } | Command::Crash => Ok(0),
         }
     }
 
@@ -168,8 +171,9 @@ impl App {
         self.to_engine(engine, cmd).await?;
         let reply = rx.await.map_err(|_| gone())?;
         if let Some(peer) = join {
-            // Recorded whatever the outcome: a refused join leaves nothing to route, and is harmless.
-            self.placement().peers.insert(peer, engine);
+            // Recorded whatever the outcome: a refused join leaves nothing to route, and
+            // `reconcile` forgets it.
+            self.placement().peers.insert(peer, (engine, std::time::Instant::now()));
         }
         Ok(reply)
     }
@@ -337,6 +341,24 @@ impl App {
             Err(_) if stored => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Forgets the peers no engine holds any more (refused joins, WHIP and WHEP peers the engine
+    /// reaped), with their WHIP and WHEP resources; returns how many. Runs every [`EXPIRE_EVERY`].
+    pub async fn reconcile(&self) -> Result<usize, Error> {
+        let asked = std::time::Instant::now();
+        let mut live = std::collections::HashSet::new();
+        for engine in 0..self.inner.engines.len() {
+            let (tx, rx) = oneshot::channel();
+            live.extend(self.ask_engine(engine, Command::Peers { reply: tx }, rx).await?);
+        }
+        let mut p = self.placement();
+        let before = p.peers.len();
+        // A peer that joined after the engines were asked is kept.
+        p.peers.retain(|id, (_, at)| live.contains(id) || *at >= asked);
+        let gone = before - p.peers.len();
+        self.resources().retain(|_, peer| p.peers.contains_key(peer));
+        Ok(gone)
     }
 
     /// Deletes every room (but those the configuration names) that has had no session for
@@ -686,21 +708,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             let _ = tokio::task::spawn_blocking(sys::trim).await;
         }
     });
-    // Rooms nobody uses go, with their transcripts.
-    if config.room_expiry_hours > 0 {
-        let after = Duration::from_secs(config.room_expiry_hours * 3600);
-        let weak = Arc::downgrade(&app.inner);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(EXPIRE_EVERY);
-            loop {
-                every.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                if let Err(e) = (App { inner }).expire_rooms(after).await {
+    // Peers the engines no longer hold are forgotten, and rooms nobody uses go, with their transcripts.
+    let expiry = (config.room_expiry_hours > 0).then(|| Duration::from_secs(config.room_expiry_hours * 3600));
+    let weak = Arc::downgrade(&app.inner);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(EXPIRE_EVERY);
+        loop {
+            every.tick().await;
+            let Some(inner) = weak.upgrade() else { return };
+            let app = App { inner };
+            if let Err(e) = app.reconcile().await {
+                tracing::warn!("peers not reconciled: {e}");
+            }
+            if let Some(after) = expiry {
+                if let Err(e) = app.expire_rooms(after).await {
                     tracing::warn!("rooms not expired: {e}");
                 }
             }
-        });
-    }
+        }
+    });
     // An engine that restarted after a panic gets its rooms back from the database (its
     // sessions were told to join again, and pages do).
     let weak = Arc::downgrade(&app.inner);

@@ -395,6 +395,11 @@ impl Engine {
         ticked
     }
 
+    /// Every peer this engine holds.
+    pub fn peer_ids(&self) -> Vec<PeerId> {
+        self.peers.keys().copied().collect()
+    }
+
     /// Counters and gauges for monitoring.
     pub fn snapshot(&self) -> Snapshot {
         let mut listeners = Vec::new();
