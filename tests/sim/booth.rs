@@ -361,3 +361,26 @@ fn a_booth_is_bounded() {
     sim.run(tolk::core::engine::BOOTH_GRACE + Duration::from_secs(2));
     sim.join(Role::Interpreter, Some("es"), "in again");
 }
+
+/// Many booth changes in one turn of the media loop (a crowd leaving together) make one
+/// booth message per remaining member, carrying the state after all of them.
+#[test]
+fn booth_changes_in_one_turn_make_one_message_per_member() {
+    let mut sim = Sim::new(35);
+    let members: Vec<u64> =
+        (0..12).map(|i| sim.join(Role::Interpreter, Some("es"), &format!("i{i}"))).collect();
+    let stay = members[0];
+    sim.clients.get_mut(&stay).unwrap().inbox.clear();
+    // Eleven leave before the engine's outputs are polled once.
+    for &m in &members[1..] {
+        sim.engine.handle_leave(sim.now, m);
+        sim.clients.remove(&m);
+    }
+    sim.pump();
+    let booths: Vec<&ServerMsg> =
+        sim.clients[&stay].inbox.iter().filter(|m| matches!(m, ServerMsg::Booth { .. })).collect();
+    assert_eq!(booths.len(), 1, "one message for eleven departures: {booths:?}");
+    let ServerMsg::Booth { members: list, .. } = booths[0] else { unreachable!() };
+    let here = list.iter().filter(|m| !m.away).count();
+    assert_eq!(here, 1, "it says how the booth stands after all of them: {list:?}");
+}
