@@ -694,32 +694,37 @@ fn files_of(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
-/// A churning listener: joins, listens a while, switches channel, listens, leaves; again until `stop`.
+/// A churning listener: joins, listens a while, switches channel, listens, leaves; again until
+/// `stop`. A cycle that fails (a reply that did not come within 5 s) is counted and the next
+/// one starts.
 async fn churn(
     http: SocketAddr,
     token: String,
     seed: u64,
     counters: Arc<Counters>,
     stop: Arc<AtomicBool>,
-    cycles: Arc<AtomicU64>,
+    cycles: Arc<(AtomicU64, AtomicU64)>,
 ) {
     let channels = [None, Some("en"), Some("es"), Some("fr")];
     let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    let mut next = || {
+    let mut next = move || {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         x >> 33
     };
     while !stop.load(Ordering::Relaxed) {
         let media_stop = Arc::new(AtomicBool::new(false));
-        let first = channels[(next() % 4) as usize];
-        let mut sig = listener(http, &token, first, counters.clone(), None, media_stop.clone()).await;
-        sig.drain(2_500 + next() % 12_500).await;
-        let then = channels[(next() % 4) as usize];
-        sig.ask(ClientMsg::Select { channel: then.map(str::to_string), only: false }).await;
-        sig.drain(2_500 + next() % 12_500).await;
+        let (first, then) = (channels[(next() % 4) as usize], channels[(next() % 4) as usize]);
+        let (wait1, wait2) = (2_500 + next() % 12_500, 2_500 + next() % 12_500);
+        let (token, counters, ms) = (token.clone(), counters.clone(), media_stop.clone());
+        let cycle = tokio::spawn(async move {
+            let mut sig = listener(http, &token, first, counters, None, ms).await;
+            sig.drain(wait1).await;
+            sig.ask(ClientMsg::Select { channel: then.map(str::to_string), only: false }).await;
+            sig.drain(wait2).await;
+        });
+        let ok = cycle.await.is_ok();
         media_stop.store(true, Ordering::Relaxed);
-        drop(sig);
-        cycles.fetch_add(1, Ordering::Relaxed);
+        if ok { &cycles.0 } else { &cycles.1 }.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -740,8 +745,10 @@ async fn soak(n: usize, minutes: u64) {
         sources.push((common::media_with(&mut sig, Some(Sound::Tone(hz)), true).await, sig));
     }
     let token = mint(http, "demo", "listener", None).await;
-    let (stop, counters, cycles) =
-        (Arc::new(AtomicBool::new(false)), Arc::new(Counters::default()), Arc::new(AtomicU64::new(0)));
+    let (stop, counters) = (Arc::new(AtomicBool::new(false)), Arc::new(Counters::default()));
+    let cycles: Arc<(AtomicU64, AtomicU64)> = Arc::default();
+    // A failed churn cycle is counted in the table, not printed with a backtrace.
+    std::panic::set_hook(Box::new(|p| eprintln!("  churn cycle failed: {p}")));
     let channels = [None, Some("en"), Some("es"), Some("fr")];
     let mut sessions = Vec::with_capacity(n);
     for i in 0..n {
@@ -762,7 +769,7 @@ async fn soak(n: usize, minutes: u64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
-    println!("| minute | listeners (steady + churning) | churn cycles | server RSS | open files | server CPU (cores) | seq gaps | packets received | ticks skipped |");
+    println!("| minute | listeners (steady + churning) | churn cycles (failed) | server RSS | open files | server CPU (cores) | seq gaps | packets received | ticks skipped |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let start = Instant::now();
     let (mut cpu_then, mut at_then) = (server_usage(http).await.0, Instant::now());
@@ -775,11 +782,12 @@ async fn soak(n: usize, minutes: u64) {
         let cores = (cpu - cpu_then) / at_then.elapsed().as_secs_f64().max(1e-3);
         (cpu_then, at_then) = (cpu, Instant::now());
         println!(
-            "| {minute} | {n} + {CHURNERS} | {} | {:.0} MiB | {} | {:.2} | {} | {} | {} |",
-            cycles.load(Ordering::Relaxed),
+            "| {minute} | {n} + {CHURNERS} | {} ({}) | {:.0} MiB | {} | {} | {} | {} | {} |",
+            cycles.0.load(Ordering::Relaxed),
+            cycles.1.load(Ordering::Relaxed),
             rss / 1048576.0,
             files_of(pid),
-            if minute == 0 { f64::NAN } else { cores },
+            if minute == 0 { "-".to_string() } else { format!("{cores:.2}") },
             counters.lost.load(Ordering::Relaxed),
             counters.packets.load(Ordering::Relaxed),
             metric(http, "tolk_ticks_skipped_total").await,

@@ -8,33 +8,20 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use str0m::media::{Direction, MediaKind};
 use str0m::{Candidate, Rtc};
-use tolk::core::engine::{Admission, Engine, EngineConfig, Offer, Output};
-use tolk::core::spec::RoomSpec;
+use tolk::core::engine::{Engine, Offer, Output};
 use tolk::protocol::Role;
+use tolk_fuzz::{admission, engine, SERVER};
 
 struct State {
     engine: Engine,
     now: Instant,
 }
 
-const SERVER: &str = "127.0.0.1:50000";
-
 thread_local! {
     static STATE: RefCell<State> = RefCell::new({
         let now = Instant::now();
-        let server: SocketAddr = SERVER.parse().unwrap();
-        let config = EngineConfig { candidates: vec![server], tcp_candidates: vec![], captions: false };
-        let mut engine = Engine::new(config, now);
-        engine.create_room(RoomSpec { id: "r".into(), floor_lang: None, channels: vec![] }).unwrap();
-        let who = Admission {
-            room: "r".into(),
-            role: Role::Listener,
-            name: "fuzz".into(),
-            channel: None,
-            also: vec![],
-            resume: None,
-        };
-        engine.handle_join(now, 1, &who, None).unwrap();
+        let mut engine = engine(now, false);
+        engine.handle_join(now, 1, &admission(Role::Listener), None).unwrap();
         let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(now);
         rtc.add_local_candidate(Candidate::host("127.0.0.1:40000".parse().unwrap(), "udp").unwrap());
         let mut api = rtc.sdp_api();

@@ -4,9 +4,9 @@
 use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
 use std::time::Instant;
-use tolk::core::engine::{Admission, Engine, EngineConfig, Offer, Output};
-use tolk::core::spec::RoomSpec;
+use tolk::core::engine::{Engine, Offer, Output};
 use tolk::protocol::Role;
+use tolk_fuzz::{admission, engine};
 
 struct State {
     engine: Engine,
@@ -17,14 +17,7 @@ struct State {
 thread_local! {
     static STATE: RefCell<State> = RefCell::new({
         let now = Instant::now();
-        let config = EngineConfig {
-            candidates: vec!["127.0.0.1:50000".parse().unwrap()],
-            tcp_candidates: vec!["127.0.0.1:50000".parse().unwrap()],
-            captions: false,
-        };
-        let mut engine = Engine::new(config, now);
-        engine.create_room(RoomSpec { id: "r".into(), floor_lang: None, channels: vec![] }).unwrap();
-        State { engine, next: 1, now }
+        State { engine: engine(now, true), next: 1, now }
     });
 }
 
@@ -36,15 +29,7 @@ fuzz_target!(|data: &[u8]| {
         let peer = s.next;
         s.next += 1;
         let role = if role & 1 == 0 { Role::Listener } else { Role::Floor };
-        let who = Admission {
-            room: "r".into(),
-            role,
-            name: "fuzz".into(),
-            channel: None,
-            also: vec![],
-            resume: None,
-        };
-        s.engine.handle_join(s.now, peer, &who, None).unwrap();
+        s.engine.handle_join(s.now, peer, &admission(role), None).unwrap();
         let _ = s.engine.handle_offer(s.now, peer, offer);
         s.engine.handle_leave(s.now, peer);
         while !matches!(s.engine.poll_output(), Output::Timeout(_)) {}

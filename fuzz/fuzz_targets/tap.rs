@@ -5,9 +5,10 @@ use libfuzzer_sys::fuzz_target;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tolk::core::engine::{Admission, Engine, EngineConfig, Output};
-use tolk::core::spec::{RoomSpec, TapSpec};
+use tolk::core::engine::{Engine, Output};
+use tolk::core::spec::TapSpec;
 use tolk::protocol::Role;
+use tolk_fuzz::{admission, engine};
 
 struct State {
     engine: Engine,
@@ -18,13 +19,7 @@ struct State {
 thread_local! {
     static STATE: RefCell<State> = RefCell::new({
         let now = Instant::now();
-        let config = EngineConfig {
-            candidates: vec!["127.0.0.1:50000".parse().unwrap()],
-            tcp_candidates: vec![],
-            captions: false,
-        };
-        let mut engine = Engine::new(config, now);
-        engine.create_room(RoomSpec { id: "r".into(), floor_lang: None, channels: vec![] }).unwrap();
+        let mut engine = engine(now, false);
         let tap = engine.add_tap(TapSpec {
             bind: "127.0.0.1:0".parse().unwrap(),
             room: "r".into(),
@@ -33,15 +28,7 @@ thread_local! {
             source: None,
         });
         // A host, so that the tap's sender notices have someone to go to.
-        let who = Admission {
-            room: "r".into(),
-            role: Role::Host,
-            name: "fuzz".into(),
-            channel: None,
-            also: vec![],
-            resume: None,
-        };
-        engine.handle_join(now, 1, &who, None).unwrap();
+        engine.handle_join(now, 1, &admission(Role::Host), None).unwrap();
         State { engine, tap, now }
     });
 }

@@ -90,8 +90,9 @@ pub struct Invite {
 }
 
 fn stored(e: crate::store::StoreError) -> Error {
+    // The database's own words (paths, SQL) go to the log, not to the client.
     tracing::error!("{e}");
-    Error::new(ErrorCode::Busy, format!("not saved: {e}"))
+    Error::new(ErrorCode::Busy, "not saved: the server could not write its database; try again later")
 }
 
 fn unix_now() -> u64 {

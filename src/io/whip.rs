@@ -129,7 +129,7 @@ async fn offer(
         let offer = Box::new(super::read_offer(sdp.to_string()).await?);
         match app.request(|reply| Command::Offer { peer, offer, reply }).await? {
             Some(ServerMsg::Answer { sdp }) => Ok(sdp),
-            other => Err(Error::new(ErrorCode::Busy, format!("unexpected engine reply {other:?}"))),
+            _ => Err(Error::new(ErrorCode::Busy, "the offer got no answer; try again")),
         }
     }
     .await;
