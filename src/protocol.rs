@@ -33,7 +33,15 @@
 //!    channel). While captions are on, `state` says so for every participant,
 //!    and `{"type":"caption",...}` goes to the listeners of that source
 //!    (and, for the floor, to every interpreter).
-//! 6. server `{"type":"error","code":"...","message":"..."}` for any request it
+//! 6. Booth chat, interpreters and hosts only: client `{"type":"chat","thread":"booth",
+//!    "text":"..."}` reaches the writer's booth partners and nobody else; `"thread":"hosts"`
+//!    reaches the booth and the room's hosts (a host names the booth in `channel`, or
+//!    writes to every booth with `null`). Recipients get `{"type":"chat","messages":[...]}`;
+//!    after a join, the last lines of the person's threads come as one `chat` with
+//!    `"past":true`. Lines live in memory for the room's life: never on disk, never in
+//!    transcripts. At most [`MAX_CHAT`] bytes (`too_large`), 5 at once then one a second
+//!    (`rate_limited`).
+//! 7. server `{"type":"error","code":"...","message":"..."}` for any request it
 //!    refuses; the session stays open unless the error says otherwise.
 //!
 //! Limits: one message is at most [`MAX_MESSAGE`] bytes; a session that has not joined
@@ -101,6 +109,51 @@ pub enum ClientMsg {
         source: Option<String>,
         on: bool,
     },
+    /// Interpreter or host: a booth chat message. `thread` `booth` goes to the interpreter's
+    /// booth partners only; `hosts` to its booth and the room's hosts. A host writes to one
+    /// booth's host line (`channel`), or to every booth at once (`channel` null). `big`: a
+    /// number or a term, shown large.
+    Chat {
+        thread: ChatThread,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
+        text: String,
+        #[serde(default)]
+        big: bool,
+    },
+}
+
+/// Which booth chat thread a message is in.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatThread {
+    /// The interpreters of one booth, nobody else.
+    Booth,
+    /// A booth and the room's hosts (the technician line).
+    Hosts,
+}
+
+/// Longest booth chat message, in bytes.
+pub const MAX_CHAT: usize = 500;
+
+/// One booth chat message as members and hosts see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatLine {
+    /// Increasing within the room: orders lines, and tells a line seen twice.
+    pub id: u64,
+    pub thread: ChatThread,
+    /// The booth; `null` for a host's message to every booth.
+    pub channel: Option<String>,
+    /// Display name and session id of the writer.
+    pub from: String,
+    pub from_id: u64,
+    /// Whether a host wrote it.
+    pub host: bool,
+    pub text: String,
+    #[serde(default)]
+    pub big: bool,
+    /// The room's media time when it was written, in ms.
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
@@ -181,6 +234,13 @@ pub enum ServerMsg {
         kind: NoticeKind,
         from: String,
         channel: Option<String>,
+    },
+    /// Booth chat lines: one new line (`past` false), or the last ones of this person's threads
+    /// after a join (`past` true: they replace what the page shows).
+    Chat {
+        messages: Vec<ChatLine>,
+        #[serde(default)]
+        past: bool,
     },
     Error {
         code: ErrorCode,

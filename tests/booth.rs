@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
-use tolk::protocol::{ClientMsg, HandoverAction, Role, ServerMsg};
+use tolk::protocol::{ChatThread, ClientMsg, ErrorCode, HandoverAction, Role, ServerMsg};
 
 const MS: u64 = 48;
 
@@ -204,4 +204,101 @@ async fn a_whip_interpreter_that_posts_again_is_on_air_at_once() {
         Some(1),
         "the old session is gone from the booth: {es}"
     );
+}
+
+/// The chat lines `sig` received so far (and within `ms` more), as (thread, text, past).
+async fn chat_seen(sig: &mut Signal, ms: u64) -> Vec<(ChatThread, String, bool)> {
+    sig.drain(ms).await;
+    sig.seen
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Chat { messages, past } => {
+                Some(messages.iter().map(move |l| (l.thread, l.text.clone(), *past)))
+            }
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn chat(thread: ChatThread, channel: Option<&str>, text: &str) -> ClientMsg {
+    ClientMsg::Chat { thread, channel: channel.map(str::to_string), text: text.into(), big: false }
+}
+
+fn refused(reply: Option<ServerMsg>) -> ErrorCode {
+    match reply {
+        Some(ServerMsg::Error { code, .. }) => code,
+        other => panic!("a refusal, not {other:?}"),
+    }
+}
+
+/// Booth chat over real signalling: a booth's own thread reaches its partners and nobody else,
+/// its host line the booth and the hosts, a host's line to every booth every interpreter; a
+/// listener or floor speaker can neither write nor read it; limits answer clearly; a partner
+/// who comes back gets the last lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booth_chat_reaches_its_booth_and_the_hosts_only() {
+    let s = server().await;
+    let (mut a, _) = joined(&s, Role::Interpreter, Some("es"), "Ana").await;
+    let b_token = token(&s, Role::Interpreter, Some("es"), "Bea");
+    let mut b = Signal::connect(&s).await;
+    b.join_again(&b_token, None, Some("bea-page")).await;
+    let (mut c, _) = joined(&s, Role::Interpreter, Some("fr"), "Cleo").await;
+    let (mut h, _) = joined(&s, Role::Host, None, "Hana").await;
+    let (mut l, _) = joined(&s, Role::Listener, None, "Lena").await;
+    let (mut f, _) = joined(&s, Role::Floor, None, "Fred").await;
+
+    a.send(&chat(ChatThread::Booth, None, "number? <b>1,250</b>")).await;
+    let heard = chat_seen(&mut b, 500).await;
+    assert!(heard.contains(&(ChatThread::Booth, "number? <b>1,250</b>".into(), false)), "{heard:?}");
+    for (who, sig) in
+        [("the fr booth", &mut c), ("the host", &mut h), ("a listener", &mut l), ("the floor", &mut f)]
+    {
+        assert!(chat_seen(sig, 0).await.is_empty(), "{who} got the es booth's own thread");
+    }
+
+    // The host line: the booth and the hosts; a host's line to every booth.
+    b.send(&chat(ChatThread::Hosts, None, "your sound is breaking up")).await;
+    assert!(chat_seen(&mut h, 500)
+        .await
+        .iter()
+        .any(|(t, x, _)| *t == ChatThread::Hosts && x == "your sound is breaking up"));
+    assert!(chat_seen(&mut c, 0).await.is_empty(), "the fr booth does not get es's host line");
+    h.send(&chat(ChatThread::Hosts, None, "speaker switches to French in 2 minutes")).await;
+    for sig in [&mut a, &mut b, &mut c] {
+        let lines = chat_seen(sig, 500).await;
+        assert!(lines.iter().any(|(_, x, _)| x == "speaker switches to French in 2 minutes"), "{lines:?}");
+    }
+    for sig in [&mut l, &mut f] {
+        assert!(chat_seen(sig, 0).await.is_empty(), "no chat for listeners or the floor");
+    }
+
+    // Who may write, and the limits: each refusal leaves the session usable.
+    assert_eq!(refused(l.ask_opt(chat(ChatThread::Booth, None, "hi")).await), ErrorCode::Forbidden);
+    assert_eq!(refused(f.ask_opt(chat(ChatThread::Hosts, None, "hi")).await), ErrorCode::Forbidden);
+    assert_eq!(refused(h.ask_opt(chat(ChatThread::Booth, Some("es"), "hi")).await), ErrorCode::Forbidden);
+    assert_eq!(refused(c.ask_opt(chat(ChatThread::Booth, Some("es"), "hi")).await), ErrorCode::Forbidden);
+    let long = "x".repeat(tolk::protocol::MAX_CHAT + 1);
+    assert_eq!(refused(a.ask_opt(chat(ChatThread::Booth, None, &long)).await), ErrorCode::TooLarge);
+    assert_eq!(refused(a.ask_opt(chat(ChatThread::Booth, None, "   ")).await), ErrorCode::BadMessage);
+    a.seen.clear();
+    for i in 0..8 {
+        a.send(&chat(ChatThread::Booth, None, &format!("quick {i}"))).await;
+    }
+    a.drain(500).await;
+    let limited =
+        a.seen.iter().filter(|m| matches!(m, ServerMsg::Error { code: ErrorCode::RateLimited, .. })).count();
+    let sent = chat_seen(&mut a, 0).await.len();
+    println!("eight lines at once: {sent} delivered, {limited} refused as rate_limited");
+    assert!(limited >= 3 && sent + limited == 8, "{:?}", a.seen);
+    assert_eq!(a.ask_opt(ClientMsg::Input { channel: None }).await, None, "the session is still usable");
+
+    // Bea's page comes back: its new session gets the last lines, marked as past.
+    let mut b2 = Signal::connect(&s).await;
+    b2.join_again(&b_token, None, Some("bea-page")).await;
+    let past = chat_seen(&mut b2, 500).await;
+    println!("Bea, back: {past:?}");
+    assert!(past.iter().all(|(_, _, p)| *p));
+    assert!(past.iter().any(|(_, x, _)| x == "number? <b>1,250</b>"));
+    assert!(past.iter().any(|(_, x, _)| x == "speaker switches to French in 2 minutes"));
 }

@@ -103,6 +103,41 @@ async fn a_handover_clicked_in_two_consoles_changes_what_the_listener_hears() {
     assert!(level(after, "990") - level(after, "880") > 20.0, "Ana off air: {after}");
 }
 
+/// The booth chat in the pages: a line to the booth reaches its partner and nobody else
+/// (another booth, the host, a listener), shown as text, large when asked, without taking the
+/// partner's focus; a host's line reaches every booth and no listener; a console whose page
+/// reloads shows the last lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn booth_chat_in_the_consoles_and_the_host_page() {
+    let s = server().await;
+    let tone = wav(880.0);
+    let url = |role, channel: Option<&str>, name: &str| {
+        s.app.mint("r", role, channel.map(str::to_string), name, None).url
+    };
+    let (a, b, c) = (
+        url(Role::Interpreter, Some("es"), "Ana"),
+        url(Role::Interpreter, Some("es"), "Bea"),
+        url(Role::Interpreter, Some("fr"), "Cleo"),
+    );
+    let (host, listener) = (url(Role::Host, None, "Hana"), url(Role::Listener, None, "Lena"));
+    let shots = std::env::var("TOLK_SCREENSHOTS").unwrap_or_default();
+    let r = node("chat.mjs", &[&a, &b, &c, &host, &listener, tone.to_str().unwrap(), &shots]).await;
+    let _ = std::fs::remove_file(&tone);
+    println!("booth chat: {r}");
+    assert_eq!(r["bFocus"]["id"], "chat-text", "the partner keeps its focus: {r}");
+    assert_eq!(r["bFocus"]["value"], "half a sen", "and what it was typing: {r}");
+    assert_eq!(r["asText"]["elements"], 0, "markup is shown as text: {r}");
+    assert_eq!(r["asText"]["pwned"], false, "no script ran: {r}");
+    assert_eq!(r["asText"]["big"], true, "a term asked large is large: {r}");
+    for who in ["c", "host", "listener"] {
+        assert_eq!(r["leaked"][who], false, "{who} saw the booth's own thread: {r}");
+    }
+    assert_eq!(r["reach"]["allAtListener"], false, "no chat at the listener: {r}");
+    assert_eq!(r["reach"]["hostLineAtB"], true, "the booth sees its host line: {r}");
+    assert_eq!(r["reach"]["hostLineAtC"], false, "another booth does not: {r}");
+    assert!(r["afterReload"].as_array().unwrap().len() >= 3, "the last lines after a reload: {r}");
+}
+
 /// A listener settles once it sends its first receiver report: the server drops its WebRTC
 /// session and answers its consent checks itself. Chromium drops a connection whose consent
 /// checks go unanswered for 30 s (RFC 7675), so it must still be connected, and still hear

@@ -30,6 +30,7 @@ const WEB: &[(&str, &str, &str)] = &[
     ("floor.html", "text/html; charset=utf-8", include_str!("../../web/floor.html")),
     ("host.html", "text/html; charset=utf-8", include_str!("../../web/host.html")),
     ("tolk.js", "text/javascript; charset=utf-8", include_str!("../../web/tolk.js")),
+    ("chat.js", "text/javascript; charset=utf-8", include_str!("../../web/chat.js")),
     ("style.css", "text/css; charset=utf-8", include_str!("../../web/style.css")),
 ];
 

@@ -113,7 +113,13 @@ impl Signal {
     pub async fn next_reply(&mut self) -> ServerMsg {
         loop {
             let msg = self.next_any().await;
-            if !matches!(msg, ServerMsg::State { .. } | ServerMsg::Booth { .. } | ServerMsg::Notice { .. }) {
+            if !matches!(
+                msg,
+                ServerMsg::State { .. }
+                    | ServerMsg::Booth { .. }
+                    | ServerMsg::Notice { .. }
+                    | ServerMsg::Chat { .. }
+            ) {
                 return msg;
             }
         }
@@ -151,6 +157,21 @@ impl Signal {
     pub async fn ask(&mut self, msg: ClientMsg) -> ServerMsg {
         self.send(&msg).await;
         self.next_reply().await
+    }
+
+    /// Sends a request that has no reply when it succeeds: returns the refusal, if one comes
+    /// within 500 ms (events meanwhile go to `seen`).
+    pub async fn ask_opt(&mut self, msg: ClientMsg) -> Option<ServerMsg> {
+        self.send(&msg).await;
+        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        while let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout_at(until, self.ws.next()).await {
+            let msg: ServerMsg = serde_json::from_str(t.as_str()).expect("server sends protocol JSON");
+            self.seen.push(msg.clone());
+            if matches!(msg, ServerMsg::Error { .. }) {
+                return Some(msg);
+            }
+        }
+        None
     }
 
     /// Reads and drops whatever the server sends from now on, as a page does, until the

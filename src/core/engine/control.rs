@@ -154,6 +154,10 @@ impl Engine {
                 self.set_captions(&room, source, on)?;
                 Ok(None)
             }
+            ClientMsg::Chat { thread, channel, text, big } => {
+                self.chat(now, peer, thread, channel, &text, big)?;
+                Ok(None)
+            }
             ClientMsg::FloorReturn { channel } => {
                 need(Role::Host, "return a channel to the floor")?;
                 if let Some(l) = &channel {
@@ -166,7 +170,7 @@ impl Engine {
         }
     }
 
-    fn channel_exists(&self, room: &str, lang: &str) -> Result<(), Error> {
+    pub(super) fn channel_exists(&self, room: &str, lang: &str) -> Result<(), Error> {
         match self.rooms.get(room).and_then(|r| r.channel(lang)) {
             Some(_) => Ok(()),
             None => Err(bad(ErrorCode::NotFound, format!("no channel {lang} in room {room}"))),
@@ -227,6 +231,7 @@ impl Engine {
             .then(|| "the live interpreter moved to another channel: the floor is on air".to_string());
         self.notify_booth(room, &from, warning);
         self.notify_booth(room, &to, None);
+        self.chat_history(peer);
         Ok(())
     }
 

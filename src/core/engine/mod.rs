@@ -16,6 +16,7 @@
 //! (requests after join), `fanout` (who hears what, the per-tick fan-out, room state,
 //! captions), `doors` (plain RTP in and out), [`stats`] (counters).
 
+mod chat;
 mod control;
 mod doors;
 mod fanout;

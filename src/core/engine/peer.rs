@@ -36,6 +36,8 @@ pub(crate) struct Peer {
     pub(super) dirty: bool,
     /// The key a rejoining session of the same person brings ([`super::Admission::resume`]).
     pub(super) resume: Option<String>,
+    /// How many booth chat lines it may still send.
+    pub(super) chat: super::chat::ChatAllowance,
     pub(super) link: Link,
 }
 
@@ -80,6 +82,7 @@ impl Peer {
             channels: Vec::new(),
             booth: None,
             resume: None,
+            chat: super::chat::ChatAllowance::new(now),
             input: Input::Floor,
             stream: listening.clone(),
             listening,

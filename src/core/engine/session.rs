@@ -356,6 +356,7 @@ impl Engine {
         if let Some(b) = &booth {
             self.notify_booth(&who.room, b, None);
         }
+        self.chat_history(peer);
         let r = self.rooms.get(&who.room).expect("checked above");
         let (_, infos) = self.room_state(r);
         Ok(ServerMsg::Joined {

@@ -4,6 +4,7 @@
 //! payloads by source and takes back one encoded payload per stream per tick.
 
 pub mod booth;
+pub mod chat;
 pub mod source;
 
 pub use booth::{Booth, BoothError, Member};
@@ -105,6 +106,8 @@ pub struct Channel {
     pub name: String,
     pub duck: DuckSettings,
     pub booth: Booth,
+    /// The booth's chat, for the room's life.
+    pub chat: chat::Chat,
     ducker: Ducker,
     /// Who was live at the last tick: when nobody is any more, the floor comes back at once.
     was_live: Option<PeerId>,
@@ -121,6 +124,7 @@ impl Channel {
             name,
             duck,
             booth: Booth::default(),
+            chat: chat::Chat::default(),
             ducker: Ducker::new(duck),
             was_live: None,
             voice: Box::new([0.0; FRAME]),
@@ -152,6 +156,8 @@ pub struct Room {
     pub concealed: u64,
     /// Payloads that failed to decode so far across this room's sources.
     pub decode_errors: u64,
+    /// Booth chat lines written in this room so far (each line's id).
+    pub chat_lines: u64,
 }
 
 impl Room {
@@ -169,6 +175,7 @@ impl Room {
             captioned: Vec::new(),
             concealed: 0,
             decode_errors: 0,
+            chat_lines: 0,
         }
     }
 
