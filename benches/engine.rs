@@ -76,7 +76,12 @@ impl Net {
         let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut now = Instant::now();
         let mut engine = Engine::new(
-            EngineConfig { candidates: vec![server], tcp_candidates: Vec::new(), captions: false },
+            EngineConfig {
+                candidates: vec![server],
+                tcp_candidates: Vec::new(),
+                captions: false,
+                recording: false,
+            },
             now,
         );
         engine
@@ -149,7 +154,9 @@ impl Net {
                     engine::Output::Transmit { destination, contents, .. } => {
                         to_clients.push((destination, contents))
                     }
-                    engine::Output::Event { .. } | engine::Output::Audio { .. } => {}
+                    engine::Output::Event { .. }
+                    | engine::Output::Audio { .. }
+                    | engine::Output::Record(_) => {}
                     engine::Output::Timeout(_) => break,
                 }
             }

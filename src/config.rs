@@ -62,6 +62,12 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// A room nobody has joined for this many hours is deleted with its transcript; 0: never.
     pub room_expiry_hours: u64,
+    /// Let hosts record rooms (each room is off until its host starts it); false: never.
+    pub recording: bool,
+    /// Where recordings are written. Unset: `recordings` in `data_dir`.
+    pub recordings_dir: Option<PathBuf>,
+    /// Days a recording is kept before it is deleted.
+    pub recording_days: u64,
 }
 
 /// A TURN relay as coturn runs it with `use-auth-secret` (the TURN REST API scheme).
@@ -108,6 +114,9 @@ impl Default for Config {
             listeners_per_link: 1000,
             max_connections: None,
             room_expiry_hours: 7 * 24,
+            recording: true,
+            recordings_dir: None,
+            recording_days: 30,
         }
     }
 }
@@ -127,6 +136,11 @@ impl Config {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(name.clone(), e))?;
         toml::from_str(&text).map_err(|e| ConfigError::Parse(name, e))
+    }
+
+    /// Where recordings are written.
+    pub fn recordings(&self) -> PathBuf {
+        self.recordings_dir.clone().unwrap_or_else(|| self.data_dir.join("recordings"))
     }
 
     /// Media engines to run: the configured number, else one per core (at most 16).

@@ -41,7 +41,13 @@
 //!    `"past":true`. Lines live in memory for the room's life: never on disk, never in
 //!    transcripts. At most [`MAX_CHAT`] bytes (`too_large`), 5 at once then one a second
 //!    (`rate_limited`).
-//! 7. server `{"type":"error","code":"...","message":"..."}` for any request it
+//! 7. Recording: a host sends `{"type":"record","on":true}` (or the API); while it runs,
+//!    `state` says `"recording":true` to everyone in the room. An interpreter answers
+//!    `{"type":"consent","record":true}` (or `false`): a booth whose live interpreter has not
+//!    agreed is recorded as the floor for that stretch; `booth` says `recorded` (this person's
+//!    voice is being recorded now) and each member's `consent`. A recording the server had to
+//!    stop (a full disk) is told to hosts as `{"type":"notice","kind":"recording_stopped",...}`.
+//! 8. server `{"type":"error","code":"...","message":"..."}` for any request it
 //!    refuses; the session stays open unless the error says otherwise.
 //!
 //! Limits: one message is at most [`MAX_MESSAGE`] bytes; a session that has not joined
@@ -121,6 +127,14 @@ pub enum ClientMsg {
         #[serde(default)]
         big: bool,
     },
+    /// Hosts: start or stop recording the room.
+    Record {
+        on: bool,
+    },
+    /// Interpreters: whether their voice may be recorded.
+    Consent {
+        record: bool,
+    },
 }
 
 /// Which booth chat thread a message is in.
@@ -198,6 +212,9 @@ pub enum ServerMsg {
     State {
         floor: FloorInfo,
         channels: Vec<ChannelInfo>,
+        /// The room is being recorded.
+        #[serde(default)]
+        recording: bool,
     },
     /// To each member of a booth whenever it changes.
     Booth {
@@ -214,6 +231,12 @@ pub enum ServerMsg {
         /// The room's media time (48 kHz, the RTP timestamp of the streams sent
         /// down) of the first frame mixed in this state.
         media_time: u64,
+        /// The room is being recorded.
+        #[serde(default)]
+        recording: bool,
+        /// This person's voice goes into the recording now (recording, live, consented).
+        #[serde(default)]
+        recorded: bool,
     },
     /// Speech recognised in what the recipient hears (listeners) or on the floor (interpreters).
     Caption {
@@ -267,6 +290,8 @@ pub enum NoticeKind {
     CaptionsBehind,
     /// The plain RTP tap feeding the floor took a new sender (to hosts; `from` is its address).
     TapSender,
+    /// The server stopped a recording (to hosts; `from` says why: the disk is full, it fell behind).
+    RecordingStopped,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -295,6 +320,9 @@ pub struct MemberInfo {
     /// Its connection dropped; its place is kept for a while for it to come back to.
     #[serde(default)]
     pub away: bool,
+    /// Agreed to be recorded.
+    #[serde(default)]
+    pub consent: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -15,11 +15,13 @@ pub struct Line {
     pub text: String,
 }
 
-/// A room as stored: its definition and the sources captioned (`None`: the floor).
+/// A room as stored: its definition, the sources captioned (`None`: the floor), and whether
+/// it is being recorded (a restart goes on recording it, in new files).
 #[derive(Debug, Clone)]
 pub struct StoredRoom {
     pub spec: RoomSpec,
     pub captions: Vec<Option<String>>,
+    pub recording: bool,
 }
 
 /// The database. A `std` mutex: nothing is awaited while it is held.
@@ -64,6 +66,12 @@ impl Store {
                 created_at INTEGER NOT NULL
             );",
         )?;
+        // Added after the first release: a database made before it gains the column.
+        let has_recording: bool =
+            db.prepare("SELECT 1 FROM pragma_table_info('rooms') WHERE name = 'recording'")?.exists([])?;
+        if !has_recording {
+            db.execute_batch("ALTER TABLE rooms ADD COLUMN recording INTEGER NOT NULL DEFAULT 0")?;
+        }
         Ok(Store { db: Mutex::new(db) })
     }
 
@@ -118,14 +126,21 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps whether a stored room is being recorded.
+    pub fn set_recording(&self, room: &str, on: bool) -> Result<(), StoreError> {
+        self.db().execute("UPDATE rooms SET recording = ?2 WHERE id = ?1", params![room, on])?;
+        Ok(())
+    }
+
     /// Every stored room, oldest first.
     pub fn rooms(&self) -> Result<Vec<StoredRoom>, StoreError> {
         let db = self.db();
-        let mut q = db.prepare("SELECT spec, captions FROM rooms ORDER BY created_at, id")?;
+        let mut q = db.prepare("SELECT spec, captions, recording FROM rooms ORDER BY created_at, id")?;
         let rows = q.query_map([], |r| {
             Ok(StoredRoom {
                 spec: from_json(&r.get::<_, String>(0)?)?,
                 captions: from_json(&r.get::<_, String>(1)?)?,
+                recording: r.get(2)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -350,6 +350,12 @@ export function captionIndicator(state, element) {
   element.textContent = on.length ? `● Captions on, transcript kept: ${on.join(', ')}` : '';
 }
 
+/** Shows, while the room is recorded, that it is: on every page of the room. */
+export function recordingIndicator(state, element) {
+  element.hidden = !state.recording;
+  setText(element, state.recording ? '● Recording: the floor and every channel are being recorded' : '');
+}
+
 const keyedChildren = new WeakMap();
 
 /**

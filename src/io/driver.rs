@@ -40,10 +40,12 @@ pub enum Command {
     Leave {
         peer: PeerId,
     },
-    /// A new room, or one restored from the database with its captioned sources (`None`: the floor).
+    /// A new room, or one restored from the database with its captioned sources (`None`: the
+    /// floor) and whether it was being recorded.
     CreateRoom {
         spec: RoomSpec,
         captions: Vec<Option<String>>,
+        recording: bool,
         reply: oneshot::Sender<Result<RoomView, Error>>,
     },
     DeleteRoom {
@@ -54,6 +56,12 @@ pub enum Command {
         room: String,
         spec: ChannelSpec,
         reply: oneshot::Sender<Result<RoomView, Error>>,
+    },
+    /// Start or stop recording a room.
+    Record {
+        room: String,
+        on: bool,
+        reply: oneshot::Sender<Result<(), Error>>,
     },
     Room {
         id: String,
@@ -83,6 +91,8 @@ pub struct Setup {
     /// The address datagrams arrive at, as peers see it.
     pub destination: SocketAddr,
     pub asr: Option<Asr>,
+    /// Writes the recordings of this engine's rooms.
+    pub recorder: super::record::Recorder,
     pub tick: Histogram,
     /// Counts restarts (`tolk_engine_restarts_total`).
     pub restarts: Counter,
@@ -108,6 +118,7 @@ pub fn supervise(mut setup: Setup, mut commands: mpsc::Receiver<Command>) {
                 setup.destination,
                 tap,
                 setup.asr.as_ref(),
+                &mut setup.recorder,
                 &setup.tick,
                 &mut commands,
                 &mut sessions,
@@ -172,6 +183,7 @@ fn run(
     destination: SocketAddr,
     tap: Option<(usize, &UdpSocket)>,
     asr: Option<&Asr>,
+    recorder: &mut super::record::Recorder,
     tick: &Histogram,
     commands: &mut mpsc::Receiver<Command>,
     sessions: &mut Sessions,
@@ -223,6 +235,7 @@ fn run(
                         });
                     }
                 }
+                Output::Record(r) => recorder.offer(r),
                 Output::Timeout(t) => break t,
             }
         };
@@ -275,6 +288,9 @@ fn run(
                 engine.handle_caption(c);
             }
         }
+        while let Some((room, why)) = recorder.poll_failed() {
+            engine.recording_failed(&room, &why);
+        }
         let started = Instant::now();
         if engine.handle_timeout(started) {
             for (destination, contents) in engine.batch().iter() {
@@ -311,12 +327,18 @@ fn apply(engine: &mut Engine, sessions: &mut Sessions, cmd: Command) {
             sessions.remove(&peer);
             engine.handle_leave(Instant::now(), peer);
         }
-        Command::CreateRoom { spec, captions, reply } => {
+        Command::CreateRoom { spec, captions, recording, reply } => {
             let id = spec.id.clone();
             let r = engine.create_room(spec).inspect(|_| {
                 for source in captions {
                     if let Err(e) = engine.set_captions(&id, source, true) {
                         warn!(room = id, "captions not restored: {e}");
+                    }
+                }
+                if recording {
+                    // Recording goes on after a restart, in new files.
+                    if let Err(e) = engine.set_recording(&id, true) {
+                        warn!(room = id, "recording not resumed: {e}");
                     }
                 }
             });
@@ -327,6 +349,9 @@ fn apply(engine: &mut Engine, sessions: &mut Sessions, cmd: Command) {
         }
         Command::AddChannel { room, spec, reply } => {
             let _ = reply.send(engine.add_channel(&room, spec));
+        }
+        Command::Record { room, on, reply } => {
+            let _ = reply.send(engine.set_recording(&room, on));
         }
         Command::Room { id, reply } => {
             let _ = reply.send(engine.room_view(&id));

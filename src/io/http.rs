@@ -6,10 +6,15 @@
 //! - `DELETE /api/rooms/{id}`: delete the room, its sessions (told `ended`) and its transcript.
 //! - `POST /api/rooms/{id}/channels` `{"lang","name"?}`: add a channel.
 //! - `POST /api/rooms/{id}/tokens` `{"role","channel"?,"name","ttl_secs"?}`: mint an invitation.
+//! - `POST /api/rooms/{id}/recording` `{"on"}`: start or stop recording the room.
+//! - `GET /api/rooms/{id}/recordings`: its takes and their files; `GET .../recordings/{take}/{file}`
+//!   downloads one (`floor.opus`, `es.opus`; range requests), `.../{take}/es.vtt` its source's
+//!   transcript on the file's timeline; `DELETE` a take or one file.
 //!
-//! Authorisation is `Authorization: Bearer <API key>`, or a host token of that room for its own room.
+//! Authorisation is `Authorization: Bearer <API key>`, or a host token of that room for its own
+//! room (a download may carry it as `?token=`, for a plain link).
 
-use super::{signal, App};
+use super::{record, signal, App};
 use crate::core::engine::stats::COUNTERS;
 use crate::core::spec::{ChannelSpec, RoomSpec};
 use crate::protocol::{Error, ErrorCode, Role, MAX_MESSAGE};
@@ -74,6 +79,10 @@ pub fn router(app: App) -> Router {
         .route("/api/rooms/{id}/channels", post(add_channel))
         .route("/api/rooms/{id}/tokens", post(mint))
         .route("/api/rooms/{id}/transcript", get(transcript).delete(delete_transcript))
+        .route("/api/rooms/{id}/recording", post(recording))
+        .route("/api/rooms/{id}/recordings", get(recordings))
+        .route("/api/rooms/{id}/recordings/{take}", axum::routing::delete(delete_take))
+        .route("/api/rooms/{id}/recordings/{take}/{file}", get(download).delete(delete_recording))
         .merge(super::whip::router())
         .layer(DefaultBodyLimit::max(MAX_MESSAGE))
         .with_state(app)
@@ -159,7 +168,11 @@ enum Caller {
 }
 
 fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Error> {
-    let value = bearer(headers).ok_or_else(|| {
+    caller_with(app, bearer(headers))
+}
+
+fn caller_with(app: &App, value: Option<&str>) -> Result<Caller, Error> {
+    let value = value.ok_or_else(|| {
         Error::new(ErrorCode::BadToken, "send Authorization: Bearer <API key or host token>")
     })?;
     if constant_time_eq(value.as_bytes(), app.api_key().as_bytes()) {
@@ -177,7 +190,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn may_manage(app: &App, headers: &HeaderMap, room: &str) -> Result<(), Error> {
-    match caller(app, headers)? {
+    may_manage_with(app, bearer(headers), room)
+}
+
+fn may_manage_with(app: &App, value: Option<&str>, room: &str) -> Result<(), Error> {
+    match caller_with(app, value)? {
         Caller::Operator => Ok(()),
         Caller::Host(r) if r == room => Ok(()),
         Caller::Host(_) => Err(Error::new(ErrorCode::Forbidden, "a host token manages only its own room")),
@@ -331,4 +348,120 @@ async fn delete_transcript(
     may_manage(&app, &headers, &id)?;
     let n = app.store().delete(&id).map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
     Ok(Json(serde_json::json!({"deleted": n})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordRequest {
+    on: bool,
+}
+
+async fn recording(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    may_manage(&app, &headers, &id)?;
+    let req: RecordRequest = body(&bytes)?;
+    app.set_recording(&id, req.on).await?;
+    Ok(Json(serde_json::json!({"recording": req.on})).into_response())
+}
+
+fn disk(e: std::io::Error) -> Error {
+    tracing::error!("recordings: {e}");
+    Error::new(ErrorCode::Busy, "the server could not read its recordings; try again later")
+}
+
+async fn recordings(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    may_manage(&app, &headers, &id)?;
+    let root = app.recordings().to_path_buf();
+    let takes = tokio::task::spawn_blocking(move || record::list(&root, &id))
+        .await
+        .map_err(|_| Error::new(ErrorCode::Busy, "try again"))?
+        .map_err(disk)?;
+    Ok(Json(serde_json::json!({"takes": takes})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DownloadQuery {
+    /// The API key or a host token, for a plain link (no header).
+    token: Option<String>,
+}
+
+async fn download(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, take, file)): Path<(String, String, String)>,
+    axum::extract::Query(q): axum::extract::Query<DownloadQuery>,
+    request: axum::extract::Request,
+) -> ApiResult<Response> {
+    may_manage_with(&app, bearer(&headers).or(q.token.as_deref()), &id)?;
+    let missing = || Error::new(ErrorCode::NotFound, format!("no recording {take}/{file} in room {id}"));
+    if let Some(track) = file.strip_suffix(".vtt") {
+        // The transcript of the file's source, on the file's timeline.
+        let takes = record::list(app.recordings(), &id).map_err(disk)?;
+        let t = takes.iter().find(|t| t.take == take).ok_or_else(missing)?;
+        let lines =
+            app.store().lines(&id, Some(track)).map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
+        let start = t.info.media_start_ms;
+        let end = t.info.media_end_ms.unwrap_or(u64::MAX);
+        let lines: Vec<_> = lines
+            .into_iter()
+            .filter(|l| l.start_ms >= start && l.start_ms < end)
+            .map(|l| crate::store::Line {
+                start_ms: l.start_ms - start,
+                end_ms: l.end_ms.saturating_sub(start),
+                ..l
+            })
+            .collect();
+        return Ok(([(header::CONTENT_TYPE, "text/vtt; charset=utf-8")], crate::store::webvtt(&lines))
+            .into_response());
+    }
+    let path = record::file_path(app.recordings(), &id, &take, &file).ok_or_else(missing)?;
+    if !path.is_file() {
+        return Err(missing().into());
+    }
+    let served =
+        tower_http::services::ServeFile::new_with_mime(&path, &"audio/ogg".parse().expect("a MIME type"))
+            .try_call(request)
+            .await
+            .map_err(disk)?;
+    let mut response = served.map(axum::body::Body::new);
+    let name = format!("attachment; filename=\"{id}-{take}-{file}\"");
+    if let Ok(v) = header::HeaderValue::from_str(&name) {
+        response.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}
+
+async fn delete_take(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, take)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    may_manage(&app, &headers, &id)?;
+    match record::delete(app.recordings(), &id, &take, None).map_err(disk)? {
+        true => Ok(StatusCode::NO_CONTENT.into_response()),
+        false => Err(Error::new(ErrorCode::NotFound, format!("no recording {take} in room {id}")).into()),
+    }
+}
+
+async fn delete_recording(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, take, file)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    may_manage(&app, &headers, &id)?;
+    match record::delete(app.recordings(), &id, &take, Some(&file)).map_err(disk)? {
+        true => Ok(StatusCode::NO_CONTENT.into_response()),
+        false => {
+            Err(Error::new(ErrorCode::NotFound, format!("no recording {take}/{file} in room {id}")).into())
+        }
+    }
 }

@@ -37,6 +37,8 @@ struct Latest {
     engines: usize,
     snapshot: Snapshot,
     asr_skipped: u64,
+    /// Bytes the recordings take, and bytes free on their disk.
+    recordings: (u64, u64),
 }
 
 /// `/metrics`: a registry made once, with the tick histogram and a collector of the engines' readings.
@@ -65,9 +67,10 @@ impl Metrics {
     }
 
     /// The text exposition, with these readings of every engine.
-    pub fn render(&self, engines: Vec<Snapshot>, asr_skipped: u64) -> String {
+    pub fn render(&self, engines: Vec<Snapshot>, asr_skipped: u64, recordings: (u64, u64)) -> String {
         let mut latest = self.latest.lock().expect("no panic while encoding metrics");
-        *latest = Latest { engines: engines.len(), snapshot: Snapshot::merge(engines), asr_skipped };
+        *latest =
+            Latest { engines: engines.len(), snapshot: Snapshot::merge(engines), asr_skipped, recordings };
         drop(latest);
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
@@ -120,6 +123,18 @@ impl Collector for Engines {
             "20 ms chunks the speech recogniser had no time for",
             latest.asr_skipped,
         )?;
+        gauge(
+            &mut e,
+            "tolk_recordings_bytes",
+            "Bytes the recordings take on disk",
+            latest.recordings.0 as i64,
+        )?;
+        gauge(
+            &mut e,
+            "tolk_recordings_free_bytes",
+            "Bytes free on the recordings' disk (below 1 MiB a recording is refused)",
+            latest.recordings.1 as i64,
+        )?;
         if let Some((cpu, rss)) = usage("self") {
             let c = ConstCounter::new(cpu);
             c.encode(e.encode_descriptor(
@@ -147,7 +162,7 @@ mod tests {
             stats.add(Counter::DatagramsUnrouted, n);
             Snapshot { stats, rooms: 1, listeners: vec![("r".into(), "es".into(), 3)], ..Default::default() }
         };
-        let text = m.render(vec![one(2), one(5)], 4);
+        let text = m.render(vec![one(2), one(5)], 4, (1000, 2000));
         for row in &COUNTERS {
             assert!(text.contains(&format!("tolk_{}_total ", row.name)), "{} missing:\n{text}", row.name);
         }
@@ -157,7 +172,8 @@ mod tests {
         assert!(text.contains("tolk_asr_skipped_chunks_total 4"), "{text}");
         assert!(text.contains(r#"tolk_listeners{room="r",stream="es"} 3"#), "{text}");
         assert!(text.contains("tolk_tick_duration_seconds_bucket"), "{text}");
-        let again = m.render(vec![one(1)], 0);
+        assert!(text.contains("tolk_recordings_bytes 1000"), "{text}");
+        let again = m.render(vec![one(1)], 0, (0, 0));
         assert!(
             again.contains("tolk_datagrams_unrouted_total 1"),
             "a scrape shows this scrape's readings: {again}"

@@ -5,6 +5,7 @@ pub mod http;
 pub mod limits;
 pub mod listen;
 pub mod metrics;
+pub mod record;
 pub mod signal;
 pub mod sys;
 pub mod tcp;
@@ -77,6 +78,8 @@ struct Inner {
     links: limits::Links,
     /// When each room last had a session (as seen by [`App::expire_rooms`]).
     used: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// Where recordings are written.
+    recordings: std::path::PathBuf,
 }
 
 /// An invitation: a token and the page it opens.
@@ -132,6 +135,7 @@ impl App {
                 .map(|(e, _)| *e)
                 .ok_or_else(|| Error::new(ErrorCode::NotJoined, "not joined")),
             Command::AddChannel { room: id, .. }
+            | Command::Record { room: id, .. }
             | Command::Room { id, .. }
             | Command::DeleteRoom { id, .. } => room(id),
             Command::CreateRoom { .. } => {
@@ -259,17 +263,26 @@ impl App {
     /// Creates a room and keeps it in the database before answering: it survives restarts.
     pub async fn create_room(&self, spec: RoomSpec) -> Result<RoomView, Error> {
         let kept = spec.clone();
-        let view = self.place_room(spec, Vec::new()).await?;
+        let view = self.place_room(spec, Vec::new(), false).await?;
         if let Err(e) = self.inner.store.insert_room(&kept, unix_now()) {
             // Not kept, so not made: the room goes again and the caller hears why.
             let _ = self.delete_room(kept.id.clone()).await;
             return Err(stored(e));
         }
+        // Recordings left under the same id belong to an earlier meeting: a new room starts empty.
+        if let Err(e) = record::delete_room(&self.inner.recordings, &kept.id) {
+            tracing::error!(room = kept.id, "old recordings not deleted: {e}");
+        }
         Ok(view)
     }
 
     /// Puts a room on an engine (the least loaded, or engine 0 for rooms the RTP doors name).
-    async fn place_room(&self, spec: RoomSpec, captions: Vec<Option<String>>) -> Result<RoomView, Error> {
+    async fn place_room(
+        &self,
+        spec: RoomSpec,
+        captions: Vec<Option<String>>,
+        recording: bool,
+    ) -> Result<RoomView, Error> {
         let id = spec.id.clone();
         // Rooms fed by the RTP tap or sent to an RTP output live on engine 0, which owns those sockets.
         let pinned = self.inner.pinned.contains(&id);
@@ -277,7 +290,7 @@ impl App {
             return Err(Error::new(ErrorCode::Exists, format!("room {id} already exists")));
         }
         let (tx, rx) = oneshot::channel();
-        let cmd = Command::CreateRoom { spec, captions, reply: tx };
+        let cmd = Command::CreateRoom { spec, captions, recording, reply: tx };
         let engine = if pinned { 0 } else { self.route(&cmd)? };
         let view = self.ask_engine(engine, cmd, rx).await??;
         let mut p = self.placement();
@@ -292,7 +305,7 @@ impl App {
         let n = rooms.len();
         for r in rooms {
             let id = r.spec.id.clone();
-            if let Err(e) = self.place_room(r.spec, r.captions).await {
+            if let Err(e) = self.place_room(r.spec, r.captions, r.recording).await {
                 tracing::warn!(room = id, "stored room not restored: {e}");
             }
         }
@@ -311,7 +324,8 @@ impl App {
         for r in rooms.into_iter().filter(|r| ids.contains(&r.spec.id)) {
             let id = r.spec.id.clone();
             let (tx, rx) = oneshot::channel();
-            let cmd = Command::CreateRoom { spec: r.spec, captions: r.captions, reply: tx };
+            let cmd =
+                Command::CreateRoom { spec: r.spec, captions: r.captions, recording: r.recording, reply: tx };
             match self.ask_engine(engine, cmd, rx).await {
                 Ok(Ok(_)) => n += 1,
                 Ok(Err(e)) | Err(e) => tracing::warn!(engine, room = id, "room not restored: {e}"),
@@ -331,6 +345,9 @@ impl App {
         let r = self.request(|reply| Command::DeleteRoom { id: id.clone(), reply }).await;
         // The database is cleaned even when the engine had no such room (a room that failed to restore).
         let stored = self.inner.store.delete_room(&id).map_err(stored)?;
+        if let Err(e) = record::delete_room(&self.inner.recordings, &id) {
+            tracing::error!(room = id, "recordings not deleted: {e}");
+        }
         match r {
             Ok(()) => {
                 let mut p = self.placement();
@@ -397,6 +414,39 @@ impl App {
     }
 
     /// Keeps a host's caption setting (applied by the engine already) so that it survives restarts.
+    /// Starts or stops recording a room (the API), and keeps that so a restart goes on
+    /// recording it (in new files).
+    pub async fn set_recording(&self, room: &str, on: bool) -> Result<(), Error> {
+        if on {
+            self.room_to_record()?;
+        }
+        let room_id = room.to_string();
+        self.request(|reply| Command::Record { room: room_id, on, reply }).await?;
+        self.keep_recording(room, on)
+    }
+
+    /// Refuses a recording when its disk has less than [`record::MIN_FREE`] free.
+    pub(crate) fn room_to_record(&self) -> Result<(), Error> {
+        let _ = std::fs::create_dir_all(&self.inner.recordings);
+        let free = sys::free_bytes(&self.inner.recordings).unwrap_or(u64::MAX);
+        if free < record::MIN_FREE {
+            return Err(Error::new(
+                ErrorCode::Unavailable,
+                "the disk is full: the server cannot record until space is freed",
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn keep_recording(&self, room: &str, on: bool) -> Result<(), Error> {
+        self.inner.store.set_recording(room, on).map_err(stored)
+    }
+
+    /// Where recordings are written.
+    pub fn recordings(&self) -> &std::path::Path {
+        &self.inner.recordings
+    }
+
     pub(crate) fn keep_captions(&self, room: &str, source: Option<&str>, on: bool) -> Result<(), Error> {
         let source = source.filter(|s| *s != "floor");
         self.inner.store.set_captions(room, source, on).map_err(stored)
@@ -414,7 +464,12 @@ impl App {
     /// Prometheus text for `/metrics`.
     pub async fn metrics(&self) -> Result<String, Error> {
         let snapshots = self.ask_all(|reply| Command::Snapshot { reply }).await?;
-        Ok(self.inner.metrics.render(snapshots, self.asr_skipped()))
+        let root = self.inner.recordings.clone();
+        let disk =
+            tokio::task::spawn_blocking(move || (record::usage(&root), sys::free_bytes(&root).unwrap_or(0)))
+                .await
+                .unwrap_or_default();
+        Ok(self.inner.metrics.render(snapshots, self.asr_skipped(), disk))
     }
 
     /// The database: rooms and transcripts.
@@ -631,7 +686,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let tcp_candidates = if tcp.is_some() { candidates.clone() } else { Vec::new() };
         let setup = driver::Setup {
             index,
-            engine: EngineConfig { candidates: candidates.clone(), tcp_candidates, captions: asr.is_some() },
+            engine: EngineConfig {
+                candidates: candidates.clone(),
+                tcp_candidates,
+                captions: asr.is_some(),
+                recording: config.recording,
+            },
+            recorder: record::Recorder::spawn(config.recordings(), store.clone(), index),
             tcp,
             tap,
             outs: if index == 0 { config.rtp_out.clone() } else { Vec::new() },
@@ -690,6 +751,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             token_ttl_secs: config.token_ttl_secs,
             links: limits::Links::new(config.listeners_per_link),
             used: Default::default(),
+            recordings: config.recordings(),
         }),
     };
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -710,6 +772,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         }
     });
     // Peers the engines no longer hold are forgotten, and rooms nobody uses go, with their transcripts.
+    let recording_days = config.recording_days;
     let expiry = (config.room_expiry_hours > 0).then(|| Duration::from_secs(config.room_expiry_hours * 3600));
     let weak = Arc::downgrade(&app.inner);
     tokio::spawn(async move {
@@ -725,6 +788,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 if let Err(e) = app.expire_rooms(after).await {
                     tracing::warn!("rooms not expired: {e}");
                 }
+            }
+            let (root, days) = (app.inner.recordings.clone(), recording_days);
+            match tokio::task::spawn_blocking(move || record::purge(&root, days, unix_now())).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::info!("deleted {n} recordings older than {days} days"),
+                Ok(Err(e)) => tracing::warn!("recordings not purged: {e}"),
+                Err(_) => {}
             }
         }
     });

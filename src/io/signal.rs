@@ -112,6 +112,23 @@ async fn handle(
                 Err(e) => Err(e),
             }
         }
+        ClientMsg::Record { on } if joined.is_some() => {
+            let room = joined.clone().expect("checked");
+            if on {
+                if let Err(e) = app.room_to_record() {
+                    return Some(e.to_msg());
+                }
+            }
+            let msg = ClientMsg::Record { on };
+            match app.request(|reply| Command::Message { peer, msg, reply }).await {
+                // Kept before the host hears it is done: a restart goes on recording.
+                Ok(reply) => match app.keep_recording(&room, on) {
+                    Ok(()) => return reply,
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            }
+        }
         _ if joined.is_none() => {
             Err(Error::new(ErrorCode::NotJoined, "send a join message with a token first"))
         }

@@ -137,6 +137,8 @@ pub struct Sim {
     sent: u64,
     /// Engine outputs for the speech recogniser.
     pub audio: Vec<(String, Option<String>, u64)>,
+    /// Engine outputs for the recorder.
+    pub records: Vec<engine::Record>,
     /// Ticks that ran.
     pub ticks: u64,
     /// While set, the engine is not driven (its host stalled); time still passes for clients.
@@ -159,7 +161,12 @@ impl Sim {
         let start = Instant::now();
         let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut engine = Engine::new(
-            EngineConfig { candidates: vec![server], tcp_candidates: Vec::new(), captions: true },
+            EngineConfig {
+                candidates: vec![server],
+                tcp_candidates: Vec::new(),
+                captions: true,
+                recording: true,
+            },
             start,
         );
         let channels = ["en", "es", "fr"]
@@ -177,6 +184,7 @@ impl Sim {
             flights: BTreeMap::new(),
             sent: 0,
             audio: Vec::new(),
+            records: Vec::new(),
             ticks: 0,
             engine_stalled_until: None,
             next_peer: 0,
@@ -404,6 +412,7 @@ impl Sim {
                     }
                 }
                 engine::Output::Audio { room, source, ms, .. } => self.audio.push((room, source, ms)),
+                engine::Output::Record(r) => self.records.push(r),
                 engine::Output::Timeout(_) => break,
             }
         }

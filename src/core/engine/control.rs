@@ -154,6 +154,15 @@ impl Engine {
                 self.set_captions(&room, source, on)?;
                 Ok(None)
             }
+            ClientMsg::Record { on } => {
+                need(Role::Host, "start or stop recording")?;
+                self.set_recording(&room, on)?;
+                Ok(None)
+            }
+            ClientMsg::Consent { record } => {
+                self.consent(peer, record)?;
+                Ok(None)
+            }
             ClientMsg::Chat { thread, channel, text, big } => {
                 self.chat(now, peer, thread, channel, &text, big)?;
                 Ok(None)
@@ -263,6 +272,7 @@ impl Engine {
         let Some(r) = self.rooms.get(room) else { return };
         let Some(c) = r.channel(lang) else { return };
         let media_time = (r.ticks + 1) * FRAME as u64;
+        let recording = r.recording.is_some();
         let list = c.booth.infos();
         let listeners = self
             .peers_of(room)
@@ -292,6 +302,8 @@ impl Engine {
                     listeners,
                     warning: warning.clone(),
                     media_time,
+                    recording,
+                    recorded: recording && c.booth.is_live(m.peer) && m.consent,
                 },
             });
         }

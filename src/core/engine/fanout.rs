@@ -85,6 +85,11 @@ impl Engine {
         for o in self.outs.iter().filter(|o| o.spec.room == room_id) {
             slot(&mut f.streams, &o.stream);
         }
+        let recorded = self.recorded_streams(room_id);
+        let f = self.fanout.get_mut(room_id).expect("made above");
+        for s in &recorded {
+            slot(&mut f.streams, s);
+        }
         self.stale.insert(room_id.to_string());
     }
 
@@ -158,7 +163,7 @@ impl Engine {
                 continue;
             };
             let (floor, channels) = self.room_state(r);
-            let msg = ServerMsg::State { floor, channels };
+            let msg = ServerMsg::State { floor, channels, recording: r.recording.is_some() };
             let to: Vec<PeerId> = self.peers_of(&id).collect();
             for peer in to {
                 self.out.push_back(Output::Event { peer, msg: msg.clone() });

@@ -14,19 +14,22 @@
 //! The parts, one file each: `peer` (a peer and its connection life), `routes`
 //! (which peer a datagram is for), `session` (rooms, join, offer, leave), `control`
 //! (requests after join), `fanout` (who hears what, the per-tick fan-out, room state,
-//! captions), `doors` (plain RTP in and out), [`stats`] (counters).
+//! captions), `chat` (booth chat), `record` (what a recording gets each tick, consent),
+//! `doors` (plain RTP in and out), [`stats`] (counters).
 
 mod chat;
 mod control;
 mod doors;
 mod fanout;
 mod peer;
+mod record;
 mod routes;
 mod session;
 pub mod stats;
 
 pub use doors::TapError;
 pub use fanout::Caption;
+pub use record::Record;
 pub use session::{Admission, Offer, RoomView, MAX_OFFER_LINES};
 pub use stats::{Counter, Snapshot, Stats};
 
@@ -91,6 +94,8 @@ pub struct EngineConfig {
     pub tcp_candidates: Vec<SocketAddr>,
     /// Whether a speech recogniser is running (hosts can turn captions on).
     pub captions: bool,
+    /// Whether hosts may record rooms on this server.
+    pub recording: bool,
 }
 
 /// What the engine asks its driver to do.
@@ -114,6 +119,8 @@ pub enum Output {
         ms: u64,
         pcm: Box<[f32; 320]>,
     },
+    /// For the recorder: a take begins or ends, or one tick of a recorded room's tracks.
+    Record(Record),
     /// Nothing more to do before this instant (or new input).
     Timeout(Instant),
 }
@@ -430,6 +437,10 @@ impl Engine {
         for (id, r) in self.rooms.iter_mut() {
             r.tick(self.fanout.get(id).map_or(&[], |f| f.streams()));
             let ms = r.ticks * 20;
+            if r.recording.is_some() {
+                let tracks = r.recorded();
+                self.out.push_back(Output::Record(Record::Frame { room: id.clone(), ms, tracks }));
+            }
             let floor_lang = r.floor_lang.clone();
             let out = &mut self.out;
             r.caption_audio(|source, pcm| {

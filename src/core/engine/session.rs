@@ -32,6 +32,9 @@ pub struct RoomView {
     pub floor_lang: Option<String>,
     pub floor: FloorInfo,
     pub channels: Vec<ChannelInfo>,
+    /// The room is being recorded.
+    #[serde(default)]
+    pub recording: bool,
 }
 
 /// A language tag as BCP 47 spells them: letters, digits and dashes, short.
@@ -202,6 +205,10 @@ impl Engine {
             return Err(bad(ErrorCode::BadMessage, "channel name is longer than 64 bytes"));
         }
         r.channels.push(Channel::new(spec.lang, name, spec.duck));
+        if r.recording.is_some() {
+            // A recorded room records its new channel too, from now on.
+            self.restream(room);
+        }
         self.stale.insert(room.to_string());
         Ok(self.room_view(room).expect("room exists"))
     }
@@ -215,6 +222,10 @@ impl Engine {
         peers.sort_unstable();
         for peer in peers {
             self.end(peer, "the host deleted this room", None);
+        }
+        if self.rooms.get(id).is_some_and(|r| r.recording.is_some()) {
+            let ms = self.rooms[id].ticks * 20;
+            self.out.push_back(Output::Record(super::Record::Stop { room: id.to_string(), ms }));
         }
         self.rooms.remove(id);
         self.fanout.remove(id);
@@ -252,7 +263,13 @@ impl Engine {
     pub fn room_view(&self, id: &str) -> Option<RoomView> {
         let r = self.rooms.get(id)?;
         let (floor, channels) = self.room_state(r);
-        Some(RoomView { id: r.id.clone(), floor_lang: r.floor_lang.clone(), floor, channels })
+        Some(RoomView {
+            id: r.id.clone(),
+            floor_lang: r.floor_lang.clone(),
+            floor,
+            channels,
+            recording: r.recording.is_some(),
+        })
     }
 
     /// A participant joins a room with a verified admission.

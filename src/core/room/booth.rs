@@ -22,11 +22,22 @@ pub struct Member {
     pub resume: Option<String>,
     /// Its connection dropped: its place is kept until then, for it to come back to.
     pub away_until: Option<Instant>,
+    /// Agreed that its voice may be recorded (asked by its console when a recording runs).
+    pub consent: bool,
 }
 
 impl Member {
     pub fn new(peer: PeerId, name: String) -> Member {
-        Member { peer, name, source: None, muted: false, ready: false, resume: None, away_until: None }
+        Member {
+            peer,
+            name,
+            source: None,
+            muted: false,
+            ready: false,
+            resume: None,
+            away_until: None,
+            consent: false,
+        }
     }
 }
 
@@ -195,6 +206,7 @@ impl Booth {
                 ready: m.ready,
                 publishing: m.source.is_some(),
                 away: m.away_until.is_some(),
+                consent: m.consent,
             })
             .collect()
     }

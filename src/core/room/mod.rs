@@ -158,6 +158,8 @@ pub struct Room {
     pub decode_errors: u64,
     /// Booth chat lines written in this room so far (each line's id).
     pub chat_lines: u64,
+    /// While the room is recorded: the tick its take began.
+    pub recording: Option<u64>,
 }
 
 impl Room {
@@ -176,6 +178,7 @@ impl Room {
             concealed: 0,
             decode_errors: 0,
             chat_lines: 0,
+            recording: None,
         }
     }
 
@@ -230,6 +233,27 @@ impl Room {
     /// This tick's payload of the `i`th stream of the last [`Room::tick`]'s list.
     pub fn payload_at(&self, i: usize) -> Option<&Payload> {
         self.outputs.get(i).and_then(|(_, o)| o.payload.as_ref())
+    }
+
+    /// What each track of a recording gets this tick: the floor, then each channel as its
+    /// listeners hear it; a channel whose live interpreter has not agreed to be recorded gets
+    /// the floor instead. `None`: nothing this tick (the player conceals it).
+    pub fn recorded(&self) -> Vec<(String, Option<Payload>)> {
+        let floor = self.payload(&Stream::Floor).cloned();
+        let mut tracks = Vec::with_capacity(1 + self.channels.len());
+        tracks.push(("floor".to_string(), floor.clone()));
+        for c in &self.channels {
+            let consented = c.booth.live.and_then(|p| c.booth.member(p)).is_none_or(|m| m.consent);
+            let payload = if consented {
+                let heard =
+                    self.outputs.iter().find(|(s, _)| matches!(s, Stream::Channel(l) if *l == c.lang));
+                heard.and_then(|(_, o)| o.payload.clone())
+            } else {
+                floor.clone()
+            };
+            tracks.push((c.lang.clone(), payload));
+        }
+        tracks
     }
 
     /// The same as a RED payload (the last tick's frame in front, Opus payload type [`RED_INNER_PT`]).
