@@ -138,6 +138,41 @@ async fn booth_chat_in_the_consoles_and_the_host_page() {
     assert!(r["afterReload"].as_array().unwrap().len() >= 3, "the last lines after a reload: {r}");
 }
 
+/// Recording from the host page: the listener, floor and host pages show it while it runs; the
+/// interpreter's console asks for consent, then says the voice is recorded; the host page lists
+/// the take with a file per track, and its link downloads Ogg.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recording_from_the_host_page_is_shown_everywhere_and_asks_the_interpreter() {
+    let dir = fresh_dir("recordings");
+    let s = server_with(move |c| c.recordings_dir = Some(dir)).await;
+    let tone = wav(880.0);
+    let url = |role, channel: Option<&str>, name: &str| {
+        s.app.mint("r", role, channel.map(str::to_string), name, None).url
+    };
+    let a = url(Role::Interpreter, Some("es"), "Ana");
+    let (host, listener, floor) =
+        (url(Role::Host, None, "Hana"), url(Role::Listener, None, "Lena"), url(Role::Floor, None, "Flo"));
+    let shots = std::env::var("TOLK_SCREENSHOTS").unwrap_or_default();
+    let r = node("record.mjs", &[&a, &host, &listener, &floor, tone.to_str().unwrap(), &shots]).await;
+    let _ = std::fs::remove_file(&tone);
+    println!("recording: {r}");
+    assert!(r["before"]["listener"].is_null() && r["before"]["consent"].is_null(), "nothing before: {r}");
+    for page in ["listener", "floor", "host"] {
+        assert!(r["during"][page].as_str().unwrap_or("").contains("Recording"), "{page} shows it: {r}");
+    }
+    assert_eq!(r["during"]["button"], "Stop recording", "{r}");
+    assert!(r["during"]["consentAsked"].as_str().unwrap().contains("May your voice be recorded?"), "{r}");
+    assert!(r["during"]["console"].as_str().unwrap().contains("not recorded"), "not before consent: {r}");
+    assert!(r["agreed"]["console"].as_str().unwrap().contains("your voice is being recorded"), "{r}");
+    assert!(r["agreed"]["asked"].is_null(), "the question goes once answered: {r}");
+    let names: Vec<&str> =
+        r["takes"].as_array().unwrap().iter().map(|t| t["text"].as_str().unwrap()).collect();
+    assert!(names.iter().any(|n| n.starts_with("floor")) && names.iter().any(|n| n.starts_with("es")), "{r}");
+    assert_eq!(r["file"]["status"], 200, "{r}");
+    assert_eq!(r["file"]["magic"], "OggS", "{r}");
+    assert!(r["after"].is_null(), "the indicator goes when it stops: {r}");
+}
+
 /// A listener settles once it sends its first receiver report: the server drops its WebRTC
 /// session and answers its consent checks itself. Chromium drops a connection whose consent
 /// checks go unanswered for 30 s (RFC 7675), so it must still be connected, and still hear
