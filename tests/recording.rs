@@ -155,6 +155,21 @@ async fn each_channel_and_the_floor_become_ogg_opus_files_of_the_right_length_an
     let (st, _, _) =
         get(r.s.http, &format!("/api/rooms/r/recordings/{take}/../../secret"), Some(KEY), None).await;
     assert!(st == 404 || st == 400, "{st}");
+    // The es transcript on the file's timeline: a caption at media time start + 1.5 s is at 1.5 s.
+    let line = |text: &str, at: u64| tolk::store::Line {
+        source: "es".into(),
+        lang: Some("es".into()),
+        start_ms: at,
+        end_ms: at + 900,
+        text: text.into(),
+    };
+    r.s.app.store().append("r", &line("dentro", start + 1500), 0).unwrap();
+    r.s.app.store().append("r", &line("después", end + 5000), 0).unwrap();
+    let (st, vtt) =
+        http(&r.s, "GET", &format!("/api/rooms/r/recordings/{take}/es.vtt"), Some(KEY), None).await;
+    assert_eq!(st, 200);
+    assert!(vtt.contains("00:00:01.500 --> 00:00:02.400\ndentro"), "{vtt}");
+    assert!(!vtt.contains("después"), "a caption after the take is not in it: {vtt}");
     // Deleting the take removes its files.
     let (st, _) = http(&r.s, "DELETE", &format!("/api/rooms/r/recordings/{take}"), Some(KEY), None).await;
     assert_eq!(st, 204);

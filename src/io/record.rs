@@ -429,6 +429,28 @@ mod tests {
     }
 
     #[test]
+    fn takes_past_their_days_are_purged_and_the_others_kept() {
+        let root = std::env::temp_dir().join(format!("tolk-purge-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let day = 86_400;
+        for (take, started_at) in [("old", 10 * day), ("new", 39 * day)] {
+            let dir = root.join("r").join(take);
+            std::fs::create_dir_all(&dir).unwrap();
+            let info = TakeInfo { started_at, media_start_ms: 0, stopped_at: None, media_end_ms: None };
+            std::fs::write(dir.join("take.json"), serde_json::to_vec(&info).unwrap()).unwrap();
+            std::fs::write(dir.join("floor.opus"), b"OggS").unwrap();
+        }
+        let json = |t: &str| std::fs::metadata(root.join(format!("r/{t}/take.json"))).unwrap().len();
+        assert_eq!(usage(&root), 2 * 4 + json("old") + json("new"));
+        assert_eq!(purge(&root, 30, 41 * day).unwrap(), 1);
+        let left: Vec<String> = list(&root, "r").unwrap().into_iter().map(|t| t.take).collect();
+        assert_eq!(left, ["new"]);
+        assert!(delete(&root, "r", "new", Some("floor.opus")).unwrap());
+        assert!(!delete(&root, "r", "new", Some("floor.opus")).unwrap(), "already gone");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn names_from_requests_cannot_leave_the_recordings() {
         let root = Path::new("/r");
         assert!(file_path(root, "room", "20251201-032500", "es.opus").is_some());

@@ -10,6 +10,7 @@ mod engine;
 mod media;
 mod network;
 mod playout;
+mod record;
 
 use harness::{tone_db, Client, Heard};
 use tolk::protocol::{Error, ErrorCode, ServerMsg};
