@@ -5,7 +5,11 @@
 use crate::harness::{Sim, Sound};
 use std::time::Duration;
 use tolk::core::engine::Record;
+use tolk::core::room::Payload;
 use tolk::protocol::{ClientMsg, Role};
+
+/// One tick as the writer gets it: media time, and each track's payload.
+type Tick<'a> = (u64, &'a Vec<(String, Option<Payload>)>);
 
 #[test]
 fn a_recorded_room_hands_every_track_a_payload_each_tick_and_consent_decides_the_channel() {
@@ -24,7 +28,7 @@ fn a_recorded_room_hands_every_track_a_payload_each_tick_and_consent_decides_the
 
     let Some(Record::Start { ms: start, .. }) = sim.records.first() else { panic!("a take starts") };
     let Some(Record::Stop { ms: stop, .. }) = sim.records.last() else { panic!("and stops") };
-    let frames: Vec<(u64, &Vec<(String, Option<tolk::core::room::Payload>)>)> = sim
+    let frames: Vec<Tick> = sim
         .records
         .iter()
         .filter_map(|r| match r {
@@ -39,9 +43,7 @@ fn a_recorded_room_hands_every_track_a_payload_each_tick_and_consent_decides_the
         assert_eq!(names, ["floor", "en", "es", "fr"]);
     }
     // Before consent the es track is the floor's payload; after it, its own mix.
-    let same = |(_, t): &(u64, &Vec<(String, Option<tolk::core::room::Payload>)>)| {
-        t[2].1.is_some() && t[2].1 == t[0].1
-    };
+    let same = |(_, t): &Tick| t[2].1.is_some() && t[2].1 == t[0].1;
     let declined = &frames[10..90];
     let agreed = &frames[frames.len() - 80..];
     assert!(declined.iter().all(same), "the es file carries the floor until Ana agrees");
