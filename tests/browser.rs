@@ -173,6 +173,40 @@ async fn recording_from_the_host_page_is_shown_everywhere_and_asks_the_interpret
     assert!(r["after"].is_null(), "the indicator goes when it stops: {r}");
 }
 
+/// The listener page in the person's language: Spanish from the browser's locale, then French
+/// chosen on the page and remembered across a reload, Arabic right to left; channel buttons name
+/// each language in the listener's; a channel name with markup is shown as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_page_speaks_the_persons_language_and_arabic_right_to_left() {
+    let s = server().await;
+    let evil = r#"{"lang":"de","name":"<img src=x onerror=\"window.pwned=1\">"}"#;
+    let (st, b) = http(&s, "POST", "/api/rooms/r/channels", Some("test-api-key"), Some(evil)).await;
+    assert_eq!(st, 201, "{b}");
+    let tone = wav(440.0);
+    let listener = s.app.mint("r", Role::Listener, None, "Lena", None).url;
+    let shots = std::env::var("TOLK_SCREENSHOTS").unwrap_or_default();
+    let r = node("language.mjs", &[&listener, tone.to_str().unwrap(), &shots]).await;
+    let _ = std::fs::remove_file(&tone);
+    println!("languages: {r}");
+    let want = &r["expected"];
+    assert_eq!((r["es"]["lang"].as_str(), r["es"]["dir"].as_str()), (Some("es"), Some("ltr")), "{r}");
+    assert_eq!(r["es"]["title"], want["es"]["title"], "{r}");
+    assert_eq!(r["es"]["start"], want["es"]["start"], "{r}");
+    assert_eq!(r["esConnected"]["status"], want["es"]["floor"], "the page says what plays: {r}");
+    let buttons = r["esButtons"].to_string();
+    assert!(buttons.contains("francés") && buttons.contains("alemán"), "languages named in Spanish: {r}");
+    assert_eq!(r["injected"]["images"], 0, "a channel name is text: {r}");
+    assert_eq!(r["injected"]["pwned"], false, "{r}");
+    assert!(buttons.contains("<img src=x"), "and shown as written: {r}");
+    assert_eq!(r["frSwitched"]["title"], want["fr"]["title"], "{r}");
+    assert!(r["frButtons"].to_string().contains("espagnol"), "named in French after the switch: {r}");
+    assert_eq!(r["frReloaded"]["lang"], "fr", "the choice is remembered: {r}");
+    assert_eq!(r["frReloaded"]["start"], want["fr"]["start"], "{r}");
+    assert_eq!((r["ar"]["lang"].as_str(), r["ar"]["dir"].as_str()), (Some("ar"), Some("rtl")), "{r}");
+    assert_eq!(r["ar"]["title"], want["ar"]["title"], "{r}");
+    assert_ne!(r["ar"]["title"], r["es"]["title"], "{r}");
+}
+
 /// A listener settles once it sends its first receiver report: the server drops its WebRTC
 /// session and answers its consent checks itself. Chromium drops a connection whose consent
 /// checks go unanswered for 30 s (RFC 7675), so it must still be connected, and still hear

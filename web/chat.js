@@ -2,10 +2,11 @@
 // new lines announced without taking focus or keyboard, quick phrases, a number or a term shown
 // large, and a sound cue only when the person turned it on.
 
-import { audioContext } from './tolk.js';
+import { audioContext, explain } from './tolk.js';
+import { t } from './i18n.js';
 
 // What partners say most, one click each (to the booth's own thread).
-const QUICK = ['Ready when you are', 'Number?', 'Term?', 'Take over, please'];
+const QUICK = ['chat.quick.ready', 'chat.quick.number', 'chat.quick.term', 'chat.quick.take'];
 // Lines kept on the page.
 const SHOWN = 200;
 
@@ -15,9 +16,22 @@ function el(tag, props = {}, ...children) {
   return e;
 }
 
-function checkbox(label, id) {
+/** Text that follows the page's language (translated again when it changes). */
+function said(key) {
+  const span = el('span', {}, t(key));
+  span.dataset.i18n = key;
+  return span;
+}
+
+/** Sets a translated attribute that follows the page's language. */
+function attr(e, name, key) {
+  e.setAttribute(name, t(key));
+  e.setAttribute(`data-i18n-${name}`, key);
+}
+
+function checkbox(key, id) {
   const box = el('input', { type: 'checkbox', id });
-  return [box, el('label', { htmlFor: id }, box, ' ', label)];
+  return [box, el('label', { htmlFor: id }, box, ' ', said(key))];
 }
 
 /** A short, quiet beep on the default output. */
@@ -41,22 +55,23 @@ export function boothChat(session, root, { role, me, channels, live = () => fals
   const log = el('ol', { className: 'chat-log', id: 'chat-log' });
   log.setAttribute('role', 'log');
   log.setAttribute('aria-live', 'polite');
-  log.setAttribute('aria-label', 'Booth chat');
+  attr(log, 'aria-label', 'chat.title');
   const to = el('select', { id: 'chat-to' });
-  const text = el('input', { id: 'chat-text', maxLength: 500, autocomplete: 'off', placeholder: 'Message' });
-  text.setAttribute('aria-label', 'Message');
-  const [big, bigLabel] = checkbox('Show large (a number or a term)', 'chat-big');
-  const send = el('button', { id: 'chat-send', type: 'submit' }, 'Send');
-  const form = el('form', { className: 'row', id: 'chat-form' }, el('label', { htmlFor: 'chat-to' }, 'To'), to, text, bigLabel, send);
-  const [cue, cueLabel] = checkbox('Sound on a new message', 'chat-cue');
-  const [cueLive, cueLiveLabel] = checkbox('also while I am live (into my headphones)', 'chat-cue-live');
+  const text = el('input', { id: 'chat-text', maxLength: 500, autocomplete: 'off' });
+  attr(text, 'placeholder', 'chat.message');
+  attr(text, 'aria-label', 'chat.message');
+  const [big, bigLabel] = checkbox('chat.big', 'chat-big');
+  const send = el('button', { id: 'chat-send', type: 'submit' }, said('chat.send'));
+  const form = el('form', { className: 'row', id: 'chat-form' }, el('label', { htmlFor: 'chat-to' }, said('chat.to')), to, text, bigLabel, send);
+  const [cue, cueLabel] = checkbox('chat.cue', 'chat-cue');
+  const [cueLive, cueLiveLabel] = checkbox('chat.cue_live', 'chat-cue-live');
   const quick = el('div', { className: 'row', id: 'chat-quick' });
   quick.setAttribute('role', 'group');
-  quick.setAttribute('aria-label', 'Quick messages to your booth');
-  root.append(el('h2', {}, 'Booth chat'), log, form);
+  attr(quick, 'aria-label', 'chat.quick');
+  root.append(el('h2', {}, said('chat.title')), log, form);
   if (role === 'interpreter') {
     for (const q of QUICK) {
-      quick.append(el('button', { type: 'button', onclick: () => say('booth', null, q, false) }, q));
+      quick.append(el('button', { type: 'button', onclick: () => say('booth', null, t(q), false) }, said(q)));
     }
     root.append(quick, el('div', { className: 'row' }, cueLabel, cueLiveLabel));
   } else {
@@ -68,12 +83,12 @@ export function boothChat(session, root, { role, me, channels, live = () => fals
   // Where a message can go: an interpreter's booth or its line to the hosts; a host's line to
   // one booth or to all of them. Kept in place so an open list survives updates.
   const targets = () => role === 'interpreter'
-    ? [['booth', 'my booth partners'], ['hosts', 'the hosts (technician)']]
-    : [['', 'all booths'], ...channels().map((c) => [c.lang, `booth ${c.name} (${c.lang})`])];
+    ? [['booth', t('chat.to_booth')], ['hosts', t('chat.to_hosts')]]
+    : [['', t('chat.to_all')], ...channels().map((c) => [c.lang, t('chat.to_channel', { channel: c.name, lang: c.lang })])];
   const refresh = () => {
     const want = targets();
-    const have = [...to.options].map((o) => o.value).join('\n');
-    if (have === want.map(([v]) => v).join('\n')) return;
+    const have = [...to.options].map((o) => `${o.value}\t${o.textContent}`).join('\n');
+    if (have === want.map(([v, label]) => `${v}\t${label}`).join('\n')) return;
     const keep = to.value;
     to.replaceChildren(...want.map(([v, label]) => el('option', { value: v }, label)));
     if (want.some(([v]) => v === keep)) to.value = keep;
@@ -98,9 +113,11 @@ export function boothChat(session, root, { role, me, channels, live = () => fals
 
   const line = (m) => {
     const mine = m.from_id === me()?.id;
-    const where = m.thread === 'booth' ? 'booth' : m.host ? (m.channel ? `host to ${m.channel}` : 'host to all booths') : `to the hosts from ${m.channel}`;
+    const where = m.thread === 'booth'
+      ? t('chat.where_booth')
+      : m.host ? (m.channel ? t('chat.where_host_to', { channel: m.channel }) : t('chat.where_host_all')) : t('chat.where_to_hosts', { channel: m.channel });
     const li = el('li', { className: `chat-${m.thread}${m.big ? ' big' : ''}${mine ? ' mine' : ''}` },
-      el('span', { className: 'who' }, `${m.from}${mine ? ' (you)' : ''}`),
+      el('span', { className: 'who' }, mine ? t('member.you', { name: m.from }) : m.from),
       el('span', { className: 'where' }, ` · ${where}: `),
       el('span', { className: 'text' }, m.text));
     li.dataset.id = m.id;
@@ -117,7 +134,8 @@ export function boothChat(session, root, { role, me, channels, live = () => fals
     if (others && cue.checked && (!live() || cueLive.checked)) beep();
   });
   session.addEventListener('error', (e) => {
-    if (['rate_limited', 'too_large'].includes(e.detail.code) || /chat/.test(e.detail.message)) status.textContent = e.detail.message;
+    if (['rate_limited', 'too_large'].includes(e.detail.code) || /chat/.test(e.detail.message)) status.textContent = explain(e.detail);
   });
+  document.addEventListener('tolk-language', refresh);
   return { refresh };
 }

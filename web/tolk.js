@@ -1,5 +1,6 @@
 // The browser side of tolk's signalling protocol (written down in src/protocol.rs):
 // join with a token, offer one audio track, select a channel, follow room state.
+import { t } from './i18n.js';
 
 /** The invitation token, carried in the URL fragment so it never reaches server logs. */
 export function inviteToken() {
@@ -92,7 +93,7 @@ export class Session extends EventTarget {
         await this.attempt(true);
       } catch (e) {
         if (this.state === 'ended') return;
-        if (FINAL.has(e.code)) return this.end(e.message);
+        if (FINAL.has(e.code)) return this.end(e);
         console.info(`tolk: reconnecting failed (${e.message}); trying again`);
         this.teardown();
         this.state = 'reconnecting';
@@ -102,10 +103,10 @@ export class Session extends EventTarget {
     retry();
   }
 
-  end(message) {
+  end(e) {
     this.state = 'ended';
     this.teardown();
-    this.dispatchEvent(new CustomEvent('ended', { detail: { message } }));
+    this.dispatchEvent(new CustomEvent('ended', { detail: { message: e.message, code: e.code } }));
   }
 
   teardown() {
@@ -129,8 +130,8 @@ export class Session extends EventTarget {
     this.ws = ws;
     await new Promise((ok, fail) => {
       ws.onopen = ok;
-      ws.onerror = () => fail(new Error('cannot reach the tolk server'));
-      ws.onclose = () => fail(new Error('cannot reach the tolk server'));
+      ws.onerror = () => fail(Object.assign(new Error('cannot reach the tolk server'), { code: 'unreachable' }));
+      ws.onclose = () => fail(Object.assign(new Error('cannot reach the tolk server'), { code: 'unreachable' }));
     });
     ws.onmessage = (e) => this.receive(JSON.parse(e.data));
     ws.onclose = () => {
@@ -203,7 +204,10 @@ export class Session extends EventTarget {
   }
 }
 
-/** Shows the connection's ups and downs in the page's status line (and on `document.body.dataset.connection`). */
+/**
+ * Shows the connection's ups and downs in the page's status line (and on
+ * `document.body.dataset.connection`); `connected()` gives the page's own words for "connected".
+ */
 export function followConnection(session, connected) {
   const el = document.getElementById('status');
   const set = (state, text, error = false) => {
@@ -211,9 +215,9 @@ export function followConnection(session, connected) {
     el.textContent = text;
     el.classList.toggle('error', error);
   };
-  session.addEventListener('reconnecting', () => set('reconnecting', 'Connection lost: reconnecting…', true));
-  session.addEventListener('connected', (e) => set('connected', e.detail.again ? 'Reconnected.' : connected));
-  session.addEventListener('ended', (e) => set('ended', e.detail.message, true));
+  session.addEventListener('reconnecting', () => set('reconnecting', t('status.reconnecting'), true));
+  session.addEventListener('connected', (e) => set('connected', e.detail.again ? t('status.reconnected') : connected()));
+  session.addEventListener('ended', (e) => set('ended', explain(e.detail), true));
 }
 
 /** The microphone as interpreters and floor speakers need it: no processing, full band. */
@@ -310,11 +314,21 @@ export function show(id, text) {
   document.getElementById(id).textContent = text;
 }
 
+/**
+ * An error in the person's language: the server's and the browser's errors by their code (what
+ * happened and what to do), anything else as it came.
+ */
+export function explain(e) {
+  const key = e.code ? `error.${e.code}` : e.name ? `error.${e.name}` : null;
+  const text = key ? t(key) : key;
+  return text && text !== key ? text : e.message || String(e);
+}
+
 /** Shows an error to the user in the page's status line. */
 export function fail(e) {
   const el = document.getElementById('status');
   if (el) {
-    el.textContent = e.message || String(e);
+    el.textContent = explain(e);
     el.classList.add('error');
   }
   console.error(e);
@@ -345,15 +359,15 @@ export function captions(element) {
 
 /** The privacy indicator: shown while anything in the room is being captioned (and transcribed). */
 export function captionIndicator(state, element) {
-  const on = [state.floor.captions && 'Floor', ...state.channels.filter((c) => c.captions).map((c) => c.name)].filter(Boolean);
+  const on = [state.floor.captions && t('floor'), ...state.channels.filter((c) => c.captions).map((c) => c.name)].filter(Boolean);
   element.hidden = on.length === 0;
-  element.textContent = on.length ? `● Captions on, transcript kept: ${on.join(', ')}` : '';
+  setText(element, on.length ? t('indicator.captions', { sources: new Intl.ListFormat(document.documentElement.lang).format(on) }) : '');
 }
 
 /** Shows, while the room is recorded, that it is: on every page of the room. */
 export function recordingIndicator(state, element) {
   element.hidden = !state.recording;
-  setText(element, state.recording ? '● Recording: the floor and every channel are being recorded' : '');
+  setText(element, state.recording ? t('indicator.recording') : '');
 }
 
 const keyedChildren = new WeakMap();

@@ -36,7 +36,31 @@ const WEB: &[(&str, &str, &str)] = &[
     ("host.html", "text/html; charset=utf-8", include_str!("../../web/host.html")),
     ("tolk.js", "text/javascript; charset=utf-8", include_str!("../../web/tolk.js")),
     ("chat.js", "text/javascript; charset=utf-8", include_str!("../../web/chat.js")),
+    ("listen.js", "text/javascript; charset=utf-8", include_str!("../../web/listen.js")),
+    ("interpret.js", "text/javascript; charset=utf-8", include_str!("../../web/interpret.js")),
+    ("floor.js", "text/javascript; charset=utf-8", include_str!("../../web/floor.js")),
+    ("host.js", "text/javascript; charset=utf-8", include_str!("../../web/host.js")),
+    ("index.js", "text/javascript; charset=utf-8", include_str!("../../web/index.js")),
+    ("i18n.js", "text/javascript; charset=utf-8", include_str!("../../web/i18n.js")),
     ("style.css", "text/css; charset=utf-8", include_str!("../../web/style.css")),
+    ("i18n/en.json", "application/json", include_str!("../../web/i18n/en.json")),
+    ("i18n/es.json", "application/json", include_str!("../../web/i18n/es.json")),
+    ("i18n/fr.json", "application/json", include_str!("../../web/i18n/fr.json")),
+    ("i18n/de.json", "application/json", include_str!("../../web/i18n/de.json")),
+    ("i18n/pt.json", "application/json", include_str!("../../web/i18n/pt.json")),
+    ("i18n/ar.json", "application/json", include_str!("../../web/i18n/ar.json")),
+];
+
+/// The languages of the pages, each with the plural forms its catalogue gives (CLDR, as the
+/// browser's `Intl.PluralRules` names them).
+#[cfg(test)]
+const LANGUAGES: &[(&str, &[&str])] = &[
+    ("en", &["one", "other"]),
+    ("es", &["one", "many", "other"]),
+    ("fr", &["one", "many", "other"]),
+    ("de", &["one", "other"]),
+    ("pt", &["one", "many", "other"]),
+    ("ar", &["zero", "one", "two", "few", "many", "other"]),
 ];
 
 /// An API error: the status comes from the code, the body says what went wrong.
@@ -71,6 +95,7 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/", get(|| async { page("index.html") }))
         .route("/{file}", get(|Path(f): Path<String>| async move { page(&f) }))
+        .route("/i18n/{file}", get(|Path(f): Path<String>| async move { page(&format!("i18n/{f}")) }))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/ws", get(ws))
@@ -88,11 +113,26 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
+/// What the pages may load: their own scripts, styles and catalogues only (no inline script or
+/// style, nothing from elsewhere), media from the microphone and WebRTC, the API and WebSocket
+/// of this server.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    media-src 'self' blob: mediastream:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
+    frame-ancestors 'none'";
+
 fn page(file: &str) -> Response {
     match WEB.iter().find(|(name, _, _)| *name == file) {
-        Some((_, mime, body)) => {
-            ([(header::CONTENT_TYPE, *mime), (header::CACHE_CONTROL, "no-cache")], *body).into_response()
-        }
+        Some((_, mime, body)) => (
+            [
+                (header::CONTENT_TYPE, *mime),
+                (header::CACHE_CONTROL, "no-cache"),
+                (header::CONTENT_SECURITY_POLICY, CSP),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (header::REFERRER_POLICY, "no-referrer"),
+            ],
+            *body,
+        )
+            .into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }
@@ -462,6 +502,124 @@ async fn delete_recording(
         true => Ok(StatusCode::NO_CONTENT.into_response()),
         false => {
             Err(Error::new(ErrorCode::NotFound, format!("no recording {take}/{file} in room {id}")).into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn catalogue(lang: &str) -> serde_json::Map<String, serde_json::Value> {
+        let (_, _, text) = WEB.iter().find(|(n, _, _)| *n == format!("i18n/{lang}.json")).expect("embedded");
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{lang}.json: {e}"))
+    }
+
+    /// The `{name}` placeholders of a message.
+    fn holes(text: &str) -> BTreeSet<String> {
+        text.split('{').skip(1).filter_map(|s| s.split_once('}')).map(|(n, _)| n.to_string()).collect()
+    }
+
+    #[test]
+    fn every_key_is_in_every_catalogue_with_its_placeholders_and_plural_forms() {
+        let en = catalogue("en");
+        for (lang, forms) in LANGUAGES {
+            let c = catalogue(lang);
+            let (keys, want): (BTreeSet<_>, BTreeSet<_>) = (c.keys().collect(), en.keys().collect());
+            assert_eq!(keys, want, "{lang}.json has other keys than en.json");
+            for (key, english) in &en {
+                let theirs = &c[key];
+                match (english, theirs) {
+                    (serde_json::Value::String(e), serde_json::Value::String(t)) => {
+                        assert!(!t.trim().is_empty(), "{lang}: {key} is empty");
+                        assert_eq!(holes(t), holes(e), "{lang}: {key} has other placeholders: {t:?}");
+                    }
+                    (serde_json::Value::Object(e), serde_json::Value::Object(t)) => {
+                        let got: BTreeSet<&str> = t.keys().map(String::as_str).collect();
+                        let need: BTreeSet<&str> = forms.iter().copied().collect();
+                        assert_eq!(got, need, "{lang}: {key} needs the plural forms {forms:?}");
+                        let allowed: BTreeSet<String> =
+                            e.values().flat_map(|v| holes(v.as_str().unwrap_or(""))).collect();
+                        for (form, v) in t {
+                            let v = v.as_str().unwrap_or_else(|| panic!("{lang}: {key}.{form} is not text"));
+                            assert!(
+                                holes(v).is_subset(&allowed),
+                                "{lang}: {key}.{form} has other placeholders: {v:?}"
+                            );
+                        }
+                    }
+                    _ => panic!("{lang}: {key} is {theirs} where en.json has {english}"),
+                }
+            }
+        }
+    }
+
+    /// Every message the pages ask for (`data-i18n*="key"` in the HTML and the scripts,
+    /// `t('key'` in the scripts) is in the English catalogue, and every English message is used.
+    #[test]
+    fn the_pages_ask_only_for_messages_that_exist_and_use_them_all() {
+        let en = catalogue("en");
+        let mut used = BTreeSet::new();
+        for (name, _, text) in WEB.iter().filter(|(n, _, _)| n.ends_with(".html") || n.ends_with(".js")) {
+            let mut keys: Vec<&str> = Vec::new();
+            for open in ["data-i18n=\"", "-i18n-aria-label=\"", "-i18n-title=\"", "-i18n-placeholder=\""] {
+                keys.extend(text.split(open).skip(1).filter_map(|p| p.split('"').next()));
+            }
+            // Calls of t('key' …), said('key') and attr(e, 'name', 'key'), not of other functions ending in t.
+            for (i, _) in text.match_indices("('") {
+                let before = &text[..i];
+                let callee = before
+                    .rsplit(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
+                    .next()
+                    .unwrap_or("");
+                if callee == "t" || callee == "said" {
+                    keys.extend(text[i + 2..].split('\'').next());
+                }
+            }
+            for piece in text.split("attr(").skip(1) {
+                // attr(element, 'attribute', 'key')
+                let parts: Vec<&str> = piece.splitn(5, '\'').collect();
+                if parts.len() == 5 && parts[0].ends_with(", ") && parts[2] == ", " {
+                    keys.push(parts[3]);
+                }
+            }
+            for key in keys.into_iter().filter(|k| !k.is_empty() && !k.contains(['$', ' ', '{'])) {
+                assert!(en.contains_key(key), "{name} asks for {key:?}, which en.json does not have");
+                used.insert(key.to_string());
+            }
+            // Keys held in lists (quick phrases, error codes) are written whole in the scripts.
+            for key in en.keys() {
+                if text.contains(&format!("'{key}'")) {
+                    used.insert(key.clone());
+                }
+            }
+        }
+        let unused: Vec<&String> =
+            en.keys().filter(|k| !used.contains(*k) && !k.starts_with("error.")).collect();
+        assert!(unused.is_empty(), "en.json has messages no page uses: {unused:?}");
+    }
+
+    #[test]
+    fn pages_are_served_with_a_policy_that_allows_no_inline_script() {
+        let r = page("listen.html");
+        let csp = r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        for (name, _, text) in WEB.iter().filter(|(n, _, _)| n.ends_with(".html")) {
+            assert!(
+                !text.contains("<script>") && !text.contains("<script type=\"module\">"),
+                "{name} has an inline script"
+            );
+            assert!(
+                !text.contains(" style=") && !text.contains(" onclick="),
+                "{name} has inline style or handlers"
+            );
+        }
+        for (name, _, text) in WEB.iter().filter(|(n, _, _)| n.ends_with(".js")) {
+            assert!(
+                !text.contains("innerHTML") && !text.contains("insertAdjacentHTML"),
+                "{name} writes markup"
+            );
         }
     }
 }

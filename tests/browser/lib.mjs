@@ -21,9 +21,16 @@ export function launch(wav) {
   });
 }
 
-export async function open(browser, url, label) {
-  const page = await browser.newPage();
-  page.on('console', (m) => console.error(`[${label}]`, m.text()));
+/** A page of the browser, its console on stderr; anything the Content-Security-Policy blocks fails the test. */
+export async function open(browser, url, label, options = {}) {
+  const page = await browser.newPage(options);
+  page.on('console', (m) => {
+    console.error(`[${label}]`, m.text());
+    if (m.text().includes('Content Security Policy')) {
+      console.error(`[${label}] the page broke its Content-Security-Policy`);
+      process.exitCode = 3;
+    }
+  });
   await page.goto(url);
   return page;
 }
