@@ -75,7 +75,7 @@ case "${1:-}" in
     # loopback, nftables cuts paths in that namespace; coturn, nginx and openssl for TURN and TLS.
     need_apt chromium ffmpeg espeak-ng sox iproute2 util-linux nftables coturn nginx-light openssl
     models
-    if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then
       npm ci --prefix tests/browser --no-audit --no-fund
     fi
     need_pip "aiortc, numpy" aiortc==1.16.0 numpy

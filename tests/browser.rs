@@ -207,6 +207,33 @@ async fn the_listener_page_speaks_the_persons_language_and_arabic_right_to_left(
     assert_ne!(r["ar"]["title"], r["es"]["title"], "{r}");
 }
 
+/// Accessibility: axe-core finds nothing on any page, before or after joining; a keyboard-only
+/// listener starts, switches channel and keeps its focus; the cough button holds by the Space key
+/// and by a pointer that wanders off it while the partner's microphone is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_passes_axe_and_works_by_keyboard_and_a_held_cough() {
+    let s = server().await;
+    let tone = wav(880.0);
+    let url = |role, channel: Option<&str>, name: &str| {
+        s.app.mint("r", role, channel.map(str::to_string), name, None).url
+    };
+    let index = format!("http://{}/", s.http);
+    let (listener, a, b) = (
+        url(Role::Listener, None, "Lena"),
+        url(Role::Interpreter, Some("es"), "Ana"),
+        url(Role::Interpreter, Some("es"), "Bea"),
+    );
+    let (floor, host) = (url(Role::Floor, None, "Flo"), url(Role::Host, None, "Hana"));
+    let r = node("a11y.mjs", &[&index, &listener, &a, &b, &floor, &host, tone.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(&tone);
+    println!("accessibility: {r}");
+    assert_eq!(r["violations"], serde_json::json!({}), "axe-core violations: {r}");
+    assert_eq!(r["keyboard"]["startFocused"], "start", "{r}");
+    assert_eq!(r["keyboard"]["focusAfterSwitch"], "es", "focus stays on the channel: {r}");
+    assert_eq!(r["cough"]["heldByKey"], true, "{r}");
+    assert_eq!(r["cough"]["heldByPointer"], true, "the cough holds while the pointer wanders: {r}");
+}
+
 /// A listener settles once it sends its first receiver report: the server drops its WebRTC
 /// session and answers its consent checks itself. Chromium drops a connection whose consent
 /// checks go unanswered for 30 s (RFC 7675), so it must still be connected, and still hear

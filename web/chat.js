@@ -52,10 +52,12 @@ function beep() {
  * channels; `live()` whether this interpreter is on air now.
  */
 export function boothChat(session, root, { role, me, channels, live = () => false }) {
+  // A live region around the list: new lines are read out, and the list stays a list.
   const log = el('ol', { className: 'chat-log', id: 'chat-log' });
-  log.setAttribute('role', 'log');
-  log.setAttribute('aria-live', 'polite');
-  attr(log, 'aria-label', 'chat.title');
+  const logBox = el('div', {}, log);
+  logBox.setAttribute('role', 'log');
+  logBox.setAttribute('aria-live', 'polite');
+  attr(logBox, 'aria-label', 'chat.title');
   const to = el('select', { id: 'chat-to' });
   const text = el('input', { id: 'chat-text', maxLength: 500, autocomplete: 'off' });
   attr(text, 'placeholder', 'chat.message');
@@ -68,7 +70,7 @@ export function boothChat(session, root, { role, me, channels, live = () => fals
   const quick = el('div', { className: 'row', id: 'chat-quick' });
   quick.setAttribute('role', 'group');
   attr(quick, 'aria-label', 'chat.quick');
-  root.append(el('h2', {}, said('chat.title')), log, form);
+  root.append(el('h2', {}, said('chat.title')), logBox, form);
   if (role === 'interpreter') {
     for (const q of QUICK) {
       quick.append(el('button', { type: 'button', onclick: () => say('booth', null, t(q), false) }, said(q)));

@@ -85,8 +85,12 @@ export function translate(root) {
   }
 }
 
-/** A language menu (each language named in itself) that switches the page and remembers the choice. */
+/**
+ * The page's banner: a language menu (each language named in itself) that switches the page
+ * and remembers the choice.
+ */
 export function languagePicker() {
+  const header = document.createElement('header');
   const label = document.createElement('label');
   label.className = 'language';
   const name = document.createElement('span');
@@ -107,5 +111,6 @@ export function languagePicker() {
     await use(select.value);
   };
   label.append(name, ' ', select);
-  return label;
+  header.append(label);
+  return header;
 }

@@ -101,21 +101,44 @@ $('go').onclick = () => session.send({ type: 'handover', action: 'go' });
 $('take').onclick = () => session.send({ type: 'handover', action: 'take' });
 $('mute').onclick = () => session.send({ type: 'mute', muted: !booth.muted });
 $('slow').onclick = () => { session.send({ type: 'slow_down' }); show('status', t('interpret.asked_slow')); };
-// Cough button: muted while held; on release the microphone returns to how it was.
+// Cough button: muted while held, by pointer or by the Space (or Enter) key; on release the
+// microphone returns to how it was. The pointer is captured, so a page that moves under it (a
+// warning that comes or goes) cannot release it; only lifting it does.
 let coughing = false;
 let mutedBefore = false;
-$('cough').addEventListener('pointerdown', () => {
+const cough = $('cough');
+const hold = () => {
+  if (coughing || !booth) return;
   coughing = true;
   mutedBefore = booth.muted;
+  cough.setAttribute('aria-pressed', 'true');
   session.send({ type: 'mute', muted: true });
-});
+};
 const release = () => {
   if (!coughing) return;
   coughing = false;
+  cough.setAttribute('aria-pressed', 'false');
   session.send({ type: 'mute', muted: mutedBefore });
 };
-$('cough').addEventListener('pointerup', release);
-$('cough').addEventListener('pointerleave', release);
+cough.addEventListener('pointerdown', (e) => {
+  cough.setPointerCapture(e.pointerId);
+  hold();
+});
+cough.addEventListener('pointerup', release);
+cough.addEventListener('pointercancel', release);
+cough.addEventListener('lostpointercapture', release);
+const holdKey = (e) => e.key === ' ' || e.key === 'Enter';
+cough.addEventListener('keydown', (e) => {
+  if (!holdKey(e)) return;
+  e.preventDefault();
+  if (!e.repeat) hold();
+});
+cough.addEventListener('keyup', (e) => {
+  if (!holdKey(e)) return;
+  e.preventDefault();
+  release();
+});
+cough.addEventListener('blur', release);
 
 // Run on every (re)join: the microphone and the return again, then what the interpreter had
 // (booth, input, mute); being live comes back by itself unless a partner took over meanwhile.

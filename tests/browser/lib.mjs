@@ -1,5 +1,24 @@
 // Shared by the browser tests: Chromium with a fake microphone, and a spectrum reading of a page's analyser.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/**
+ * axe-core's findings on `page` against WCAG 2.2 A and AA and its best practices (landmarks,
+ * headings): each violation's rule, impact and the elements it names. Run through the devtools
+ * protocol, so the page's Content-Security-Policy does not stop it.
+ */
+export async function axe(page) {
+  await page.evaluate(axeSource);
+  return page.evaluate(async () => {
+    const r = await window.axe.run(document, {
+      runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice'],
+    });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')) }));
+  });
+}
 
 /** Headless Chromium whose microphone plays `wav`, kept on loopback. */
 export function launch(wav) {
