@@ -130,7 +130,7 @@ async fn listener(
     let mut sig = Signal::connect_to(http).await;
     sig.join(token, None).await;
     if channel.is_some() {
-        sig.ask(ClientMsg::Select { channel: channel.map(str::to_string), only: false }).await;
+        sig.ask(ClientMsg::Select { channel: channel.map(str::to_string), only: false, balance: None }).await;
     }
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let local = socket.local_addr().unwrap();
@@ -719,7 +719,8 @@ async fn churn(
         let cycle = tokio::spawn(async move {
             let mut sig = listener(http, &token, first, counters, None, ms).await;
             sig.drain(wait1).await;
-            sig.ask(ClientMsg::Select { channel: then.map(str::to_string), only: false }).await;
+            sig.ask(ClientMsg::Select { channel: then.map(str::to_string), only: false, balance: None })
+                .await;
             sig.drain(wait2).await;
         });
         let ok = cycle.await.is_ok();

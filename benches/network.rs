@@ -181,7 +181,7 @@ async fn joined(s: &Running, room: &str, role: Role, channel: Option<&str>, name
     let token = s.app.mint(room, role, channel.map(str::to_string), name, None).token;
     sig.join(&token, None).await;
     if role == Role::Listener {
-        sig.ask(ClientMsg::Select { channel: channel.map(str::to_string), only: false }).await;
+        sig.ask(ClientMsg::Select { channel: channel.map(str::to_string), only: false, balance: None }).await;
     }
     sig
 }

@@ -16,9 +16,10 @@
 //!    and hosts one receive-only track. ICE is lite on the server, every
 //!    candidate is in the answer: no trickle.
 //! 3. client `{"type":"select","channel":"es"}` (or `null` for the Floor;
-//!    `"only":true` for the interpretation without the original): the
+//!    `"only":true` for the interpretation without the original, or `"balance"`
+//!    0-4 from the original only to the interpretation only, 2 as mixed): the
 //!    listener's one track carries that stream from the next tick; server
-//!    `{"type":"selected","channel":"es","only":false}`.
+//!    `{"type":"selected","channel":"es","only":false,"balance":2}`.
 //! 4. server `{"type":"state",...}` whenever the room changes (channels, who
 //!    is live, booth members, listener counts), at most every 250 ms.
 //! 5. Booth controls, interpreters only: `input` (Floor or relay of a
@@ -80,6 +81,10 @@ pub enum ClientMsg {
         channel: Option<String>,
         #[serde(default)]
         only: bool,
+        /// The balance of a channel: 0 the original only .. [`BALANCE_STANDARD`] the channel as
+        /// mixed .. [`BALANCE_STEPS`] - 1 the interpretation only (the same as `only`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        balance: Option<u8>,
     },
     /// Interpreter: hear the Floor (`null`) or relay another channel.
     Input {
@@ -150,6 +155,18 @@ pub enum ChatThread {
 /// Longest booth chat message, in bytes.
 pub const MAX_CHAT: usize = 500;
 
+/// Balance steps a listener of a channel can choose: the original only, more original, the
+/// channel as mixed, more interpretation, the interpretation only.
+pub const BALANCE_STEPS: u8 = 5;
+/// The channel as its ducking mixes it.
+pub const BALANCE_STANDARD: u8 = 2;
+/// How much a step beside the standard moves the floor under the interpreter (dB).
+pub const BALANCE_STEP_DB: f32 = 9.0;
+
+fn standard_balance() -> u8 {
+    BALANCE_STANDARD
+}
+
 /// One booth chat message as members and hosts see it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ChatLine {
@@ -208,6 +225,8 @@ pub enum ServerMsg {
         channel: Option<String>,
         #[serde(default)]
         only: bool,
+        #[serde(default = "standard_balance")]
+        balance: u8,
     },
     State {
         floor: FloorInfo,
@@ -429,7 +448,7 @@ mod tests {
     fn parses_and_explains_errors() {
         assert_eq!(
             parse(r#"{"type":"select","channel":"es"}"#).unwrap(),
-            ClientMsg::Select { channel: Some("es".into()), only: false }
+            ClientMsg::Select { channel: Some("es".into()), only: false, balance: None }
         );
         assert_eq!(parse(r#"{"type":"slow_down"}"#).unwrap(), ClientMsg::SlowDown);
         assert_eq!(

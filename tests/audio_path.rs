@@ -47,7 +47,7 @@ async fn channels_duck_the_floor_switch_seamlessly_and_release() {
     l_sig.join(&token(&s, Role::Listener, None, "Lena"), None).await;
     assert_eq!(
         l_sig.select(Some("es")).await,
-        ServerMsg::Selected { channel: Some("es".into()), only: false }
+        ServerMsg::Selected { channel: Some("es".into()), only: false, balance: 2 }
     );
     let listener = media(&mut l_sig, None, true).await;
 
@@ -95,7 +95,7 @@ async fn channels_duck_the_floor_switch_seamlessly_and_release() {
     let switch = Instant::now();
     assert_eq!(
         l_sig.select(Some("fr")).await,
-        ServerMsg::Selected { channel: Some("fr".into()), only: false }
+        ServerMsg::Selected { channel: Some("fr".into()), only: false, balance: 2 }
     );
     tokio::time::sleep(Duration::from_millis(600)).await;
     let frames = listener.frames();

@@ -231,7 +231,13 @@ async fn a_websocket_that_never_joins_is_closed() {
     assert!(t.elapsed() >= std::time::Duration::from_secs(4), "not before its time");
     assert!(
         matches!(
-            joined.ask(tolk::protocol::ClientMsg::Select { channel: Some("es".into()), only: false }).await,
+            joined
+                .ask(tolk::protocol::ClientMsg::Select {
+                    channel: Some("es".into()),
+                    only: false,
+                    balance: None
+                })
+                .await,
             ServerMsg::Selected { .. }
         ),
         "the joined session is still there"

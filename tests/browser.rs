@@ -234,6 +234,48 @@ async fn every_page_passes_axe_and_works_by_keyboard_and_a_held_cough() {
     assert_eq!(r["cough"]["heldByPointer"], true, "the cough holds while the pointer wanders: {r}");
 }
 
+/// The listener's balance in the page: by keyboard from the channel as mixed to the original
+/// only (the floor's 440 Hz, no interpreter) and to the interpretation only (880 Hz, no floor),
+/// each said in the status line; the volume; the lock screen names what plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_listener_balances_original_and_interpretation_by_keyboard() {
+    let s = server().await;
+    let (floor_tone, voice_tone) = (wav(440.0), wav(880.0));
+    let url = |role, channel: Option<&str>, name: &str| {
+        s.app.mint("r", role, channel.map(str::to_string), name, None).url
+    };
+    let (floor, a, listener) = (
+        url(Role::Floor, None, "Flo"),
+        url(Role::Interpreter, Some("es"), "Ana"),
+        url(Role::Listener, None, "Lena"),
+    );
+    let r = node(
+        "listener.mjs",
+        &[&floor, &a, &listener, floor_tone.to_str().unwrap(), voice_tone.to_str().unwrap()],
+    )
+    .await;
+    let _ = std::fs::remove_file(&floor_tone);
+    let _ = std::fs::remove_file(&voice_tone);
+    println!("listener controls: {r}");
+    let standard = &r["heard"]["standard"];
+    assert!((peak(standard) - 880.0).abs() < 30.0, "the channel as mixed: the interpreter on top: {r}");
+    let original = &r["heard"]["original"];
+    assert!((peak(original) - 440.0).abs() < 30.0, "the original only: {r}");
+    assert!(level(original, "440") - level(original, "880") > 30.0, "no interpreter in the original: {r}");
+    let only = &r["heard"]["interpretation"];
+    assert!((peak(only) - 880.0).abs() < 30.0, "{r}");
+    assert!(level(only, "880") - level(only, "440") > 30.0, "no floor in the interpretation only: {r}");
+    assert!(
+        level(standard, "440") > level(only, "440") + 20.0,
+        "the mix keeps the floor under the voice: {r}"
+    );
+    assert!(r["said"]["original"].as_str().unwrap().contains("Original only"), "{r}");
+    assert!(r["said"]["interpretation"].as_str().unwrap().contains("Interpretation only"), "{r}");
+    assert_eq!(r["page"]["volume"], 0.25, "{r}");
+    assert_eq!(r["page"]["valuetext"], "Interpretation only", "{r}");
+    assert_eq!(r["page"]["lockScreen"], "ES", "the lock screen names the channel: {r}");
+}
+
 /// A listener settles once it sends its first receiver report: the server drops its WebRTC
 /// session and answers its consent checks itself. Chromium drops a connection whose consent
 /// checks go unanswered for 30 s (RFC 7675), so it must still be connected, and still hear

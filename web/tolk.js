@@ -194,8 +194,9 @@ export class Session extends EventTarget {
     return { pc, remote: receive ? remote : null };
   }
 
-  select(channel, only = false) {
-    return this.request({ type: 'select', channel, only }, 'selected');
+  /** Hears `channel` (`null`: the Floor) at a balance step (0 the original .. 4 the interpretation). */
+  select(channel, balance = 2) {
+    return this.request({ type: 'select', channel, balance }, 'selected');
   }
 
   /** Fire-and-forget requests; refusals arrive as 'error' events. Dropped while reconnecting. */
@@ -341,9 +342,11 @@ export function fail(e) {
 export function captions(element) {
   const finals = [];
   let partial = '';
+  // The text sits at the bottom of a box two lines high: the newest two lines show.
+  const line = element.firstElementChild ?? element.appendChild(document.createElement('span'));
   const draw = () => {
     const text = [...finals.slice(-2), partial].filter(Boolean).join(' ');
-    element.textContent = text;
+    line.textContent = text;
     element.hidden = !text;
   };
   return (c) => {

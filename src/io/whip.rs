@@ -123,7 +123,7 @@ async fn offer(
     app.request(|reply| Command::Join { peer, who, publish: None, events: None, reply }).await?;
     let negotiated = async {
         if let Some(c) = channel {
-            let msg = ClientMsg::Select { channel: Some(c), only: false };
+            let msg = ClientMsg::Select { channel: Some(c), only: false, balance: None };
             app.request(|reply| Command::Message { peer, msg, reply }).await?;
         }
         let offer = Box::new(super::read_offer(sdp.to_string()).await?);
@@ -188,7 +188,7 @@ async fn select(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> 
     let peer = app.resources().get(&id).copied().ok_or_else(not_found)?;
     let req: SelectBody = serde_json::from_slice(&body)
         .map_err(|e| Error::new(ErrorCode::BadMessage, format!("bad JSON body: {e}")))?;
-    let msg = ClientMsg::Select { channel: req.channel, only: req.only };
+    let msg = ClientMsg::Select { channel: req.channel, only: req.only, balance: None };
     let reply = app.request(|reply| Command::Message { peer, msg, reply }).await?;
     Ok(cors(Json(reply).into_response()))
 }

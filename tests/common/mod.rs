@@ -218,7 +218,7 @@ impl Signal {
     }
 
     pub async fn select(&mut self, channel: Option<&str>) -> ServerMsg {
-        self.ask(ClientMsg::Select { channel: channel.map(str::to_string), only: false }).await
+        self.ask(ClientMsg::Select { channel: channel.map(str::to_string), only: false, balance: None }).await
     }
 }
 

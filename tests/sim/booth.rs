@@ -12,7 +12,7 @@ fn handover(action: HandoverAction) -> ClientMsg {
 }
 
 fn select(channel: &str, only: bool) -> ClientMsg {
-    ClientMsg::Select { channel: Some(channel.into()), only }
+    ClientMsg::Select { channel: Some(channel.into()), only, balance: None }
 }
 
 #[test]
@@ -122,7 +122,7 @@ fn relay_bidirectional_interpretation_only_and_floor_return() {
     let only = sim.join(Role::Listener, None, "Ola");
     assert_eq!(
         sim.send(only, select("es", true)).unwrap(),
-        Some(ServerMsg::Selected { channel: Some("es".into()), only: true })
+        Some(ServerMsg::Selected { channel: Some("es".into()), only: true, balance: 4 })
     );
     sim.connect(only, None, true).unwrap();
     let en = sim.join(Role::Listener, None, "Eve");
@@ -282,7 +282,7 @@ fn the_audience_count_follows_the_listeners_of_the_channel() {
     sim.run(Duration::from_secs(1));
     sim.send(es, ClientMsg::Mute { muted: false }).unwrap();
     assert!(matches!(last_booth(&sim.clients[&es]), ServerMsg::Booth { listeners: 3, .. }));
-    sim.send(ls[0], ClientMsg::Select { channel: None, only: false }).unwrap();
+    sim.send(ls[0], ClientMsg::Select { channel: None, only: false, balance: None }).unwrap();
     sim.leave(ls[1]);
     sim.send(es, ClientMsg::Mute { muted: false }).unwrap();
     assert!(matches!(last_booth(&sim.clients[&es]), ServerMsg::Booth { listeners: 1, .. }));

@@ -105,7 +105,9 @@ fn events_come_in_order_and_room_state_at_most_every_250ms() {
     println!("{} state messages for 20 joins", states.len());
     assert!((1..=4).contains(&states.len()), "{} state messages", states.len());
     // The reply to a request comes before anything it causes.
-    let reply = sim.send(first, ClientMsg::Select { channel: Some("es".into()), only: false }).unwrap();
+    let reply = sim
+        .send(first, ClientMsg::Select { channel: Some("es".into()), only: false, balance: None })
+        .unwrap();
     assert!(matches!(reply, Some(ServerMsg::Selected { .. })));
 }
 
@@ -198,5 +200,5 @@ fn a_door_peer_that_never_offers_is_reaped() {
     assert_eq!(sim.engine.snapshot().peers, before + 2, "not before its time");
     sim.run(Duration::from_secs(4));
     assert_eq!(sim.engine.snapshot().peers, before + 1, "the aborted door's peer is gone, the page stays");
-    assert!(sim.send(page, ClientMsg::Select { channel: None, only: false }).is_ok());
+    assert!(sim.send(page, ClientMsg::Select { channel: None, only: false, balance: None }).is_ok());
 }

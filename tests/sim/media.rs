@@ -14,8 +14,9 @@ fn channels_duck_the_floor_switch_seamlessly_and_release() {
     let es = sim.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
     let fr = sim.add(Role::Interpreter, Some("fr"), "Luc", Some(Sound::Tone(1320.0)));
     let l = sim.join(Role::Listener, None, "Lena");
-    let selected = sim.send(l, ClientMsg::Select { channel: Some("es".into()), only: false }).unwrap();
-    assert_eq!(selected, Some(ServerMsg::Selected { channel: Some("es".into()), only: false }));
+    let selected =
+        sim.send(l, ClientMsg::Select { channel: Some("es".into()), only: false, balance: None }).unwrap();
+    assert_eq!(selected, Some(ServerMsg::Selected { channel: Some("es".into()), only: false, balance: 2 }));
     sim.connect(l, None, true).unwrap();
     let f = sim.add(Role::Listener, None, "Otto", None);
     sim.run(Duration::from_secs(2));
@@ -38,7 +39,7 @@ fn channels_duck_the_floor_switch_seamlessly_and_release() {
 
     // Switch es -> fr: 1320 Hz from the next tick.
     let from = now_rtp(&sim.clients[&l]) + 20 * MS;
-    sim.send(l, ClientMsg::Select { channel: Some("fr".into()), only: false }).unwrap();
+    sim.send(l, ClientMsg::Select { channel: Some("fr".into()), only: false, balance: None }).unwrap();
     sim.run(Duration::from_millis(400));
     let heard = first_from(&sim.clients[&l], from, |h| {
         tone_db(&h.pcm, 1320.0) > -25.0 && tone_db(&h.pcm, 1320.0) > tone_db(&h.pcm, 880.0)
@@ -61,4 +62,51 @@ fn channels_duck_the_floor_switch_seamlessly_and_release() {
     let frames = &sim.clients[&l].heard;
     assert!(frames.len() > 250, "{} frames", frames.len());
     assert!(frames.windows(2).all(|w| w[1].rtp - w[0].rtp == 960), "one frame per 20 ms, no gap");
+}
+
+/// A listener's balance: each step beside the channel as mixed moves the floor under the
+/// interpreter by 9 dB and leaves the interpreter as it is; the ends are the floor alone and the
+/// interpretation alone. Each step is a stream of its own, encoded once for whoever hears it.
+#[test]
+fn balance_steps_move_the_floor_under_the_interpreter_by_the_stated_db() {
+    let mut sim = Sim::new(21);
+    sim.add(Role::Floor, None, "Floor", Some(Sound::Tone(440.0)));
+    sim.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
+    let mut at = Vec::new();
+    for step in 0..5u8 {
+        let l = sim.join(Role::Listener, None, &format!("step {step}"));
+        let r =
+            sim.send(l, ClientMsg::Select { channel: Some("es".into()), only: false, balance: Some(step) });
+        let only = step == 4;
+        assert_eq!(r.unwrap(), Some(ServerMsg::Selected { channel: Some("es".into()), only, balance: step }));
+        sim.connect(l, None, true).unwrap();
+        at.push(l);
+    }
+    let twice = sim.join(Role::Listener, None, "also step 1");
+    sim.send(twice, ClientMsg::Select { channel: Some("es".into()), only: false, balance: Some(1) }).unwrap();
+    sim.connect(twice, None, true).unwrap();
+    let bad =
+        sim.send(twice, ClientMsg::Select { channel: Some("es".into()), only: false, balance: Some(5) });
+    assert_eq!(crate::code(bad), tolk::protocol::ErrorCode::BadMessage);
+    sim.run(Duration::from_secs(3));
+
+    let t = now_rtp(&sim.clients[&at[2]]) - 1000 * MS;
+    let levels: Vec<(f32, f32)> = at
+        .iter()
+        .map(|l| (level(&sim.clients[l], t, 1000, 440.0), level(&sim.clients[l], t, 1000, 880.0)))
+        .collect();
+    for (step, (floor, voice)) in levels.iter().enumerate() {
+        println!("balance {step}: floor 440 Hz {floor:.1} dBFS, interpreter 880 Hz {voice:.1} dBFS");
+    }
+    let (standard_floor, standard_voice) = levels[2];
+    assert!(
+        (levels[1].0 - standard_floor - 9.0).abs() <= 1.5,
+        "one step toward the original: +9 dB of floor"
+    );
+    assert!((levels[3].0 - standard_floor + 9.0).abs() <= 1.5, "one step toward the interpretation: -9 dB");
+    for step in [1, 3] {
+        assert!((levels[step].1 - standard_voice).abs() <= 1.0, "the interpreter stays at its level");
+    }
+    assert!(levels[0].1 < -45.0 && levels[0].0 > -20.0, "step 0 is the floor alone");
+    assert!(levels[4].0 < -45.0 && levels[4].1 > -20.0, "step 4 is the interpretation alone");
 }

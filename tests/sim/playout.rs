@@ -23,7 +23,7 @@ fn beeping_with(seed: u64, red: bool) -> (Sim, PeerId, PeerId) {
     let es = sim.join(Role::Interpreter, Some("es"), "Ana");
     sim.connect_with(es, Some(BEEPS), true, red).unwrap();
     let l = sim.join(Role::Listener, None, "Lena");
-    sim.send(l, ClientMsg::Select { channel: Some("es".into()), only: true }).unwrap();
+    sim.send(l, ClientMsg::Select { channel: Some("es".into()), only: true, balance: None }).unwrap();
     sim.connect(l, None, true).unwrap();
     sim.run(Duration::from_secs(3));
     (sim, es, l)

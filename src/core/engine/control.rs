@@ -6,7 +6,10 @@
 use super::{bad, Engine, Output};
 use crate::core::media::codec::FRAME;
 use crate::core::room::{BoothError, Input, PeerId, Stream};
-use crate::protocol::{ClientMsg, Error, ErrorCode, HandoverAction, NoticeKind, Role, ServerMsg};
+use crate::protocol::{
+    ClientMsg, Error, ErrorCode, HandoverAction, NoticeKind, Role, ServerMsg, BALANCE_STANDARD,
+    BALANCE_STEPS, BALANCE_STEP_DB,
+};
 use std::time::Instant;
 
 /// A booth's refusal as the protocol says it.
@@ -49,28 +52,49 @@ impl Engine {
                 let offer = super::Offer::parse(&sdp)?;
                 self.handle_offer(now, peer, offer).map(|sdp| Some(ServerMsg::Answer { sdp }))
             }
-            ClientMsg::Select { channel, only } => {
+            ClientMsg::Select { channel, only, balance } => {
                 if role == Role::Interpreter {
                     return Err(bad(
                         ErrorCode::Forbidden,
                         "interpreters choose what they hear with an input message",
                     ));
                 }
+                let step = match (only, balance) {
+                    (true, _) => BALANCE_STEPS - 1,
+                    (false, Some(b)) if b < BALANCE_STEPS => b,
+                    (false, Some(b)) => {
+                        return Err(bad(
+                            ErrorCode::BadMessage,
+                            format!("balance {b}: from 0 (the original) to {}", BALANCE_STEPS - 1),
+                        ))
+                    }
+                    (false, None) => BALANCE_STANDARD,
+                };
                 let stream = match channel.as_deref() {
                     None | Some("floor") => Stream::Floor,
                     Some(l) => {
                         self.channel_exists(&room, l)?;
-                        if only {
-                            Stream::Voice(l.to_string())
-                        } else {
-                            Stream::Channel(l.to_string())
+                        let depth = self.rooms[&room].channel(l).expect("checked").duck.depth_db.min(0.0);
+                        // Each step beside the standard moves the floor under the voice by
+                        // BALANCE_STEP_DB; the ends are the original and the voice alone.
+                        let floor_db = |steps: f32| (depth + steps * BALANCE_STEP_DB).clamp(-60.0, 0.0) as i8;
+                        match step {
+                            0 => Stream::Floor,
+                            s if s == BALANCE_STEPS - 1 => Stream::Voice(l.to_string()),
+                            BALANCE_STANDARD => Stream::Channel(l.to_string()),
+                            s => Stream::Balance {
+                                lang: l.to_string(),
+                                floor_db: floor_db(f32::from(BALANCE_STANDARD) - f32::from(s)),
+                            },
                         }
                     }
                 };
+                let channel = channel.filter(|c| c != "floor");
+                let step = if channel.is_some() { step } else { BALANCE_STANDARD };
                 let only = matches!(stream, Stream::Voice(_));
                 self.peers.get_mut(&peer).expect("checked").listening = stream;
                 self.restream(&room);
-                Ok(Some(ServerMsg::Selected { channel: channel.filter(|c| c != "floor"), only }))
+                Ok(Some(ServerMsg::Selected { channel, only, balance: step }))
             }
             ClientMsg::Input { channel } => {
                 need(Role::Interpreter, "choose an input")?;
@@ -278,7 +302,7 @@ impl Engine {
             .peers_of(room)
             .map(|id| &self.peers[&id])
             .filter(|p| p.receives())
-            .filter(|p| matches!(&p.stream, Stream::Channel(l) | Stream::Voice(l) if l == lang))
+            .filter(|p| matches!(&p.stream, Stream::Channel(l) | Stream::Voice(l) | Stream::Balance { lang: l, .. } if l == lang))
             .count() as u32;
         let warning = warning.or_else(|| {
             (c.booth.unmuted() > 1).then(|| {

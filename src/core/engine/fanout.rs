@@ -144,7 +144,7 @@ impl Engine {
             }
             match &p.stream {
                 Stream::Floor => floor.listeners += 1,
-                Stream::Channel(l) | Stream::Voice(l) => {
+                Stream::Channel(l) | Stream::Voice(l) | Stream::Balance { lang: l, .. } => {
                     if let Some(c) = channels.iter_mut().find(|c| &c.lang == l) {
                         c.listeners += 1;
                     }
@@ -208,7 +208,9 @@ impl Engine {
                 match (&c.source, &p.stream) {
                     (None, _) if p.role == Role::Interpreter => true,
                     (None, Stream::Floor) => true,
-                    (Some(l), Stream::Channel(x) | Stream::Voice(x)) => l == x,
+                    (Some(l), Stream::Channel(x) | Stream::Voice(x) | Stream::Balance { lang: x, .. }) => {
+                        l == x
+                    }
                     _ => false,
                 }
             })

@@ -40,6 +40,9 @@ pub enum Stream {
     Channel(String),
     /// A channel's interpreter alone ("interpretation only"; also a relay input).
     Voice(String),
+    /// A channel with the floor under its interpreter at another level than the channel's
+    /// own ducking: `floor_db` while the interpreter speaks (a listener's balance step).
+    Balance { lang: String, floor_db: i8 },
     /// What an interpreter of booth `lang` hears: the input, plus the live
     /// partner's voice when `partner` (the passive booth member follows the live one).
     Booth { lang: String, input: Input, partner: bool },
@@ -115,6 +118,9 @@ pub struct Channel {
     voice: Box<[f32; FRAME]>,
     /// This tick's listener mix: voice over the ducked floor.
     mix: Box<[f32; FRAME]>,
+    /// How far the ducker had lowered the floor (0: not at all, 1: its full depth) at the end
+    /// of the last tick and of this one: balance steps follow the same envelope at their depth.
+    ducked: (f32, f32),
 }
 
 impl Channel {
@@ -129,6 +135,7 @@ impl Channel {
             was_live: None,
             voice: Box::new([0.0; FRAME]),
             mix: Box::new([0.0; FRAME]),
+            ducked: (0.0, 0.0),
         }
     }
 }
@@ -356,6 +363,8 @@ impl Room {
             let c = &mut self.channels[i];
             c.mix.copy_from_slice(&floor);
             c.ducker.apply(&mut c.mix);
+            let depth = c.duck.depth_db.min(-0.1);
+            c.ducked = (c.ducked.1, (c.ducker.gain_db() / depth).clamp(0.0, 1.0));
             mixer::add(&mut c.mix, &c.voice, 1.0);
         }
 
@@ -392,6 +401,19 @@ impl Room {
             Stream::Floor => pcm.copy_from_slice(&self.floor_full[..]),
             Stream::Channel(l) => pcm.copy_from_slice(&self.channel(l)?.mix[..]),
             Stream::Voice(l) => pcm.copy_from_slice(self.voice(l)?),
+            Stream::Balance { lang, floor_db } => {
+                let c = self.channel(lang)?;
+                pcm.copy_from_slice(self.floor_for(lang));
+                // The channel's ducking envelope, taken to this step's depth, ramped across the
+                // frame from the last tick's value so that no step is heard.
+                let (from, to) = c.ducked;
+                let n = FRAME as f32;
+                for (i, x) in pcm.iter_mut().enumerate() {
+                    let f = from + (to - from) * (i as f32 + 1.0) / n;
+                    *x *= mixer::db_to_gain(f * f32::from(*floor_db));
+                }
+                mixer::add(&mut pcm, &c.voice, 1.0);
+            }
             Stream::Booth { lang, input, partner } => {
                 match input {
                     Input::Floor => pcm.copy_from_slice(self.floor_for(lang)),
