@@ -256,6 +256,9 @@ pub enum ServerMsg {
         /// This person's voice goes into the recording now (recording, live, consented).
         #[serde(default)]
         recorded: bool,
+        /// This person relays a channel with nobody on air: what they hear is silence.
+        #[serde(default)]
+        relay_silent: bool,
     },
     /// Speech recognised in what the recipient hears (listeners) or on the floor (interpreters).
     Caption {

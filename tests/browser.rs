@@ -276,6 +276,47 @@ async fn the_listener_balances_original_and_interpretation_by_keyboard() {
     assert_eq!(r["page"]["lockScreen"], "ES", "the lock screen names the channel: {r}");
 }
 
+/// The interpreter's console: the speaking controls on a phone's first screen, a live audience
+/// count, the headphones held at -6 dBFS with Volume and Bass at their maximum (measured after
+/// the limiter), a silent relay told with the Floor offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_fits_a_phone_counts_its_audience_and_protects_the_headphones() {
+    let s = server().await;
+    // A low, loud floor: Bass +12 dB lifts it fully.
+    let (floor_tone, voice_tone) = (wav(150.0), wav(880.0));
+    let url = |role, channel: Option<&str>, name: &str| {
+        s.app.mint("r", role, channel.map(str::to_string), name, None).url
+    };
+    let (floor, a, b, listener) = (
+        url(Role::Floor, None, "Flo"),
+        url(Role::Interpreter, Some("es"), "Ana"),
+        url(Role::Interpreter, Some("fr"), "Luc"),
+        url(Role::Listener, None, "Lena"),
+    );
+    let shots = std::env::var("TOLK_SCREENSHOTS").unwrap_or_default();
+    let r = node(
+        "console.mjs",
+        &[&floor, &a, &b, &listener, floor_tone.to_str().unwrap(), voice_tone.to_str().unwrap(), &shots],
+    )
+    .await;
+    let _ = std::fs::remove_file(&floor_tone);
+    let _ = std::fs::remove_file(&voice_tone);
+    println!("console: {r}");
+    for id in ["cough", "mute", "ready", "go", "take"] {
+        assert_eq!(r["phone"][id]["visible"], true, "{id} on the first screen of a 375x700 phone: {r}");
+    }
+    assert_eq!(r["audience"]["before"], "0 listeners", "{r}");
+    assert_eq!(r["audience"]["after"], "1 listener", "{r}");
+    let h = &r["headphones"];
+    let (input, out) = (h["inputPeak"].as_f64().unwrap(), h["outputPeak"].as_f64().unwrap());
+    // Volume 2 (+6 dB) and Bass +12 dB (at 150 Hz, under the 250 Hz shelf: at least +11 dB)
+    // would take the floor well above the ceiling.
+    assert!(input * 2.0 * 3.5 > 1.5 * 0.5012, "the test is loud enough to need the limiter: {r}");
+    assert!(out <= 0.5012, "never above -6 dBFS: {r}");
+    assert!(out > 0.3, "the limiter limits, it does not mute: {r}");
+    assert!(r["relay"]["silent"].as_str().unwrap().contains("Nobody is on air"), "{r}");
+}
+
 /// A listener settles once it sends its first receiver report: the server drops its WebRTC
 /// session and answers its consent checks itself. Chromium drops a connection whose consent
 /// checks go unanswered for 30 s (RFC 7675), so it must still be connected, and still hear

@@ -59,6 +59,11 @@ function render() {
       : t('consent.not_recorded'));
   $('consent-change').hidden = consent === null;
   setText($('consent-change'), consent ? t('consent.withdraw') : t('consent.give'));
+  const silent = $('relay-silent');
+  silent.hidden = !booth.relay_silent;
+  if (booth.relay_silent) {
+    setText($('relay-silent-text'), t('interpret.relay_silent', { channel: channels.find((c) => c.lang === booth.input)?.name ?? booth.input }));
+  }
   const partners = booth.members.some((m) => m.id !== me.id && m.publishing);
   $('ready').disabled = live;
   $('take').disabled = live;
@@ -96,6 +101,7 @@ $('consent-yes').onclick = () => answer(true);
 $('consent-no').onclick = () => answer(false);
 $('consent-change').onclick = () => answer(!consent);
 
+$('hear-floor').onclick = () => session.send({ type: 'input', channel: null });
 $('ready').onclick = () => session.send({ type: 'handover', action: 'ready' });
 $('go').onclick = () => session.send({ type: 'handover', action: 'go' });
 $('take').onclick = () => session.send({ type: 'handover', action: 'take' });
@@ -148,7 +154,8 @@ async function setup(mic, joined, again) {
   channels = me.channels;
   show('room', t('room_of', { room: me.room, name: me.name }));
   const { remote } = await session.connect({ stream: mic, receive: true });
-  const ret = console_return(await remote, $('audio'));
+  const ret = await console_return(await remote, $('audio'));
+  window.tolk.headphonesPeak = ret.peak;
   meter(ret.analyser, $('return'));
   window.tolk.analyser = ret.analyser;
   const apply = () => {

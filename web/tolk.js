@@ -249,15 +249,17 @@ export function play(stream, audio) {
 }
 
 /**
- * The interpreter's return: volume, bass and treble, then a hard limiter
- * (hearing protection: nothing reaches the headphones above -6 dBFS).
- * Returns the analyser and the controls.
+ * The interpreter's return: volume, bass and treble, then a brickwall limiter (hearing
+ * protection: nothing reaches the headphones above -6 dBFS; `web/limiter.js`). Returns the
+ * analyser of what comes in, the controls, and `peak()`: the loudest sample the limiter let out
+ * since the last call (the page's own measurement of what the headphones got).
  */
-export function console_return(stream, audio) {
+export async function console_return(stream, audio) {
   audio.srcObject = stream;
   audio.muted = true; // the WebAudio graph below plays it
   audio.play().catch(() => {});
   const ctx = audioContext();
+  await ctx.audioWorklet.addModule('limiter.js');
   const source = ctx.createMediaStreamSource(stream);
   const volume = ctx.createGain();
   const bass = ctx.createBiquadFilter();
@@ -266,19 +268,18 @@ export function console_return(stream, audio) {
   const treble = ctx.createBiquadFilter();
   treble.type = 'highshelf';
   treble.frequency.value = 4000;
-  const limiter = ctx.createDynamicsCompressor();
-  limiter.threshold.value = -6;
-  limiter.knee.value = 0;
-  limiter.ratio.value = 20;
-  limiter.attack.value = 0.001;
-  limiter.release.value = 0.1;
+  const limiter = new AudioWorkletNode(ctx, 'tolk-limiter');
   const analyser = ctx.createAnalyser();
   analyser.fftSize = 4096;
   analyser.smoothingTimeConstant = 0;
   source.connect(volume).connect(bass).connect(treble).connect(limiter);
   limiter.connect(ctx.destination);
   source.connect(analyser);
-  return { analyser, volume, bass, treble };
+  const peak = () => new Promise((resolve) => {
+    limiter.port.onmessage = (e) => resolve(e.data);
+    limiter.port.postMessage('peak');
+  });
+  return { analyser, volume, bass, treble, peak };
 }
 
 export function analyse(stream) {

@@ -42,6 +42,7 @@ const WEB: &[(&str, &str, &str)] = &[
     ("host.js", "text/javascript; charset=utf-8", include_str!("../../web/host.js")),
     ("index.js", "text/javascript; charset=utf-8", include_str!("../../web/index.js")),
     ("i18n.js", "text/javascript; charset=utf-8", include_str!("../../web/i18n.js")),
+    ("limiter.js", "text/javascript; charset=utf-8", include_str!("../../web/limiter.js")),
     ("style.css", "text/css; charset=utf-8", include_str!("../../web/style.css")),
     ("i18n/en.json", "application/json", include_str!("../../web/i18n/en.json")),
     ("i18n/es.json", "application/json", include_str!("../../web/i18n/es.json")),

@@ -384,3 +384,52 @@ fn booth_changes_in_one_turn_make_one_message_per_member() {
     let here = list.iter().filter(|m| !m.away).count();
     assert_eq!(here, 1, "it says how the booth stands after all of them: {list:?}");
 }
+
+/// The console's audience count follows listeners as they come, switch and go, without any
+/// booth event; a member who relays a channel whose interpreter leaves is told the relay is
+/// silent, and told again when someone is on air there.
+#[test]
+fn the_audience_count_is_live_and_a_silent_relay_is_told() {
+    let mut sim = Sim::new(19);
+    sim.add(Role::Floor, None, "Floor", Some(Sound::Tone(440.0)));
+    let es = sim.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
+    let fr = sim.add(Role::Interpreter, Some("fr"), "Luc", Some(Sound::Tone(1320.0)));
+    sim.run(Duration::from_secs(1));
+    let audience = |sim: &Sim| match last_booth(&sim.clients[&es]) {
+        ServerMsg::Booth { listeners, .. } => *listeners,
+        _ => unreachable!(),
+    };
+    assert_eq!(audience(&sim), 0);
+    let mut listeners = Vec::new();
+    for (i, balance) in [None, Some(1), Some(4)].into_iter().enumerate() {
+        let l = sim.join(Role::Listener, None, &format!("L{i}"));
+        sim.send(l, ClientMsg::Select { channel: Some("es".into()), only: false, balance }).unwrap();
+        sim.connect(l, None, true).unwrap();
+        listeners.push(l);
+    }
+    sim.run(Duration::from_millis(600));
+    assert_eq!(audience(&sim), 3, "every balance counts, told within a state period");
+    sim.send(listeners[0], select("fr", false)).unwrap();
+    sim.leave(listeners[1]);
+    sim.run(Duration::from_millis(600));
+    assert_eq!(audience(&sim), 1, "a switch and a leave are counted too");
+
+    // Luc relays es; Ana leaves: his relay is silent, and he is told.
+    sim.send(fr, ClientMsg::Input { channel: Some("es".into()) }).unwrap();
+    sim.run(Duration::from_millis(300));
+    assert!(matches!(last_booth(&sim.clients[&fr]), ServerMsg::Booth { relay_silent: false, .. }));
+    sim.leave(es);
+    sim.run(Duration::from_millis(600));
+    assert!(
+        matches!(last_booth(&sim.clients[&fr]), ServerMsg::Booth { relay_silent: true, .. }),
+        "told the relay is silent: {:?}",
+        last_booth(&sim.clients[&fr])
+    );
+    let back = sim.add(Role::Interpreter, Some("es"), "Bea", Some(Sound::Tone(990.0)));
+    sim.run(Duration::from_secs(1));
+    assert!(is_live(&sim.clients[&back]));
+    assert!(
+        matches!(last_booth(&sim.clients[&fr]), ServerMsg::Booth { relay_silent: false, .. }),
+        "and when it plays again"
+    );
+}

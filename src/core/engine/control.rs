@@ -292,18 +292,43 @@ impl Engine {
         }
     }
 
+    /// A booth's audience (listeners of its channel at any balance) and the members who relay a
+    /// channel with nobody on air, as its members are told.
+    pub(super) fn booth_news(&self, room: &str, lang: &str) -> (u32, Vec<PeerId>) {
+        let Some(r) = self.rooms.get(room) else { return (0, Vec::new()) };
+        let listeners = self
+            .peers_of(room)
+            .map(|id| &self.peers[&id])
+            .filter(|p| p.receives() && p.role != Role::Interpreter)
+            .filter(|p| matches!(&p.stream, Stream::Channel(l) | Stream::Voice(l) | Stream::Balance { lang: l, .. } if l == lang))
+            .count() as u32;
+        let silent = r
+            .channel(lang)
+            .map(|c| {
+                c.booth
+                    .members
+                    .iter()
+                    .filter(|m| {
+                        self.peers.get(&m.peer).is_some_and(|p| match &p.input {
+                            Input::Relay(x) => r.channel(x).is_none_or(|c| c.booth.live.is_none()),
+                            Input::Floor => false,
+                        })
+                    })
+                    .map(|m| m.peer)
+                    .collect()
+            })
+            .unwrap_or_default();
+        (listeners, silent)
+    }
+
     fn send_booth(&mut self, room: &str, lang: &str, warning: Option<String>) {
+        let news = self.booth_news(room, lang);
         let Some(r) = self.rooms.get(room) else { return };
         let Some(c) = r.channel(lang) else { return };
         let media_time = (r.ticks + 1) * FRAME as u64;
         let recording = r.recording.is_some();
         let list = c.booth.infos();
-        let listeners = self
-            .peers_of(room)
-            .map(|id| &self.peers[&id])
-            .filter(|p| p.receives())
-            .filter(|p| matches!(&p.stream, Stream::Channel(l) | Stream::Voice(l) | Stream::Balance { lang: l, .. } if l == lang))
-            .count() as u32;
+        let listeners = news.0;
         let warning = warning.or_else(|| {
             (c.booth.unmuted() > 1).then(|| {
                 "more than one microphone in this booth is open: mute the one not on air".to_string()
@@ -328,8 +353,12 @@ impl Engine {
                     media_time,
                     recording,
                     recorded: recording && c.booth.is_live(m.peer) && m.consent,
+                    relay_silent: news.1.contains(&m.peer),
                 },
             });
+        }
+        if let Some(c) = self.rooms.get_mut(room).and_then(|r| r.channel_mut(lang)) {
+            c.told = news;
         }
         self.stale.insert(room.to_string());
     }

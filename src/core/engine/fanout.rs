@@ -164,9 +164,21 @@ impl Engine {
             };
             let (floor, channels) = self.room_state(r);
             let msg = ServerMsg::State { floor, channels, recording: r.recording.is_some() };
+            // Booths whose audience changed, or whose relay fell silent or came back, are told.
+            let booths: Vec<(String, (u32, Vec<PeerId>))> = r
+                .channels
+                .iter()
+                .filter(|c| !c.booth.members.is_empty())
+                .map(|c| (c.lang.clone(), c.told.clone()))
+                .collect();
             let to: Vec<PeerId> = self.peers_of(&id).collect();
             for peer in to {
                 self.out.push_back(Output::Event { peer, msg: msg.clone() });
+            }
+            for (lang, told) in booths {
+                if self.booth_news(&id, &lang) != told {
+                    self.notify_booth(&id, &lang, None);
+                }
             }
         }
     }

@@ -118,6 +118,9 @@ pub struct Channel {
     voice: Box<[f32; FRAME]>,
     /// This tick's listener mix: voice over the ducked floor.
     mix: Box<[f32; FRAME]>,
+    /// What the booth's members were last told: the audience, and who relays a channel with
+    /// nobody on air (silence); a change of either is told again.
+    pub told: (u32, Vec<PeerId>),
     /// How far the ducker had lowered the floor (0: not at all, 1: its full depth) at the end
     /// of the last tick and of this one: balance steps follow the same envelope at their depth.
     ducked: (f32, f32),
@@ -136,6 +139,7 @@ impl Channel {
             voice: Box::new([0.0; FRAME]),
             mix: Box::new([0.0; FRAME]),
             ducked: (0.0, 0.0),
+            told: (0, Vec::new()),
         }
     }
 }
