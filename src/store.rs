@@ -94,18 +94,32 @@ impl Store {
         Ok(())
     }
 
-    /// Adds a channel to a stored room; returns false when there is no such room.
-    pub fn add_channel(&self, room: &str, channel: &ChannelSpec) -> Result<bool, StoreError> {
+    /// Changes a stored room's definition in one transaction; returns false when there is no such room.
+    fn change_spec(&self, room: &str, change: impl FnOnce(&mut RoomSpec)) -> Result<bool, StoreError> {
         let mut db = self.db();
         let tx = db.transaction()?;
         let spec: Option<String> =
             tx.query_row("SELECT spec FROM rooms WHERE id = ?1", params![room], |r| r.get(0)).optional()?;
         let Some(spec) = spec else { return Ok(false) };
         let mut spec: RoomSpec = from_json(&spec)?;
-        spec.channels.push(channel.clone());
+        change(&mut spec);
         tx.execute("UPDATE rooms SET spec = ?2 WHERE id = ?1", params![room, to_json(&spec)])?;
         tx.commit()?;
         Ok(true)
+    }
+
+    /// Adds a channel to a stored room; returns false when there is no such room.
+    pub fn add_channel(&self, room: &str, channel: &ChannelSpec) -> Result<bool, StoreError> {
+        self.change_spec(room, |spec| spec.channels.push(channel.clone()))
+    }
+
+    /// Renames a stored room's channel; returns false when there is no such room.
+    pub fn rename_channel(&self, room: &str, lang: &str, name: &str) -> Result<bool, StoreError> {
+        self.change_spec(room, |spec| {
+            for c in spec.channels.iter_mut().filter(|c| c.lang == lang) {
+                c.name = name.to_string();
+            }
+        })
     }
 
     /// Turns captions on or off for a stored room's floor (`None`) or channel.

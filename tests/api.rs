@@ -333,3 +333,72 @@ async fn monitoring_details_are_for_the_operator_only() {
     let (_, body) = http(&s, "GET", "/health", Some("test-api-key"), None).await;
     assert!(body.contains("\"rooms\":1"), "the operator sees the details: {body}");
 }
+
+/// What organisers and pages need beside the basics: the list of rooms (API key only), a channel
+/// renamed and kept across a restart, an invitation as a QR code, and a link checked when its
+/// page opens (good, expired, forged, or its room deleted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_are_listed_channels_renamed_links_checked_and_drawn_as_qr_codes() {
+    let data = fresh_dir("organise");
+    let key = Some("test-api-key");
+    let s = server_in(&data).await;
+    let (st, b) =
+        http(&s, "POST", "/api/rooms", key, Some(r#"{"id":"conf","channels":[{"lang":"de"}]}"#)).await;
+    assert_eq!(st, 201, "{b}");
+    let (st, list) = http(&s, "GET", "/api/rooms", key, None).await;
+    assert_eq!(st, 200, "{list}");
+    assert!(list.contains(r#""id":"conf""#), "{list}");
+    let host = s.app.mint("conf", Role::Host, None, "H", None).token;
+    let (st, _) = http(&s, "GET", "/api/rooms", Some(&host), None).await;
+    assert_eq!(st, 403, "a host token does not list every room");
+
+    let (st, b) =
+        http(&s, "PATCH", "/api/rooms/conf/channels/de", Some(&host), Some(r#"{"name":"Deutsch"}"#)).await;
+    assert_eq!(st, 200, "{b}");
+    assert!(b.contains(r#""name":"Deutsch""#), "{b}");
+    let (st, _) = http(&s, "PATCH", "/api/rooms/conf/channels/xx", key, Some(r#"{"name":"X"}"#)).await;
+    assert_eq!(st, 404);
+    let (st, _) = http(&s, "PATCH", "/api/rooms/conf/channels/de", key, Some(r#"{"name":""}"#)).await;
+    assert_eq!(st, 400);
+
+    let body = r#"{"role":"listener","name":"Hall","ttl_secs":3600,"qr":true}"#;
+    let (st, b) = http(&s, "POST", "/api/rooms/conf/tokens", Some(&host), Some(body)).await;
+    assert_eq!(st, 201, "{b}");
+    let invite: serde_json::Value = serde_json::from_str(&b).unwrap();
+    let qr = invite["qr"].as_str().unwrap();
+    assert!(qr.contains("<svg") && qr.contains("<path"), "{qr}");
+    let expires = invite["expires_at"].as_u64().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!((expires as i64 - (now + 3600) as i64).abs() <= 2, "expires in an hour: {expires}");
+
+    let token = invite["token"].as_str().unwrap().to_string();
+    let (st, b) = http(&s, "GET", "/api/link", Some(&token), None).await;
+    assert_eq!(st, 200, "{b}");
+    assert!(b.contains(r#""role":"listener""#) && b.contains(r#""room":"conf""#), "{b}");
+    let (st, b) = http(&s, "GET", "/api/link", Some("not.a.token"), None).await;
+    assert_eq!(st, 401, "{b}");
+    assert!(b.contains("bad_token"), "{b}");
+    let old = tolk::token::Claims {
+        room: "conf".into(),
+        role: Role::Listener,
+        channel: None,
+        also: vec![],
+        name: "Old".into(),
+        exp: now - 120,
+        jti: "x".into(),
+    };
+    let expired = s.app.keys().sign(&old);
+    let (st, b) = http(&s, "GET", "/api/link", Some(&expired), None).await;
+    assert_eq!(st, 401, "{b}");
+    assert!(b.contains("token_expired"), "{b}");
+
+    // The new name outlives a restart.
+    drop(s);
+    let s = server_in(&data).await;
+    let (_, room) = http(&s, "GET", "/api/rooms/conf", key, None).await;
+    assert!(room.contains(r#""name":"Deutsch""#), "{room}");
+    let (st, _) = http(&s, "DELETE", "/api/rooms/conf", key, None).await;
+    assert_eq!(st, 204);
+    let (st, b) = http(&s, "GET", "/api/link", Some(&token), None).await;
+    assert_eq!(st, 404, "a link to a deleted room: {b}");
+}

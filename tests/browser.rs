@@ -317,6 +317,66 @@ async fn the_console_fits_a_phone_counts_its_audience_and_protects_the_headphone
     assert!(r["relay"]["silent"].as_str().unwrap().contains("Nobody is on air"), "{r}");
 }
 
+/// The organiser's way in, from host.html without a link to a room that plays: sign in with the
+/// API key, create a room, open it as host, make an interpreter link and the audience's link
+/// (QR codes drawn), an interpreter and a listener who hears it; a rename reaches the listener;
+/// bad, expired and missing links say so when their page opens. axe-core on the organiser's pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organiser_creates_a_room_from_the_host_page_and_it_plays() {
+    let s = server().await;
+    let (floor_tone, voice_tone) = (wav(440.0), wav(880.0));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let old = tolk::token::Claims {
+        room: "r".into(),
+        role: Role::Listener,
+        channel: None,
+        also: vec![],
+        name: "Late".into(),
+        exp: now - 60,
+        jti: "old".into(),
+    };
+    let expired = format!("http://{}/listen.html#token={}", s.http, s.app.keys().sign(&old));
+    let base = format!("http://{}", s.http);
+    let shots = std::env::var("TOLK_SCREENSHOTS").unwrap_or_default();
+    let r = node(
+        "organise.mjs",
+        &[
+            &base,
+            "test-api-key",
+            &expired,
+            floor_tone.to_str().unwrap(),
+            voice_tone.to_str().unwrap(),
+            &shots,
+        ],
+    )
+    .await;
+    let _ = std::fs::remove_file(&floor_tone);
+    let _ = std::fs::remove_file(&voice_tone);
+    println!("organiser: {r}");
+    assert!(r["listed"].to_string().contains("\"r · EN, ES, FR"), "the existing room is listed: {r}");
+    assert!(r["room"].as_str().unwrap().contains("conf"), "the new room's host console: {r}");
+    assert!(r["interpreterUrl"].as_str().unwrap().contains("/interpret.html#token="), "{r}");
+    assert!(r["listenerUrl"].as_str().unwrap().contains("/listen.html#token="), "{r}");
+    assert_eq!(r["qr"]["count"], 2, "{r}");
+    assert!(r["qr"]["width"].as_u64().unwrap() >= 200, "{r}");
+    assert!(r["expires"].as_str().unwrap().starts_with("Valid until"), "{r}");
+    assert!((peak(&r["heard"]) - 880.0).abs() < 30.0, "the listener hears the new room's interpreter: {r}");
+    assert!(r["renamed"].as_str().unwrap().contains("Español de España"), "{r}");
+    assert!(r["said"]["bad"]["text"].as_str().unwrap().contains("not valid"), "{r}");
+    assert!(r["said"]["expired"]["text"].as_str().unwrap().contains("has expired"), "{r}");
+    assert!(r["said"]["missing"]["text"].as_str().unwrap().contains("needs an invitation link"), "{r}");
+    for what in ["bad", "expired", "missing"] {
+        assert_eq!(r["said"][what]["startDisabled"], true, "{what}: {r}");
+    }
+    for page in ["signIn", "rooms", "host"] {
+        assert_eq!(
+            r["violations"][page],
+            serde_json::json!([]),
+            "axe-core on the organiser's {page} page: {r}"
+        );
+    }
+}
+
 /// A listener settles once it sends its first receiver report: the server drops its WebRTC
 /// session and answers its consent checks itself. Chromium drops a connection whose consent
 /// checks go unanswered for 30 s (RFC 7675), so it must still be connected, and still hear

@@ -1,9 +1,10 @@
 // The floor page: publish the microphone as the meeting's original audio.
-import { Session, inviteToken, microphone, analyse, meter, show, fail, captionIndicator, recordingIndicator, followConnection } from './tolk.js';
+import { checkLink, Session, inviteToken, microphone, analyse, meter, show, fail, captionIndicator, recordingIndicator, followConnection } from './tolk.js';
 import { init, t, languagePicker } from './i18n.js';
 
 await init();
 document.body.prepend(languagePicker());
+await checkLink();
 
 const session = new Session();
 window.tolk = { session };

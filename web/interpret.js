@@ -1,9 +1,10 @@
 // The interpreter console: the booth, the handover, what the interpreter hears, consent to be recorded, the chat.
-import { Session, inviteToken, microphone, console_return, analyse, meter, show, fail, captions, captionIndicator, keyed, setText, followConnection } from './tolk.js';
+import { checkLink, Session, inviteToken, microphone, console_return, analyse, meter, show, fail, captions, captionIndicator, keyed, setText, followConnection } from './tolk.js';
 import { init, t, languagePicker } from './i18n.js';
 
 await init();
 document.body.prepend(languagePicker());
+await checkLink();
 import { boothChat } from './chat.js';
 
 const session = new Session();

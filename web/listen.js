@@ -1,9 +1,10 @@
 // The listener page: choose the Floor or a channel and its balance, hear it, follow captions and the room.
-import { Session, inviteToken, play, meter, show, fail, captions, captionIndicator, recordingIndicator, keyed, setText, followConnection } from './tolk.js';
+import { checkLink, Session, inviteToken, play, meter, show, fail, captions, captionIndicator, recordingIndicator, keyed, setText, followConnection } from './tolk.js';
 import { init, t, languageName, languagePicker } from './i18n.js';
 
 await init();
 document.body.prepend(languagePicker());
+await checkLink();
 
 const $ = (id) => document.getElementById(id);
 const session = new Session();

@@ -326,6 +326,31 @@ export function explain(e) {
   return text && text !== key ? text : e.message || String(e);
 }
 
+/**
+ * Checks the page's invitation link as soon as the page opens: a missing, bad, expired link or
+ * one whose room is gone is said at once, in the person's language, with what to do, and the
+ * Start button is disabled. Returns whether the link works (or the server could not say).
+ */
+export async function checkLink() {
+  const token = inviteToken();
+  let bad = token ? null : { code: 'missing' };
+  if (token) {
+    try {
+      const r = await fetch('/api/link', { headers: { authorization: `Bearer ${token}` } });
+      if (!r.ok) bad = await r.json();
+    } catch { /* the server is unreachable: pressing Start says so */ }
+  }
+  if (!bad) return true;
+  const key = `link.${bad.code}`;
+  const el = document.getElementById('status');
+  el.textContent = t(key) !== key ? t(key) : explain(bad);
+  el.classList.add('error');
+  const start = document.getElementById('start');
+  if (start) start.disabled = true;
+  document.body.dataset.link = bad.code;
+  return false;
+}
+
 /** Shows an error to the user in the page's status line. */
 export function fail(e) {
   const el = document.getElementById('status');

@@ -57,6 +57,12 @@ pub enum Command {
         spec: ChannelSpec,
         reply: oneshot::Sender<Result<RoomView, Error>>,
     },
+    RenameChannel {
+        room: String,
+        lang: String,
+        name: String,
+        reply: oneshot::Sender<Result<RoomView, Error>>,
+    },
     /// Start or stop recording a room.
     Record {
         room: String,
@@ -349,6 +355,9 @@ fn apply(engine: &mut Engine, sessions: &mut Sessions, cmd: Command) {
         }
         Command::AddChannel { room, spec, reply } => {
             let _ = reply.send(engine.add_channel(&room, spec));
+        }
+        Command::RenameChannel { room, lang, name, reply } => {
+            let _ = reply.send(engine.rename_channel(&room, &lang, name));
         }
         Command::Record { room, on, reply } => {
             let _ = reply.send(engine.set_recording(&room, on));

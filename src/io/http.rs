@@ -4,8 +4,13 @@
 //! - `POST /api/rooms` `{"id","floor_lang"?,"channels":[{"lang","name"?}]}` (API key): create a room.
 //! - `GET /api/rooms/{id}`: the room, its channels, who is live, listener counts.
 //! - `DELETE /api/rooms/{id}`: delete the room, its sessions (told `ended`) and its transcript.
-//! - `POST /api/rooms/{id}/channels` `{"lang","name"?}`: add a channel.
-//! - `POST /api/rooms/{id}/tokens` `{"role","channel"?,"name","ttl_secs"?}`: mint an invitation.
+//! - `GET /api/rooms` (API key): every room.
+//! - `POST /api/rooms/{id}/channels` `{"lang","name"?}`: add a channel; `PATCH
+//!   /api/rooms/{id}/channels/{lang}` `{"name"}`: rename it.
+//! - `GET /api/link` (the invitation token as bearer): its room, role and expiry, or why it no
+//!   longer works (pages ask when they open).
+//! - `POST /api/rooms/{id}/tokens` `{"role","channel"?,"also"?,"name","ttl_secs"?,"qr"?}`: mint an
+//!   invitation (with `qr`, also as a QR code in SVG).
 //! - `POST /api/rooms/{id}/recording` `{"on"}`: start or stop recording the room.
 //! - `GET /api/rooms/{id}/recordings`: its takes and their files; `GET .../recordings/{take}/{file}`
 //!   downloads one (`floor.opus`, `es.opus`; range requests), `.../{take}/es.vtt` its source's
@@ -40,6 +45,8 @@ const WEB: &[(&str, &str, &str)] = &[
     ("interpret.js", "text/javascript; charset=utf-8", include_str!("../../web/interpret.js")),
     ("floor.js", "text/javascript; charset=utf-8", include_str!("../../web/floor.js")),
     ("host.js", "text/javascript; charset=utf-8", include_str!("../../web/host.js")),
+    ("room.js", "text/javascript; charset=utf-8", include_str!("../../web/room.js")),
+    ("organise.js", "text/javascript; charset=utf-8", include_str!("../../web/organise.js")),
     ("index.js", "text/javascript; charset=utf-8", include_str!("../../web/index.js")),
     ("i18n.js", "text/javascript; charset=utf-8", include_str!("../../web/i18n.js")),
     ("limiter.js", "text/javascript; charset=utf-8", include_str!("../../web/limiter.js")),
@@ -100,9 +107,11 @@ pub fn router(app: App) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/ws", get(ws))
-        .route("/api/rooms", post(create_room))
+        .route("/api/rooms", post(create_room).get(rooms))
+        .route("/api/link", get(link))
         .route("/api/rooms/{id}", get(room).delete(delete_room))
         .route("/api/rooms/{id}/channels", post(add_channel))
+        .route("/api/rooms/{id}/channels/{lang}", axum::routing::patch(rename_channel))
         .route("/api/rooms/{id}/tokens", post(mint))
         .route("/api/rooms/{id}/transcript", get(transcript).delete(delete_transcript))
         .route("/api/rooms/{id}/recording", post(recording))
@@ -298,6 +307,9 @@ struct MintRequest {
     name: String,
     #[serde(default)]
     ttl_secs: Option<u64>,
+    /// Also give the link as a QR code (SVG), for an audience in a hall to scan.
+    #[serde(default)]
+    qr: bool,
 }
 
 /// Longest an invitation may live: a conference week.
@@ -343,8 +355,69 @@ async fn mint(
         exp: 0,
         jti: String::new(),
     };
-    let invite = app.invite(claims, req.ttl_secs);
+    let mut invite = app.invite(claims, req.ttl_secs);
+    if req.qr {
+        invite.qr = Some(qr_svg(&invite.url)?);
+    }
     Ok((StatusCode::CREATED, Json(invite)).into_response())
+}
+
+/// A QR code of `text` as SVG: black on white, with the quiet zone, scaled by its viewBox.
+fn qr_svg(text: &str) -> Result<String, Error> {
+    let code = qrcode::QrCode::with_error_correction_level(text, qrcode::EcLevel::M)
+        .map_err(|e| Error::new(ErrorCode::BadMessage, format!("no QR code for this link: {e}")))?;
+    Ok(code.render::<qrcode::render::svg::Color>().min_dimensions(256, 256).build())
+}
+
+/// What an invitation link is, checked when its page opens (the token is the bearer): its room,
+/// role and expiry, or why it no longer works.
+async fn link(State(app): State<App>, headers: HeaderMap) -> ApiResult<Response> {
+    let token = bearer(&headers)
+        .ok_or_else(|| Error::new(ErrorCode::BadToken, "send Authorization: Bearer <invitation token>"))?;
+    let claims = app.keys().verify(token)?;
+    if app.room(claims.room.clone()).await?.is_none() {
+        return Err(Error::new(ErrorCode::NotFound, format!("no room {}", claims.room)).into());
+    }
+    Ok(Json(serde_json::json!({
+        "room": claims.room, "role": claims.role, "channel": claims.channel, "name": claims.name,
+        "expires_at": claims.exp,
+    }))
+    .into_response())
+}
+
+/// The rooms of this server (the operator: the API key).
+async fn rooms(State(app): State<App>, headers: HeaderMap) -> ApiResult<Response> {
+    if !matches!(caller(&app, &headers)?, Caller::Operator) {
+        return Err(Error::new(ErrorCode::Forbidden, "listing rooms needs the API key").into());
+    }
+    let stored = app.store().rooms().map_err(|e| {
+        tracing::error!("{e}");
+        Error::new(ErrorCode::Busy, "the server could not read its database; try again later")
+    })?;
+    let list: Vec<_> = stored
+        .into_iter()
+        .map(|r| serde_json::json!({"id": r.spec.id, "floor_lang": r.spec.floor_lang, "channels": r.spec.channels}))
+        .collect();
+    Ok(Json(serde_json::json!({ "rooms": list })).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenameRequest {
+    name: String,
+}
+
+/// Renames a channel (its booth, listeners and transcript stay).
+async fn rename_channel(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path((id, lang)): Path<(String, String)>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    may_manage(&app, &headers, &id)?;
+    let req: RenameRequest = body(&bytes)?;
+    let view = app.rename_channel(id, lang, req.name).await?;
+    Ok(Json(view).into_response())
 }
 
 #[derive(Deserialize)]

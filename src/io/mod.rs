@@ -90,6 +90,12 @@ pub struct Invite {
     pub name: String,
     pub token: String,
     pub url: String,
+    /// When the link stops working (seconds since the Unix epoch).
+    #[serde(default)]
+    pub expires_at: u64,
+    /// The link as a QR code (SVG), when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr: Option<String>,
 }
 
 fn stored(e: crate::store::StoreError) -> Error {
@@ -135,6 +141,7 @@ impl App {
                 .map(|(e, _)| *e)
                 .ok_or_else(|| Error::new(ErrorCode::NotJoined, "not joined")),
             Command::AddChannel { room: id, .. }
+            | Command::RenameChannel { room: id, .. }
             | Command::Record { room: id, .. }
             | Command::Room { id, .. }
             | Command::DeleteRoom { id, .. } => room(id),
@@ -257,7 +264,15 @@ impl App {
             Role::Listener => "listen",
         };
         let url = format!("{}/{page}.html#token={token}", self.inner.public_url);
-        Invite { role: claims.role, channel: claims.channel, name: claims.name, token, url }
+        Invite {
+            role: claims.role,
+            channel: claims.channel,
+            name: claims.name,
+            token,
+            url,
+            expires_at: claims.exp,
+            qr: None,
+        }
     }
 
     /// Creates a room and keeps it in the database before answering: it survives restarts.
@@ -413,7 +428,14 @@ impl App {
         Ok(view)
     }
 
-    /// Keeps a host's caption setting (applied by the engine already) so that it survives restarts.
+    /// Renames a channel, kept in the database before the answer.
+    pub async fn rename_channel(&self, room: String, lang: String, name: String) -> Result<RoomView, Error> {
+        let (r, l, n) = (room.clone(), lang.clone(), name.clone());
+        let view = self.request(|reply| Command::RenameChannel { room: r, lang: l, name: n, reply }).await?;
+        self.inner.store.rename_channel(&room, &lang, &name).map_err(stored)?;
+        Ok(view)
+    }
+
     /// Starts or stops recording a room (the API), and keeps that so a restart goes on
     /// recording it (in new files).
     pub async fn set_recording(&self, room: &str, on: bool) -> Result<(), Error> {
@@ -447,6 +469,7 @@ impl App {
         &self.inner.recordings
     }
 
+    /// Keeps a host's caption setting (applied by the engine already) so that it survives restarts.
     pub(crate) fn keep_captions(&self, room: &str, source: Option<&str>, on: bool) -> Result<(), Error> {
         let source = source.filter(|s| *s != "floor");
         self.inner.store.set_captions(room, source, on).map_err(stored)

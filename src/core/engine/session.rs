@@ -213,6 +213,22 @@ impl Engine {
         Ok(self.room_view(room).expect("room exists"))
     }
 
+    /// Renames a channel; everyone in the room sees the new name with the next state.
+    pub fn rename_channel(&mut self, room: &str, lang: &str, name: String) -> Result<RoomView, Error> {
+        let name = name.trim().to_string();
+        if name.is_empty() || name.len() > 64 {
+            return Err(bad(ErrorCode::BadMessage, "a channel name is 1-64 bytes"));
+        }
+        let r =
+            self.rooms.get_mut(room).ok_or_else(|| bad(ErrorCode::NotFound, format!("no room {room}")))?;
+        let c = r
+            .channel_mut(lang)
+            .ok_or_else(|| bad(ErrorCode::NotFound, format!("no channel {lang} in room {room}")))?;
+        c.name = name;
+        self.stale.insert(room.to_string());
+        Ok(self.room_view(room).expect("room exists"))
+    }
+
     /// Deletes a room: every session in it is told and ended.
     pub fn delete_room(&mut self, id: &str) -> Result<(), Error> {
         if !self.rooms.contains_key(id) {
