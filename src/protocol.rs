@@ -259,6 +259,9 @@ pub enum ServerMsg {
         /// This person relays a channel with nobody on air: what they hear is silence.
         #[serde(default)]
         relay_silent: bool,
+        /// What `warning` says, as a code pages translate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        warning_code: Option<BoothWarning>,
     },
     /// Speech recognised in what the recipient hears (listeners) or on the floor (interpreters).
     Caption {
@@ -294,6 +297,33 @@ pub enum ServerMsg {
 }
 
 /// A STUN or TURN server as `RTCPeerConnection` takes it.
+/// Why a booth is warned.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BoothWarning {
+    /// The live interpreter's connection dropped: the floor is on air until a partner takes over.
+    LiveDisconnected,
+    /// The live interpreter moved to another channel: the floor is on air.
+    LiveMoved,
+    /// More than one microphone in the booth is open.
+    OpenMicrophones,
+}
+
+impl BoothWarning {
+    /// The warning in English (the `warning` field, for clients without catalogues).
+    pub fn text(self) -> &'static str {
+        match self {
+            BoothWarning::LiveDisconnected => {
+                "the live interpreter disconnected: the floor is on air until a partner takes over"
+            }
+            BoothWarning::LiveMoved => "the live interpreter moved to another channel: the floor is on air",
+            BoothWarning::OpenMicrophones => {
+                "more than one microphone in this booth is open: mute the one not on air"
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IceServer {
     pub urls: Vec<String>,
@@ -312,7 +342,8 @@ pub enum NoticeKind {
     CaptionsBehind,
     /// The plain RTP tap feeding the floor took a new sender (to hosts; `from` is its address).
     TapSender,
-    /// The server stopped a recording (to hosts; `from` says why: the disk is full, it fell behind).
+    /// The server stopped a recording (to hosts; `from` says why: `disk_full`, `too_slow` (the
+    /// disk could not keep up), `not_allowed` (no permission to write), `write_failed`).
     RecordingStopped,
 }
 

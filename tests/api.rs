@@ -54,10 +54,18 @@ async fn host_api_creates_rooms_channels_and_invitations() {
     let (st, _) = http(&s, "GET", "/api/rooms/conf", Some(&listener), None).await;
     assert_eq!(st, 403);
 
-    // The web client is served.
+    // The web client is served: the page, its script, its catalogues.
     let (st, body) = http(&s, "GET", "/listen.html", None, None).await;
     assert_eq!(st, 200);
-    assert!(body.contains("tolk.js"));
+    assert!(body.contains("listen.js"), "{body}");
+    let (st, body) = http(&s, "GET", "/listen.js", None, None).await;
+    assert_eq!(st, 200);
+    assert!(body.contains("./tolk.js"), "{body}");
+    let (st, body) = http(&s, "GET", "/i18n/ar.json", None, None).await;
+    assert_eq!(st, 200);
+    assert!(body.contains("\"listen.start\""), "{body}");
+    let (st, _) = http(&s, "GET", "/i18n/xx.json", None, None).await;
+    assert_eq!(st, 404);
 }
 
 #[tokio::test]

@@ -232,6 +232,8 @@ async fn every_page_passes_axe_and_works_by_keyboard_and_a_held_cough() {
     assert_eq!(r["keyboard"]["focusAfterSwitch"], "es", "focus stays on the channel: {r}");
     assert_eq!(r["cough"]["heldByKey"], true, "{r}");
     assert_eq!(r["cough"]["heldByPointer"], true, "the cough holds while the pointer wanders: {r}");
+    // The booth's warning comes as a code and is said from the page's catalogue.
+    assert!(r["warning"].as_str().unwrap().starts_with("More than one microphone"), "{r}");
 }
 
 /// The listener's balance in the page: by keyboard from the channel as mixed to the original

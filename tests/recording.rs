@@ -395,7 +395,7 @@ async fn a_full_disk_stops_the_recording_with_a_message_and_the_room_plays_on() 
         }
     };
     println!("host told: recording stopped: {notice}");
-    assert_eq!(notice, "the disk is full");
+    assert_eq!(notice, "disk_full");
     // The room plays on: two more seconds of media, every frame there.
     let n = listener.frames().len();
     listener.wait_frames(n + 100, 10).await;

@@ -42,7 +42,7 @@ function render() {
   show('target', t('interpret.target', { channel: channel ? channel.name : booth.channel, lang: booth.channel }));
   show('audience', t('listeners', { count: booth.listeners }));
   $('warning').hidden = !booth.warning;
-  $('warning').textContent = booth.warning ?? '';
+  $('warning').textContent = booth.warning_code ? t(`warning.${booth.warning_code}`) : booth.warning ?? '';
   $('mute').setAttribute('aria-pressed', String(booth.muted));
   $('mute').textContent = booth.muted ? t('interpret.unmute') : t('interpret.mute');
   keyed($('members'), booth.members, (m) => m.id, () => document.createElement('li'), (li, m) => {

@@ -129,11 +129,11 @@ session.addEventListener('notice', (e) => {
   const n = document.getElementById('notice');
   const d = e.detail;
   n.textContent = d.kind === 'captions_behind'
-    ? t('notice.captions_behind', { source: d.channel ?? t('floor'), skipped: d.from })
+    ? t('notice.captions_behind', { source: d.channel ?? t('floor'), ms: parseInt(d.from, 10) })
     : d.kind === 'tap_sender'
       ? t('notice.tap_sender', { from: d.from })
       : d.kind === 'recording_stopped'
-        ? t('notice.recording_stopped', { why: d.from })
+        ? t('notice.recording_stopped', { why: t(`recording.${d.from}`) })
         : t('notice.slow_down', { name: d.from, channel: d.channel });
   n.hidden = false;
   clearTimeout(n.timer);

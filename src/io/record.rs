@@ -85,14 +85,13 @@ fn stamp(secs: u64) -> String {
     format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rest / 3600, rest / 60 % 60, rest % 60)
 }
 
-/// What the host is told when a recording cannot be written (the details go to the log).
+/// Why a recording stopped, as the host is told (a code the pages say in the person's language;
+/// the details go to the log): `disk_full`, `not_allowed`, `write_failed`, `too_slow`.
 fn reason(e: &std::io::Error) -> String {
     match e.kind() {
-        ErrorKind::StorageFull => "the disk is full".into(),
-        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => {
-            "the server may not write its recordings directory".into()
-        }
-        _ => "the server could not write the recording".into(),
+        ErrorKind::StorageFull => "disk_full".into(),
+        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => "not_allowed".into(),
+        _ => "write_failed".into(),
     }
 }
 
@@ -252,7 +251,7 @@ impl Recorder {
                     }
                 };
                 tracing::warn!(room, "the recorder fell {QUEUE} ticks behind: the recording stops");
-                self.overflowed.push_back((room, "the disk cannot keep up".into()));
+                self.overflowed.push_back((room, "too_slow".into()));
             }
             Err(TrySendError::Disconnected(_)) => {}
         }

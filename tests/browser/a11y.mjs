@@ -53,6 +53,7 @@ try {
   await b.waitForFunction(() => window.tolk?.booth && !window.tolk.booth.live, null, { timeout: 20_000 });
   // The partner's microphone is open too: the console warns (the page moves under the pointer).
   await a.waitForFunction(() => !document.getElementById('warning').hidden, null, { timeout: 10_000 });
+  const warning = await a.textContent('#warning');
 
   // Cough by key: Space held on the cough button mutes until released.
   await a.focus('#cough');
@@ -81,7 +82,7 @@ try {
   found.hostJoined = await axe(host);
 
   const violations = Object.fromEntries(Object.entries(found).filter(([, v]) => v.length));
-  console.log(JSON.stringify({ violations, keyboard, cough: { heldByKey, heldByPointer } }));
+  console.log(JSON.stringify({ violations, keyboard, cough: { heldByKey, heldByPointer }, warning }));
 } finally {
   clearTimeout(timer);
   await browser.close();

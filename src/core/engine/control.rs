@@ -7,7 +7,7 @@ use super::{bad, Engine, Output};
 use crate::core::media::codec::FRAME;
 use crate::core::room::{BoothError, Input, PeerId, Stream};
 use crate::protocol::{
-    ClientMsg, Error, ErrorCode, HandoverAction, NoticeKind, Role, ServerMsg, BALANCE_STANDARD,
+    BoothWarning, ClientMsg, Error, ErrorCode, HandoverAction, NoticeKind, Role, ServerMsg, BALANCE_STANDARD,
     BALANCE_STEPS, BALANCE_STEP_DB,
 };
 use std::time::Instant;
@@ -260,15 +260,14 @@ impl Engine {
             p.input = Input::Floor;
         }
         self.restream(room);
-        let warning = was_live
-            .then(|| "the live interpreter moved to another channel: the floor is on air".to_string());
+        let warning = was_live.then_some(BoothWarning::LiveMoved);
         self.notify_booth(room, &from, warning);
         self.notify_booth(room, &to, None);
         self.chat_history(peer);
         Ok(())
     }
 
-    fn notify_peer_booth(&mut self, peer: PeerId, warning: Option<String>) {
+    fn notify_peer_booth(&mut self, peer: PeerId, warning: Option<BoothWarning>) {
         let Some(p) = self.peers.get(&peer) else { return };
         if let Some(lang) = p.booth.clone() {
             let room = p.room.clone();
@@ -278,7 +277,7 @@ impl Engine {
 
     /// Tells every member of a booth how it stands, once the commands of this turn are done:
     /// many changes to a booth in one turn (a crowd leaving at once) make one message per member.
-    pub(super) fn notify_booth(&mut self, room: &str, lang: &str, warning: Option<String>) {
+    pub(super) fn notify_booth(&mut self, room: &str, lang: &str, warning: Option<BoothWarning>) {
         let due = self.booths_due.entry((room.to_string(), lang.to_string())).or_default();
         if warning.is_some() {
             *due = warning;
@@ -321,7 +320,7 @@ impl Engine {
         (listeners, silent)
     }
 
-    fn send_booth(&mut self, room: &str, lang: &str, warning: Option<String>) {
+    fn send_booth(&mut self, room: &str, lang: &str, warning: Option<BoothWarning>) {
         let news = self.booth_news(room, lang);
         let Some(r) = self.rooms.get(room) else { return };
         let Some(c) = r.channel(lang) else { return };
@@ -329,11 +328,7 @@ impl Engine {
         let recording = r.recording.is_some();
         let list = c.booth.infos();
         let listeners = news.0;
-        let warning = warning.or_else(|| {
-            (c.booth.unmuted() > 1).then(|| {
-                "more than one microphone in this booth is open: mute the one not on air".to_string()
-            })
-        });
+        let warning = warning.or_else(|| (c.booth.unmuted() > 1).then_some(BoothWarning::OpenMicrophones));
         for m in &c.booth.members {
             let Some(p) = self.peers.get(&m.peer) else { continue };
             let input = match &p.input {
@@ -349,7 +344,8 @@ impl Engine {
                     muted: m.muted,
                     members: list.clone(),
                     listeners,
-                    warning: warning.clone(),
+                    warning: warning.map(|w| w.text().to_string()),
+                    warning_code: warning,
                     media_time,
                     recording,
                     recorded: recording && c.booth.is_live(m.peer) && m.consent,

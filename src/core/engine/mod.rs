@@ -168,7 +168,7 @@ pub struct Engine {
     stale: BTreeSet<String>,
     /// Booths (room, channel) whose members are told how they stand at the next poll, with the
     /// warning to give them.
-    booths_due: BTreeMap<(String, String), Option<String>>,
+    booths_due: BTreeMap<(String, String), Option<crate::protocol::BoothWarning>>,
     next_state: Option<Instant>,
     stats: Stats,
 }

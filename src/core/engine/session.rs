@@ -5,7 +5,7 @@ use super::{bad, Engine, Output, BOOTH_GRACE, MAX_BOOTH, MAX_CHANNELS, MAX_PEERS
 use crate::core::room::{Channel, Member, PeerId, Room, Source, Stream};
 use crate::core::spec::{ChannelSpec, RoomSpec};
 use crate::core::wire::srtp;
-use crate::protocol::{ChannelInfo, Error, ErrorCode, FloorInfo, Role, ServerMsg};
+use crate::protocol::{BoothWarning, ChannelInfo, Error, ErrorCode, FloorInfo, Role, ServerMsg};
 use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::net::TcpType;
@@ -558,10 +558,7 @@ impl Engine {
     fn after_departure(&mut self, room: &str, booths: Vec<(String, bool)>) {
         self.restream(room);
         for (lang, was_live) in booths {
-            let warning = was_live.then(|| {
-                "the live interpreter disconnected: the floor is on air until a partner takes over"
-                    .to_string()
-            });
+            let warning = was_live.then_some(BoothWarning::LiveDisconnected);
             self.notify_booth(room, &lang, warning);
         }
     }
