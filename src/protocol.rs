@@ -421,6 +421,8 @@ pub enum ErrorCode {
     /// The invitation token is not valid (or names no channel where one is needed).
     BadToken,
     TokenExpired,
+    /// The invitation was revoked by its room's host.
+    Revoked,
     /// The role does not allow it.
     Forbidden,
     /// No such room, channel, member or session.

@@ -59,6 +59,11 @@ impl Store {
                 created_at INTEGER NOT NULL
             );
             CREATE INDEX IF NOT EXISTS captions_room ON captions (room, source, id);
+            CREATE TABLE IF NOT EXISTS revoked (
+                jti TEXT PRIMARY KEY,
+                room TEXT NOT NULL,
+                exp INTEGER NOT NULL
+            );
             CREATE TABLE IF NOT EXISTS rooms (
                 id TEXT PRIMARY KEY,
                 spec TEXT NOT NULL,
@@ -144,6 +149,24 @@ impl Store {
     pub fn set_recording(&self, room: &str, on: bool) -> Result<(), StoreError> {
         self.db().execute("UPDATE rooms SET recording = ?2 WHERE id = ?1", params![room, on])?;
         Ok(())
+    }
+
+    /// Revokes an invitation (by its id) until it would have expired anyway.
+    pub fn revoke(&self, jti: &str, room: &str, exp: u64) -> Result<(), StoreError> {
+        self.db().execute(
+            "INSERT OR IGNORE INTO revoked (jti, room, exp) VALUES (?1, ?2, ?3)",
+            params![jti, room, exp as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The invitations revoked and not yet expired (those expired are forgotten).
+    pub fn revoked(&self, now: u64) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        db.execute("DELETE FROM revoked WHERE exp < ?1", params![now as i64])?;
+        let mut q = db.prepare("SELECT jti FROM revoked")?;
+        let rows = q.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Every stored room, oldest first.

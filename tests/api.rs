@@ -400,13 +400,38 @@ async fn rooms_are_listed_channels_renamed_links_checked_and_drawn_as_qr_codes()
     assert_eq!(st, 401, "{b}");
     assert!(b.contains("token_expired"), "{b}");
 
-    // The new name outlives a restart.
+    // A revoked link says so, cannot join, and stays revoked after a restart; a host cannot
+    // revoke another room's links.
+    let other = s.app.mint("r2", Role::Listener, None, "X", None).token;
+    let (st, _) =
+        http(&s, "POST", "/api/rooms/conf/revoke", Some(&host), Some(&format!(r#"{{"link":"{other}"}}"#)))
+            .await;
+    assert_eq!(st, 403);
+    let link = invite["url"].as_str().unwrap();
+    let (st, b) =
+        http(&s, "POST", "/api/rooms/conf/revoke", Some(&host), Some(&format!(r#"{{"link":"{link}"}}"#)))
+            .await;
+    assert_eq!(st, 200, "{b}");
+    assert!(b.contains(r#""name":"Hall""#), "{b}");
+    let (st, b) = http(&s, "GET", "/api/link", Some(&token), None).await;
+    assert_eq!(st, 401, "{b}");
+    assert!(b.contains(r#""code":"revoked""#), "{b}");
+    let mut sig = Signal::connect(&s).await;
+    match sig.join(&token, None).await {
+        tolk::protocol::ServerMsg::Error { code: tolk::protocol::ErrorCode::Revoked, .. } => {}
+        other => panic!("a revoked link joined: {other:?}"),
+    }
+
+    // The new name outlives a restart, and so does the revocation.
     drop(s);
     let s = server_in(&data).await;
+    let (st, _) = http(&s, "GET", "/api/link", Some(&token), None).await;
+    assert_eq!(st, 401, "still revoked after a restart");
     let (_, room) = http(&s, "GET", "/api/rooms/conf", key, None).await;
     assert!(room.contains(r#""name":"Deutsch""#), "{room}");
+    let kept = s.app.mint("conf", Role::Listener, None, "Kept", None).token;
     let (st, _) = http(&s, "DELETE", "/api/rooms/conf", key, None).await;
     assert_eq!(st, 204);
-    let (st, b) = http(&s, "GET", "/api/link", Some(&token), None).await;
+    let (st, b) = http(&s, "GET", "/api/link", Some(&kept), None).await;
     assert_eq!(st, 404, "a link to a deleted room: {b}");
 }

@@ -367,7 +367,8 @@ async fn an_organiser_creates_a_room_from_the_host_page_and_it_plays() {
     assert!(r["said"]["bad"]["text"].as_str().unwrap().contains("not valid"), "{r}");
     assert!(r["said"]["expired"]["text"].as_str().unwrap().contains("has expired"), "{r}");
     assert!(r["said"]["missing"]["text"].as_str().unwrap().contains("needs an invitation link"), "{r}");
-    for what in ["bad", "expired", "missing"] {
+    assert!(r["said"]["revoked"]["text"].as_str().unwrap().contains("was revoked"), "{r}");
+    for what in ["bad", "expired", "missing", "revoked"] {
         assert_eq!(r["said"][what]["startDisabled"], true, "{what}: {r}");
     }
     for page in ["signIn", "rooms", "host"] {

@@ -221,7 +221,11 @@ function showLink(box, inv) {
   const until = document.createElement('p');
   until.className = 'sub';
   until.textContent = t('host.expires', { when: new Date(inv.expires_at * 1000).toLocaleString(document.documentElement.lang) });
-  const parts = [a, ' ', copy, until];
+  const revoke = document.createElement('button');
+  revoke.type = 'button';
+  revoke.textContent = t('host.revoke');
+  revoke.onclick = () => revokeLink(inv.url, until);
+  const parts = [a, ' ', copy, ' ', revoke, until];
   if (inv.qr) {
     const img = document.createElement('img');
     img.className = 'qr';
@@ -231,6 +235,21 @@ function showLink(box, inv) {
   }
   box.replaceChildren(...parts);
 }
+
+/** Revokes an invitation (a link made here, or one pasted): it cannot join any more. */
+async function revokeLink(link, told) {
+  if (!confirm(t('host.confirm_revoke'))) return;
+  try {
+    const r = await api('/revoke', { link });
+    told.textContent = t('host.revoked', { name: r.name });
+  } catch (e) { fail(e); }
+}
+document.getElementById('revoke').onsubmit = async (ev) => {
+  ev.preventDefault();
+  const field = ev.target.elements.link;
+  await revokeLink(field.value.trim(), document.getElementById('revoke-status'));
+  field.value = '';
+};
 
 // The audience's link: a listener link for a hall (shared by many phones) or an online audience,
 // valid a week, with a QR code to put on a screen.

@@ -8,7 +8,7 @@ export function inviteToken() {
 }
 
 /** Errors after which a page must not rejoin by itself: it would be refused again. */
-const FINAL = new Set(['bad_token', 'token_expired', 'forbidden', 'not_found', 'ended']);
+const FINAL = new Set(['bad_token', 'token_expired', 'revoked', 'forbidden', 'not_found', 'ended']);
 /** How long a media connection may stay "disconnected" (or take to connect) before the page starts over. */
 const MEDIA_GRACE_MS = 3000;
 const CONNECT_LIMIT_MS = 8000;

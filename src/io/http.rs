@@ -7,6 +7,7 @@
 //! - `GET /api/rooms` (API key): every room.
 //! - `POST /api/rooms/{id}/channels` `{"lang","name"?}`: add a channel; `PATCH
 //!   /api/rooms/{id}/channels/{lang}` `{"name"}`: rename it.
+//! - `POST /api/rooms/{id}/revoke` `{"link"}`: revoke an invitation of the room (the link or its token).
 //! - `GET /api/link` (the invitation token as bearer): its room, role and expiry, or why it no
 //!   longer works (pages ask when they open).
 //! - `POST /api/rooms/{id}/tokens` `{"role","channel"?,"also"?,"name","ttl_secs"?,"qr"?}`: mint an
@@ -84,7 +85,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match self.0.code {
             ErrorCode::BadMessage | ErrorCode::BadSdp => StatusCode::BAD_REQUEST,
-            ErrorCode::BadToken | ErrorCode::TokenExpired | ErrorCode::NotJoined => StatusCode::UNAUTHORIZED,
+            ErrorCode::BadToken | ErrorCode::TokenExpired | ErrorCode::Revoked | ErrorCode::NotJoined => {
+                StatusCode::UNAUTHORIZED
+            }
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::AlreadyJoined | ErrorCode::Exists | ErrorCode::Conflict => StatusCode::CONFLICT,
@@ -113,6 +116,7 @@ pub fn router(app: App) -> Router {
         .route("/api/rooms/{id}/channels", post(add_channel))
         .route("/api/rooms/{id}/channels/{lang}", axum::routing::patch(rename_channel))
         .route("/api/rooms/{id}/tokens", post(mint))
+        .route("/api/rooms/{id}/revoke", post(revoke))
         .route("/api/rooms/{id}/transcript", get(transcript).delete(delete_transcript))
         .route("/api/rooms/{id}/recording", post(recording))
         .route("/api/rooms/{id}/recordings", get(recordings))
@@ -228,7 +232,7 @@ fn caller_with(app: &App, value: Option<&str>) -> Result<Caller, Error> {
     if constant_time_eq(value.as_bytes(), app.api_key().as_bytes()) {
         return Ok(Caller::Operator);
     }
-    let claims = app.keys().verify(value)?;
+    let claims = app.verify(value)?;
     if claims.role != Role::Host {
         return Err(Error::new(ErrorCode::Forbidden, "only hosts may use the API"));
     }
@@ -374,7 +378,7 @@ fn qr_svg(text: &str) -> Result<String, Error> {
 async fn link(State(app): State<App>, headers: HeaderMap) -> ApiResult<Response> {
     let token = bearer(&headers)
         .ok_or_else(|| Error::new(ErrorCode::BadToken, "send Authorization: Bearer <invitation token>"))?;
-    let claims = app.keys().verify(token)?;
+    let claims = app.verify(token)?;
     if app.room(claims.room.clone()).await?.is_none() {
         return Err(Error::new(ErrorCode::NotFound, format!("no room {}", claims.room)).into());
     }
@@ -383,6 +387,28 @@ async fn link(State(app): State<App>, headers: HeaderMap) -> ApiResult<Response>
         "expires_at": claims.exp,
     }))
     .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    /// The invitation link, or its token alone.
+    link: String,
+}
+
+/// Revokes an invitation of this room: it cannot join again, and its page says so when it opens.
+async fn revoke(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult<Response> {
+    may_manage(&app, &headers, &id)?;
+    let req: RevokeRequest = body(&bytes)?;
+    let token = req.link.rsplit_once("token=").map_or(req.link.as_str(), |(_, t)| t).trim();
+    let claims = app.revoke(&id, token)?;
+    Ok(Json(serde_json::json!({"revoked": claims.jti, "role": claims.role, "name": claims.name}))
+        .into_response())
 }
 
 /// The rooms of this server (the operator: the API key).

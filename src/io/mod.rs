@@ -80,6 +80,8 @@ struct Inner {
     used: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     /// Where recordings are written.
     recordings: std::path::PathBuf,
+    /// Invitations revoked by their hosts (their ids), kept in the database too.
+    revoked: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// An invitation: a token and the page it opens.
@@ -205,6 +207,37 @@ impl App {
         cmd: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command,
     ) -> Result<T, Error> {
         self.ask(cmd).await?
+    }
+
+    /// Checks an invitation: signed by this server, not expired, not revoked.
+    pub fn verify(&self, token: &str) -> Result<Claims, Error> {
+        let claims = self.inner.keys.verify(token)?;
+        if self.inner.revoked.lock().expect("no panics while holding the revoked set").contains(&claims.jti) {
+            return Err(Error::new(
+                ErrorCode::Revoked,
+                "this invitation was revoked by the room's host: ask for a new link",
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// Revokes an invitation of `room`: it cannot join again (sessions already in stay until
+    /// they leave). Kept in the database until the invitation would have expired.
+    pub fn revoke(&self, room: &str, token: &str) -> Result<Claims, Error> {
+        let claims = self.inner.keys.verify(token)?;
+        if claims.room != room {
+            return Err(Error::new(ErrorCode::Forbidden, "that invitation is for another room"));
+        }
+        if claims.jti.is_empty() {
+            return Err(Error::new(ErrorCode::BadMessage, "that invitation has no id to revoke"));
+        }
+        self.inner.store.revoke(&claims.jti, room, claims.exp).map_err(stored)?;
+        self.inner
+            .revoked
+            .lock()
+            .expect("no panics while holding the revoked set")
+            .insert(claims.jti.clone());
+        Ok(claims)
     }
 
     pub fn keys(&self) -> &Keys {
@@ -753,6 +786,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         .chain(config.rtp_out.iter().map(|o| o.room.clone()))
         .collect();
 
+    let revoked = store
+        .revoked(unix_now())
+        .map_err(|e| StartError::Serve(std::io::Error::other(e)))?
+        .into_iter()
+        .collect();
     let api_key = config.api_key.clone().unwrap_or_else(|| random_hex(16));
     let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
     let app = App {
@@ -775,6 +813,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             links: limits::Links::new(config.listeners_per_link),
             used: Default::default(),
             recordings: config.recordings(),
+            revoked: std::sync::Mutex::new(revoked),
         }),
     };
     let (shutdown, stop) = oneshot::channel::<()>();

@@ -79,7 +79,7 @@ async fn handle(
                     Error::new(ErrorCode::AlreadyJoined, "this session has already joined").to_msg(),
                 );
             }
-            let claims = match app.keys().verify(&token) {
+            let claims = match app.verify(&token) {
                 Ok(c) => c,
                 Err(e) => return Some(e.to_msg()),
             };

@@ -101,7 +101,7 @@ async fn offer(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| Error::new(ErrorCode::BadToken, "send Authorization: Bearer <invitation token>"))?;
-    let claims = app.keys().verify(token)?;
+    let claims = app.verify(token)?;
     let allowed = match door {
         "whip" => matches!(claims.role, Role::Floor | Role::Interpreter),
         _ => matches!(claims.role, Role::Listener | Role::Host),

@@ -3,6 +3,7 @@
 // the audience's link (both with a QR code) bring an interpreter and a listener who hears them;
 // a channel renamed reaches the listener's page; bad, expired and missing links say so on load.
 // Usage: node organise.mjs <base-url> <api-key> <expired-listener-url> <floor-wav> <voice-wav> [screenshot-dir]
+// (a revoked link is made and revoked on the host page)
 import { launch, open, deadline, spectrum, axe } from './lib.mjs';
 
 const [base, key, expiredUrl, floorWav, voiceWav, shots] = process.argv.slice(2);
@@ -70,9 +71,18 @@ try {
   await l.waitForFunction(() => document.querySelector('[data-channel="es"]').textContent.includes('Español de España'), null, { timeout: 5_000 });
   const renamed = await l.textContent('[data-channel="es"]');
 
+  // The host revokes a listener link it just made.
+  await org.selectOption('#invite [name=role]', 'listener');
+  await org.click('#invite button.primary');
+  await org.waitForFunction(() => document.querySelector('#link a')?.href.includes('listen.html'), null, { timeout: 5_000 });
+  const revokedUrl = await org.getAttribute('#link a', 'href');
+  org.once('dialog', (d) => d.accept());
+  await org.click('#link button:has-text("Revoke")');
+  await org.waitForFunction(() => /Revoked/.test(document.querySelector('#link .sub').textContent), null, { timeout: 5_000 });
+
   // Links that do not work say so when their page opens.
   const said = {};
-  for (const [what, url] of [['bad', `${base}/listen.html#token=not-a-token`], ['expired', expiredUrl], ['missing', `${base}/interpret.html`]]) {
+  for (const [what, url] of [['revoked', revokedUrl], ['bad', `${base}/listen.html#token=not-a-token`], ['expired', expiredUrl], ['missing', `${base}/interpret.html`]]) {
     const p = await open(browser, url, what);
     await p.waitForFunction(() => !!document.body.dataset.link, null, { timeout: 10_000 });
     said[what] = { text: await p.textContent('#status'), startDisabled: await p.isDisabled('#start') };
