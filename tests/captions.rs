@@ -321,32 +321,8 @@ async fn committed_captions_survive_kill_9() {
         ),
     )
     .unwrap();
-    let start = || async {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tolk"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines.next_line().await.unwrap().expect("tolk prints its address");
-            if let Some(rest) = line.strip_prefix("tolk is serving http://") {
-                break rest.split_whitespace().next().unwrap().parse::<std::net::SocketAddr>().unwrap();
-            }
-        };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        (child, addr)
-    };
-    let mint = |addr, role: &'static str| async move {
-        let body = format!(r#"{{"role":"{role}","name":"{role}"}}"#);
-        let (st, b) =
-            http_at(addr, "POST", "/api/rooms/demo/tokens", Some("k"), "application/json", &body).await;
-        assert_eq!(st, 201, "{b}");
-        serde_json::from_str::<serde_json::Value>(&b).unwrap()["token"].as_str().unwrap().to_string()
-    };
+    let start = || spawn_tolk(&config, None);
+    let mint = |addr, role: &'static str| mint_demo(addr, role);
 
     let (mut child, addr) = start().await;
     let mut host = Signal::connect_to(addr).await;

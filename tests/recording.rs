@@ -289,14 +289,8 @@ async fn after_kill_9_the_files_play_to_the_last_second_and_a_restart_records_in
         ),
     )
     .unwrap();
-    let (mut child, addr) = spawn(&config, None).await;
-    let mint = |role: &'static str| async move {
-        let body = format!(r#"{{"role":"{role}","name":"{role}"}}"#);
-        let (st, b) =
-            http_at(addr, "POST", "/api/rooms/demo/tokens", Some("k"), "application/json", &body).await;
-        assert_eq!(st, 201, "{b}");
-        serde_json::from_str::<serde_json::Value>(&b).unwrap()["token"].as_str().unwrap().to_string()
-    };
+    let (mut child, addr) = spawn_tolk(&config, None).await;
+    let mint = |role: &'static str| mint_demo(addr, role);
     let mut floor = Signal::connect_to(addr).await;
     floor.join(&mint("floor").await, None).await;
     let _speaker = media(&mut floor, Some(440.0), false).await;
@@ -327,7 +321,7 @@ async fn after_kill_9_the_files_play_to_the_last_second_and_a_restart_records_in
     }
 
     // The restart goes on recording the room, in a take of its own.
-    let (_child, addr) = spawn(&config, None).await;
+    let (_child, addr) = spawn_tolk(&config, None).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (st, list) = http_at(addr, "GET", "/api/rooms/demo/recordings", Some("k"), "", "").await;
     assert_eq!(st, 200, "{list}");
@@ -357,14 +351,8 @@ async fn a_full_disk_stops_the_recording_with_a_message_and_the_room_plays_on() 
     )
     .unwrap();
     // The recordings on a 4 MiB tmpfs of the server's own (a mount namespace).
-    let (_child, addr) = spawn(&config, Some(&recordings)).await;
-    let mint = |role: &'static str| async move {
-        let body = format!(r#"{{"role":"{role}","name":"{role}"}}"#);
-        let (st, b) =
-            http_at(addr, "POST", "/api/rooms/demo/tokens", Some("k"), "application/json", &body).await;
-        assert_eq!(st, 201, "{b}");
-        serde_json::from_str::<serde_json::Value>(&b).unwrap()["token"].as_str().unwrap().to_string()
-    };
+    let (_child, addr) = spawn_tolk(&config, Some(&recordings)).await;
+    let mint = |role: &'static str| mint_demo(addr, role);
     let mut floor = Signal::connect_to(addr).await;
     floor.join(&mint("floor").await, None).await;
     let _speaker = media(&mut floor, Some(440.0), false).await;
@@ -414,44 +402,6 @@ async fn a_full_disk_stops_the_recording_with_a_message_and_the_room_plays_on() 
     }
     let (_, room) = http_at(addr, "GET", "/api/rooms/demo", Some("k"), "", "").await;
     assert!(room.contains(r#""recording":false"#), "{room}");
-}
-
-/// Starts the release binary with `config` (on a tmpfs of its own at `tmpfs`, in a mount
-/// namespace, when given); returns it and its HTTP address.
-async fn spawn(config: &Path, tmpfs: Option<&Path>) -> (tokio::process::Child, std::net::SocketAddr) {
-    use tokio::io::AsyncBufReadExt;
-    let tolk = env!("CARGO_BIN_EXE_tolk");
-    let mut cmd = match tmpfs {
-        None => {
-            let mut c = tokio::process::Command::new(tolk);
-            c.args(["serve", "--config"]).arg(config);
-            c
-        }
-        Some(dir) => {
-            let mut c = tokio::process::Command::new("unshare");
-            c.args([
-                "-m",
-                "sh",
-                "-c",
-                "mount -t tmpfs -o size=4m tmpfs \"$1\" && exec \"$2\" serve --config \"$3\"",
-                "sh",
-            ])
-            .arg(dir)
-            .arg(tolk)
-            .arg(config);
-            c
-        }
-    };
-    let mut child = cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true).spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next_line().await.unwrap().expect("tolk prints its address");
-        if let Some(rest) = line.strip_prefix("tolk is serving http://") {
-            break rest.split_whitespace().next().unwrap().parse::<std::net::SocketAddr>().unwrap();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
 }
 
 /// A GET, optionally with a bearer and a Range header: (status, head, body bytes).

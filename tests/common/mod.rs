@@ -609,3 +609,44 @@ pub async fn aiortc_whip_whep(
     );
     serde_json::from_str(stdout.lines().last().unwrap_or("")).expect("a JSON result line")
 }
+
+/// Starts the tolk binary with `config` and returns it with its HTTP address; with `tmpfs`, in a
+/// mount namespace of its own with a 4 MiB tmpfs mounted at that directory.
+pub async fn spawn_tolk(
+    config: &std::path::Path,
+    tmpfs: Option<&std::path::Path>,
+) -> (tokio::process::Child, std::net::SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let tolk = env!("CARGO_BIN_EXE_tolk");
+    let mut cmd = match tmpfs {
+        None => {
+            let mut c = tokio::process::Command::new(tolk);
+            c.args(["serve", "--config"]).arg(config);
+            c
+        }
+        Some(dir) => {
+            let mut c = tokio::process::Command::new("unshare");
+            let script = "mount -t tmpfs -o size=4m tmpfs \"$1\" && exec \"$2\" serve --config \"$3\"";
+            c.args(["-m", "sh", "-c", script, "sh"]).arg(dir).arg(tolk).arg(config);
+            c
+        }
+    };
+    let mut child = cmd.stdout(std::process::Stdio::piped()).kill_on_drop(true).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next_line().await.unwrap().expect("tolk prints its address");
+        if let Some(rest) = line.strip_prefix("tolk is serving http://") {
+            break rest.split_whitespace().next().unwrap().parse::<std::net::SocketAddr>().unwrap();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+/// An invitation to room `demo` of the server at `addr` (API key `k`), named after its role.
+pub async fn mint_demo(addr: std::net::SocketAddr, role: &str) -> String {
+    let body = format!(r#"{{"role":"{role}","name":"{role}"}}"#);
+    let (st, b) = http_at(addr, "POST", "/api/rooms/demo/tokens", Some("k"), "application/json", &body).await;
+    assert_eq!(st, 201, "{b}");
+    serde_json::from_str::<serde_json::Value>(&b).unwrap()["token"].as_str().unwrap().to_string()
+}
