@@ -206,6 +206,9 @@ impl Config {
                 "listeners_per_link and max_connections must be positive".into(),
             ));
         }
+        if self.recording_days == 0 {
+            return Err(ConfigError::Invalid("recording_days must be at least 1".into()));
+        }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::Invalid("token_ttl_secs must be positive".into()));
         }

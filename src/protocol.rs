@@ -342,8 +342,8 @@ pub enum NoticeKind {
     CaptionsBehind,
     /// The plain RTP tap feeding the floor took a new sender (to hosts; `from` is its address).
     TapSender,
-    /// The server stopped a recording (to hosts; `from` says why: `disk_full`, `too_slow` (the
-    /// disk could not keep up), `not_allowed` (no permission to write), `write_failed`).
+    /// The server stopped a recording (to hosts; `from` says why: `disk_full`, `not_allowed` (no
+    /// permission to write), `write_failed`).
     RecordingStopped,
 }
 

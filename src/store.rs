@@ -204,11 +204,24 @@ impl Store {
 
     /// A room's lines, in order; `source` filters to one ("floor" or a channel).
     pub fn lines(&self, room: &str, source: Option<&str>) -> Result<Vec<Line>, StoreError> {
+        self.lines_made(room, source, 0, u64::MAX / 2)
+    }
+
+    /// As [`Store::lines`], only those written between `from` and `to` (seconds since the Unix
+    /// epoch): one run of the server (the room's media time starts again after a restart).
+    pub fn lines_made(
+        &self,
+        room: &str,
+        source: Option<&str>,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Line>, StoreError> {
         let db = self.db();
         let mut q = db.prepare(
-            "SELECT source, lang, start_ms, end_ms, text FROM captions WHERE room = ?1 AND (?2 IS NULL OR source = ?2) ORDER BY id",
+            "SELECT source, lang, start_ms, end_ms, text FROM captions WHERE room = ?1 AND (?2 IS NULL OR source = ?2) \
+             AND created_at BETWEEN ?3 AND ?4 ORDER BY id",
         )?;
-        let rows = q.query_map(params![room, source], |r| {
+        let rows = q.query_map(params![room, source, from as i64, to as i64], |r| {
             Ok(Line {
                 source: r.get(0)?,
                 lang: r.get(1)?,

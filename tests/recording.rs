@@ -107,6 +107,14 @@ async fn each_channel_and_the_floor_become_ogg_opus_files_of_the_right_length_an
     while r.voice.frames().last().is_none_or(|f| f.rtp < began + 10 * 48_000) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // A take being written is listed as running and cannot be deleted.
+    let (st, list) = http(&r.s, "GET", "/api/rooms/r/recordings", Some(KEY), None).await;
+    assert_eq!(st, 200);
+    let running: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(running["takes"][0]["running"], true, "{list}");
+    let take = running["takes"][0]["take"].as_str().unwrap().to_string();
+    let (st, b) = http(&r.s, "DELETE", &format!("/api/rooms/r/recordings/{take}"), Some(KEY), None).await;
+    assert_eq!(st, 409, "{b}");
     assert_eq!(r.host.ask_opt(ClientMsg::Record { on: false }).await, None);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -142,7 +150,8 @@ async fn each_channel_and_the_floor_become_ogg_opus_files_of_the_right_length_an
     let (st, list) = http(&r.s, "GET", "/api/rooms/r/recordings", Some(KEY), None).await;
     assert_eq!(st, 200, "{list}");
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
-    let take = list["takes"][0]["take"].as_str().unwrap().to_string();
+    assert_eq!(list["takes"][0]["take"], take.as_str());
+    assert_eq!(list["takes"][0]["running"], false);
     assert_eq!(list["takes"][0]["files"][0]["name"], "floor.opus");
     let size = std::fs::metadata(dir.join("es.opus")).unwrap().len();
     let path = format!("/api/rooms/r/recordings/{take}/es.opus");
@@ -163,13 +172,17 @@ async fn each_channel_and_the_floor_become_ogg_opus_files_of_the_right_length_an
         end_ms: at + 900,
         text: text.into(),
     };
-    r.s.app.store().append("r", &line("dentro", start + 1500), 0).unwrap();
-    r.s.app.store().append("r", &line("después", end + 5000), 0).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    r.s.app.store().append("r", &line("dentro", start + 1500), now).unwrap();
+    r.s.app.store().append("r", &line("después", end + 5000), now).unwrap();
+    // A line of another run of the server (long ago) at the same media time is not this take's.
+    r.s.app.store().append("r", &line("antes", start + 1500), now - 86_400).unwrap();
     let (st, vtt) =
         http(&r.s, "GET", &format!("/api/rooms/r/recordings/{take}/es.vtt"), Some(KEY), None).await;
     assert_eq!(st, 200);
     assert!(vtt.contains("00:00:01.500 --> 00:00:02.400\ndentro"), "{vtt}");
     assert!(!vtt.contains("después"), "a caption after the take is not in it: {vtt}");
+    assert!(!vtt.contains("antes"), "nor one of another run: {vtt}");
     // Deleting the take removes its files.
     let (st, _) = http(&r.s, "DELETE", &format!("/api/rooms/r/recordings/{take}"), Some(KEY), None).await;
     assert_eq!(st, 204);
@@ -230,8 +243,7 @@ async fn only_hosts_record_list_and_download() {
         assert_eq!(st, 403, "{role:?}: {b}");
         let (st, _) = http(&r.s, "GET", "/api/rooms/r/recordings", Some(&t), None).await;
         assert_eq!(st, 403, "{role:?}");
-        let (st, _, _) =
-            get(r.s.http, &format!("/api/rooms/r/recordings/x/floor.opus?token={t}"), None, None).await;
+        let (st, _, _) = get(r.s.http, "/api/rooms/r/recordings/x/floor.opus", Some(&t), None).await;
         assert_eq!(st, 403, "{role:?}");
     }
     match r.es.ask(ClientMsg::Record { on: true }).await {
@@ -248,7 +260,7 @@ async fn only_hosts_record_list_and_download() {
         l.ask(ClientMsg::Consent { record: true }).await,
         ServerMsg::Error { code: ErrorCode::Forbidden, .. }
     ));
-    // A host token of the room does all of it, also as a plain link.
+    // A host token of the room does all of it; the list's signed links download without it.
     let host = token(&r.s, Role::Host, None, "H");
     let (st, b) = http(&r.s, "POST", "/api/rooms/r/recording", Some(&host), body).await;
     assert_eq!(st, 200, "{b}");
@@ -260,9 +272,22 @@ async fn only_hosts_record_list_and_download() {
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     let take = list["takes"][0]["take"].as_str().unwrap();
     let (st, _, bytes) =
-        get(r.s.http, &format!("/api/rooms/r/recordings/{take}/floor.opus?token={host}"), None, None).await;
+        get(r.s.http, &format!("/api/rooms/r/recordings/{take}/floor.opus"), Some(&host), None).await;
     assert_eq!(st, 200);
     assert_eq!(&bytes[..4], b"OggS");
+    let signed = list["takes"][0]["files"][0]["url"].as_str().unwrap().to_string();
+    assert!(!signed.contains(&host), "no token in a link");
+    let (st, _, bytes) = get(r.s.http, &signed, None, None).await;
+    assert_eq!((st, &bytes[..4]), (200, &b"OggS"[..]), "a signed link needs no credentials");
+    let forged = signed.replace("floor.opus", "es.opus");
+    let (st, _, _) = get(r.s.http, &forged, None, None).await;
+    assert_eq!(st, 401, "a signature is for one file");
+    let late = signed.replace("exp=", "exp=1");
+    let (st, _, _) = get(r.s.http, &late, None, None).await;
+    assert_eq!(st, 401, "nor for another expiry");
+    let (st, _, _) =
+        get(r.s.http, &format!("/api/rooms/r/recordings/{take}/floor.opus?token={host}"), None, None).await;
+    assert_eq!(st, 400, "a token is never taken from a URL");
     // Turned off for the server: refused, with the reason.
     let dir = fresh_dir("recordings");
     let off = server_with(move |c| {
@@ -329,6 +354,11 @@ async fn after_kill_9_the_files_play_to_the_last_second_and_a_restart_records_in
     let takes = list["takes"].as_array().unwrap();
     assert_eq!(takes.len(), 2, "{list}");
     assert!(takes[0]["stopped_at"].is_null() && takes[1]["stopped_at"].is_null());
+    assert_eq!(
+        (&takes[0]["running"], &takes[1]["running"]),
+        (&false.into(), &true.into()),
+        "the cut-off take is not running: {list}"
+    );
     assert!(takes[1]["files"][0]["bytes"].as_u64().unwrap() > 0, "{list}");
     let (_, room) = http_at(addr, "GET", "/api/rooms/demo", Some("k"), "", "").await;
     assert!(room.contains(r#""recording":true"#), "{room}");

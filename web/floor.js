@@ -4,7 +4,8 @@ import { init, t, languagePicker } from './i18n.js';
 
 await init();
 document.body.prepend(languagePicker());
-await checkLink();
+// Start is enabled at the end, once every handler is in place (and only for a link that works).
+const linkWorks = checkLink();
 
 const session = new Session();
 window.tolk = { session };
@@ -34,3 +35,5 @@ document.getElementById('start').onclick = async (ev) => {
     ev.target.hidden = true;
   } catch (e) { fail(e); ev.target.disabled = false; }
 };
+
+if (await linkWorks) document.getElementById('start').disabled = false;

@@ -32,7 +32,8 @@ function preferred() {
 
 /** Loads the catalogues and translates the page; call once before anything is shown. */
 export async function init() {
-  fallback = await catalogue('en');
+  // Without its catalogue a page still works: `t()` then shows each message's key.
+  fallback = await catalogue('en').catch(() => ({}));
   await use(preferred());
 }
 

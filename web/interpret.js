@@ -4,7 +4,8 @@ import { init, t, languagePicker } from './i18n.js';
 
 await init();
 document.body.prepend(languagePicker());
-await checkLink();
+// Start is enabled at the end, once every handler is in place (and only for a link that works).
+const linkWorks = checkLink();
 import { boothChat } from './chat.js';
 
 const session = new Session();
@@ -106,7 +107,7 @@ $('hear-floor').onclick = () => session.send({ type: 'input', channel: null });
 $('ready').onclick = () => session.send({ type: 'handover', action: 'ready' });
 $('go').onclick = () => session.send({ type: 'handover', action: 'go' });
 $('take').onclick = () => session.send({ type: 'handover', action: 'take' });
-$('mute').onclick = () => session.send({ type: 'mute', muted: !booth.muted });
+$('mute').onclick = () => { if (booth) session.send({ type: 'mute', muted: !booth.muted }); };
 $('slow').onclick = () => { session.send({ type: 'slow_down' }); show('status', t('interpret.asked_slow')); };
 // Cough button: muted while held, by pointer or by the Space (or Enter) key; on release the
 // microphone returns to how it was. The pointer is captured, so a page that moves under it (a
@@ -128,6 +129,7 @@ const release = () => {
   session.send({ type: 'mute', muted: mutedBefore });
 };
 cough.addEventListener('pointerdown', (e) => {
+  if (e.button !== 0) return;
   cough.setPointerCapture(e.pointerId);
   hold();
 });
@@ -146,6 +148,8 @@ cough.addEventListener('keyup', (e) => {
   release();
 });
 cough.addEventListener('blur', release);
+// A long press on a phone opens no menu and selects nothing.
+cough.addEventListener('contextmenu', (e) => e.preventDefault());
 
 // Run on every (re)join: the microphone and the return again, then what the interpreter had
 // (booth, input, mute); being live comes back by itself unless a partner took over meanwhile.
@@ -184,3 +188,5 @@ $('start').onclick = async (ev) => {
     $('start').hidden = true;
   } catch (e) { fail(e); ev.target.disabled = false; }
 };
+
+if (await linkWorks) document.getElementById('start').disabled = false;

@@ -4,7 +4,8 @@ import { init, t, languageName, languagePicker } from './i18n.js';
 
 await init();
 document.body.prepend(languagePicker());
-await checkLink();
+// Start is enabled at the end, once every handler is in place (and only for a link that works).
+const linkWorks = checkLink();
 
 const $ = (id) => document.getElementById(id);
 const session = new Session();
@@ -163,3 +164,5 @@ $('start').onclick = async (ev) => {
     await keepAwake();
   } catch (e) { fail(e); ev.target.disabled = false; }
 };
+
+if (await linkWorks) document.getElementById('start').disabled = false;

@@ -5,7 +5,6 @@ import { t, languageName } from './i18n.js';
 
 const $ = (id) => document.getElementById(id);
 const KEY = 'tolk.apiKey';
-$('organiser').hidden = false;
 
 function status(text, error = false) {
   const el = $('organise-status');
@@ -78,6 +77,9 @@ $('create').onsubmit = async (ev) => {
     status(explain(e), true);
   }
 };
+
+// Shown once every handler is in place: a form sent before would leave the page.
+$('organiser').hidden = false;
 
 // Signed in already in this tab (back from a room): the rooms at once.
 try {

@@ -4,8 +4,7 @@ import { checkLink, Session, inviteToken, show, fail, captionIndicator, recordin
 import { t, languageName } from './i18n.js';
 import { boothChat } from './chat.js';
 
-document.getElementById('room-console').hidden = false;
-await checkLink();
+const linkWorks = checkLink();
 
 const token = inviteToken();
 const session = new Session();
@@ -165,10 +164,11 @@ async function listTakes() {
   const { takes } = await r.json();
   keyed(document.getElementById('takes'), takes, (take) => take.take, () => document.createElement('li'), (li, take) => {
     const when = new Date(take.started_at * 1000).toLocaleString(document.documentElement.lang);
-    const parts = [document.createTextNode(take.stopped_at ? `${when}: ` : `${t('host.take_running', { when })}: `)];
+    const parts = [document.createTextNode(take.running ? `${t('host.take_running', { when })}: ` : `${when}: `)];
     for (const f of take.files) {
       const a = document.createElement('a');
-      a.href = `${base}/${take.take}/${f.name}?token=${encodeURIComponent(token)}`;
+      // A signed link (valid an hour): the host's own token never goes into a URL.
+      a.href = f.url;
       a.textContent = `${f.name.replace('.opus', '')} (${size(f.bytes)})`;
       parts.push(a, document.createTextNode(' '));
     }
@@ -275,6 +275,9 @@ document.getElementById('delete-room').onclick = async () => {
 };
 
 followConnection(session, () => t('status.connected'));
+// Shown once every handler is in place: nothing on it can be pressed before it works.
+document.getElementById('room-console').hidden = false;
+await linkWorks;
 document.addEventListener('tolk-language', () => { if (lastState) render(lastState); listTakes(); });
 try {
   // On every (re)join the room's state arrives again.

@@ -15,12 +15,12 @@
 //! - `POST /api/rooms/{id}/recording` `{"on"}`: start or stop recording the room.
 //! - `GET /api/rooms/{id}/recordings`: its takes and their files; `GET .../recordings/{take}/{file}`
 //!   downloads one (`floor.opus`, `es.opus`; range requests), `.../{take}/es.vtt` its source's
-//!   transcript on the file's timeline; `DELETE` a take or one file.
+//!   transcript on the file's timeline; `DELETE` a take or one file. The list gives each file a
+//!   signed link (`?exp=&sig=`) that downloads it for an hour without credentials.
 //!
-//! Authorisation is `Authorization: Bearer <API key>`, or a host token of that room for its own
-//! room (a download may carry it as `?token=`, for a plain link).
+//! Authorisation is `Authorization: Bearer <API key>`, or a host token of that room for its own room.
 
-use super::{record, signal, App};
+use super::{disk, record, signal, App};
 use crate::core::engine::stats::COUNTERS;
 use crate::core::spec::{ChannelSpec, RoomSpec};
 use crate::protocol::{Error, ErrorCode, Role, MAX_MESSAGE};
@@ -222,11 +222,7 @@ enum Caller {
 }
 
 fn caller(app: &App, headers: &HeaderMap) -> Result<Caller, Error> {
-    caller_with(app, bearer(headers))
-}
-
-fn caller_with(app: &App, value: Option<&str>) -> Result<Caller, Error> {
-    let value = value.ok_or_else(|| {
+    let value = bearer(headers).ok_or_else(|| {
         Error::new(ErrorCode::BadToken, "send Authorization: Bearer <API key or host token>")
     })?;
     if constant_time_eq(value.as_bytes(), app.api_key().as_bytes()) {
@@ -244,11 +240,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn may_manage(app: &App, headers: &HeaderMap, room: &str) -> Result<(), Error> {
-    may_manage_with(app, bearer(headers), room)
-}
-
-fn may_manage_with(app: &App, value: Option<&str>, room: &str) -> Result<(), Error> {
-    match caller_with(app, value)? {
+    match caller(app, headers)? {
         Caller::Operator => Ok(()),
         Caller::Host(r) if r == room => Ok(()),
         Caller::Host(_) => Err(Error::new(ErrorCode::Forbidden, "a host token manages only its own room")),
@@ -508,30 +500,27 @@ async fn recording(
     Ok(Json(serde_json::json!({"recording": req.on})).into_response())
 }
 
-fn disk(e: std::io::Error) -> Error {
-    tracing::error!("recordings: {e}");
-    Error::new(ErrorCode::Busy, "the server could not read its recordings; try again later")
-}
-
 async fn recordings(
     State(app): State<App>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
-    let root = app.recordings().to_path_buf();
-    let takes = tokio::task::spawn_blocking(move || record::list(&root, &id))
-        .await
-        .map_err(|_| Error::new(ErrorCode::Busy, "try again"))?
-        .map_err(disk)?;
+    let mut takes = app.takes(&id).await?;
+    for t in &mut takes {
+        for f in &mut t.files {
+            f.url = Some(app.file_url(&id, &t.take, &f.name));
+        }
+    }
     Ok(Json(serde_json::json!({"takes": takes})).into_response())
 }
 
+/// A signed download link's expiry and signature (from the list of takes).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DownloadQuery {
-    /// The API key or a host token, for a plain link (no header).
-    token: Option<String>,
+    exp: Option<u64>,
+    sig: Option<String>,
 }
 
 async fn download(
@@ -541,14 +530,24 @@ async fn download(
     axum::extract::Query(q): axum::extract::Query<DownloadQuery>,
     request: axum::extract::Request,
 ) -> ApiResult<Response> {
-    may_manage_with(&app, bearer(&headers).or(q.token.as_deref()), &id)?;
+    let signed = match (q.exp, q.sig.as_deref()) {
+        (Some(exp), Some(sig)) => app.file_link_valid(&id, &take, &file, exp, sig),
+        _ => false,
+    };
+    if !signed {
+        may_manage(&app, &headers, &id)?;
+    }
     let missing = || Error::new(ErrorCode::NotFound, format!("no recording {take}/{file} in room {id}"));
     if let Some(track) = file.strip_suffix(".vtt") {
         // The transcript of the file's source, on the file's timeline.
-        let takes = record::list(app.recordings(), &id).map_err(disk)?;
+        let takes = app.takes(&id).await?;
         let t = takes.iter().find(|t| t.take == take).ok_or_else(missing)?;
-        let lines =
-            app.store().lines(&id, Some(track)).map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
+        // Lines of this take's run of the server only: media time starts again after a restart.
+        let until = t.info.stopped_at.map_or(u64::MAX / 2, |s| s + 5);
+        let lines = app
+            .store()
+            .lines_made(&id, Some(track), t.info.started_at.saturating_sub(5), until)
+            .map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
         let start = t.info.media_start_ms;
         let end = t.info.media_end_ms.unwrap_or(u64::MAX);
         let lines: Vec<_> = lines
@@ -586,10 +585,8 @@ async fn delete_take(
     Path((id, take)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
-    match record::delete(app.recordings(), &id, &take, None).map_err(disk)? {
-        true => Ok(StatusCode::NO_CONTENT.into_response()),
-        false => Err(Error::new(ErrorCode::NotFound, format!("no recording {take} in room {id}")).into()),
-    }
+    app.delete_recording(&id, &take, None).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn delete_recording(
@@ -598,12 +595,8 @@ async fn delete_recording(
     Path((id, take, file)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
-    match record::delete(app.recordings(), &id, &take, Some(&file)).map_err(disk)? {
-        true => Ok(StatusCode::NO_CONTENT.into_response()),
-        false => {
-            Err(Error::new(ErrorCode::NotFound, format!("no recording {take}/{file} in room {id}")).into())
-        }
-    }
+    app.delete_recording(&id, &take, Some(file)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[cfg(test)]

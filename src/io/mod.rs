@@ -80,6 +80,10 @@ struct Inner {
     used: std::sync::Mutex<HashMap<String, std::time::Instant>>,
     /// Where recordings are written.
     recordings: std::path::PathBuf,
+    /// The takes being written now, shared with the recorders.
+    open_takes: record::OpenTakes,
+    /// Signs recording download links (a key of its own, derived from the token secret).
+    file_key: aws_lc_rs::hmac::Key,
     /// Invitations revoked by their hosts (their ids), kept in the database too.
     revoked: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -108,6 +112,12 @@ fn stored(e: crate::store::StoreError) -> Error {
 
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("the clock is after 1970").as_secs()
+}
+
+/// A recordings error as the client hears it (the details go to the log).
+pub(crate) fn disk(e: std::io::Error) -> Error {
+    tracing::error!("recordings: {e}");
+    Error::new(ErrorCode::Busy, "the server could not read its recordings; try again later")
 }
 
 fn gone() -> Error {
@@ -318,9 +328,7 @@ impl App {
             return Err(stored(e));
         }
         // Recordings left under the same id belong to an earlier meeting: a new room starts empty.
-        if let Err(e) = record::delete_room(&self.inner.recordings, &kept.id) {
-            tracing::error!(room = kept.id, "old recordings not deleted: {e}");
-        }
+        self.delete_room_recordings(&kept.id).await;
         Ok(view)
     }
 
@@ -390,11 +398,16 @@ impl App {
 
     /// Deletes a room: its sessions end, its definition and transcript are deleted.
     pub async fn delete_room(&self, id: String) -> Result<(), Error> {
+        self.remove_room(id, true).await
+    }
+
+    /// Deletes a room, with its recordings or without them (an expired room's stay for their days).
+    async fn remove_room(&self, id: String, recordings: bool) -> Result<(), Error> {
         let r = self.request(|reply| Command::DeleteRoom { id: id.clone(), reply }).await;
         // The database is cleaned even when the engine had no such room (a room that failed to restore).
         let stored = self.inner.store.delete_room(&id).map_err(stored)?;
-        if let Err(e) = record::delete_room(&self.inner.recordings, &id) {
-            tracing::error!(room = id, "recordings not deleted: {e}");
+        if recordings {
+            self.delete_room_recordings(&id).await;
         }
         match r {
             Ok(()) => {
@@ -448,7 +461,8 @@ impl App {
             }
         }
         for id in &expired {
-            self.delete_room(id.clone()).await?;
+            // Its recordings stay for `recording_days`: a room nobody uses is not a recording nobody wants.
+            self.remove_room(id.clone(), false).await?;
             tracing::info!(room = id, "room expired: nobody joined it for {} s", after.as_secs());
         }
         Ok(expired)
@@ -473,17 +487,64 @@ impl App {
     /// recording it (in new files).
     pub async fn set_recording(&self, room: &str, on: bool) -> Result<(), Error> {
         if on {
-            self.room_to_record()?;
+            self.room_to_record().await?;
         }
         let room_id = room.to_string();
         self.request(|reply| Command::Record { room: room_id, on, reply }).await?;
         self.keep_recording(room, on)
     }
 
+    /// Deletes every recording of a room (off the async threads: it may be gigabytes).
+    async fn delete_room_recordings(&self, id: &str) {
+        let (root, room) = (self.inner.recordings.clone(), id.to_string());
+        match tokio::task::spawn_blocking(move || record::delete_room(&root, &room)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(room = id, "recordings not deleted: {e}"),
+            Err(e) => tracing::error!(room = id, "recordings not deleted: {e}"),
+        }
+    }
+
+    /// A room's takes, oldest first (each running or not).
+    pub async fn takes(&self, room: &str) -> Result<Vec<record::Take>, Error> {
+        let (root, id, open) =
+            (self.inner.recordings.clone(), room.to_string(), self.inner.open_takes.clone());
+        tokio::task::spawn_blocking(move || record::list(&root, &id, &open))
+            .await
+            .map_err(|_| Error::new(ErrorCode::Busy, "try again"))?
+            .map_err(disk)
+    }
+
+    /// Deletes a take, or one file of it; a take being written is refused (stop it first).
+    pub async fn delete_recording(&self, room: &str, take: &str, file: Option<String>) -> Result<(), Error> {
+        if record::running(&self.inner.recordings, room, take, &self.inner.open_takes) {
+            return Err(Error::new(
+                ErrorCode::Conflict,
+                "this take is being recorded: stop the recording first",
+            ));
+        }
+        let (root, id, t, f) =
+            (self.inner.recordings.clone(), room.to_string(), take.to_string(), file.clone());
+        let done = tokio::task::spawn_blocking(move || record::delete(&root, &id, &t, f.as_deref()))
+            .await
+            .map_err(|_| Error::new(ErrorCode::Busy, "try again"))?
+            .map_err(disk)?;
+        if done {
+            Ok(())
+        } else {
+            let what = file.map_or(take.to_string(), |f| format!("{take}/{f}"));
+            Err(Error::new(ErrorCode::NotFound, format!("no recording {what} in room {room}")))
+        }
+    }
+
     /// Refuses a recording when its disk has less than [`record::MIN_FREE`] free.
-    pub(crate) fn room_to_record(&self) -> Result<(), Error> {
-        let _ = std::fs::create_dir_all(&self.inner.recordings);
-        let free = sys::free_bytes(&self.inner.recordings).unwrap_or(u64::MAX);
+    pub(crate) async fn room_to_record(&self) -> Result<(), Error> {
+        let root = self.inner.recordings.clone();
+        let free = tokio::task::spawn_blocking(move || {
+            let _ = std::fs::create_dir_all(&root);
+            sys::free_bytes(&root).unwrap_or(u64::MAX)
+        })
+        .await
+        .unwrap_or(u64::MAX);
         if free < record::MIN_FREE {
             return Err(Error::new(
                 ErrorCode::Unavailable,
@@ -495,6 +556,36 @@ impl App {
 
     pub(crate) fn keep_recording(&self, room: &str, on: bool) -> Result<(), Error> {
         self.inner.store.set_recording(room, on).map_err(stored)
+    }
+
+    /// A download link for one recorded file, valid for an hour without other credentials:
+    /// `?exp=<unix seconds>&sig=<HMAC of room, take, file and expiry>`.
+    pub fn file_url(&self, room: &str, take: &str, file: &str) -> String {
+        let exp = unix_now() + 3600;
+        let sig =
+            aws_lc_rs::hmac::sign(&self.inner.file_key, format!("{room}/{take}/{file}/{exp}").as_bytes());
+        let hex: String = sig.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        format!("/api/rooms/{room}/recordings/{take}/{file}?exp={exp}&sig={hex}")
+    }
+
+    /// Whether a download link's signature is this server's and still valid.
+    pub fn file_link_valid(&self, room: &str, take: &str, file: &str, exp: u64, sig: &str) -> bool {
+        if exp < unix_now() || sig.len() != 64 {
+            return false;
+        }
+        let Ok(bytes) = (0..sig.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&sig[i..i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+        else {
+            return false;
+        };
+        aws_lc_rs::hmac::verify(
+            &self.inner.file_key,
+            format!("{room}/{take}/{file}/{exp}").as_bytes(),
+            &bytes,
+        )
+        .is_ok()
     }
 
     /// Where recordings are written.
@@ -703,6 +794,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let mut asr = asr.into_iter();
     let mut senders = Vec::new();
     let mut udp_addrs = Vec::new();
+    let open_takes = record::OpenTakes::default();
     let mut tap_addr = None;
     for index in 0..engines {
         // Engine i listens on the configured UDP port + i (or any port, when it is 0).
@@ -748,7 +840,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 captions: asr.is_some(),
                 recording: config.recording,
             },
-            recorder: record::Recorder::spawn(config.recordings(), store.clone(), index),
+            recorder: record::Recorder::spawn(config.recordings(), store.clone(), index, open_takes.clone()),
             tcp,
             tap,
             outs: if index == 0 { config.rtp_out.clone() } else { Vec::new() },
@@ -805,6 +897,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             asr_skipped,
             metrics: metrics::Metrics::new(tick, restarts),
             keys: Keys::new(secret.as_bytes()),
+            file_key: aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                format!("recordings:{secret}").as_bytes(),
+            ),
             api_key,
             metrics_token: config.metrics_token.clone(),
             turn: config.turn.clone(),
@@ -813,6 +909,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             links: limits::Links::new(config.listeners_per_link),
             used: Default::default(),
             recordings: config.recordings(),
+            open_takes,
             revoked: std::sync::Mutex::new(revoked),
         }),
     };
@@ -851,8 +948,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                     tracing::warn!("rooms not expired: {e}");
                 }
             }
-            let (root, days) = (app.inner.recordings.clone(), recording_days);
-            match tokio::task::spawn_blocking(move || record::purge(&root, days, unix_now())).await {
+            let (root, days, open) =
+                (app.inner.recordings.clone(), recording_days, app.inner.open_takes.clone());
+            match tokio::task::spawn_blocking(move || record::purge(&root, days, unix_now(), &open)).await {
                 Ok(Ok(0)) => {}
                 Ok(Ok(n)) => tracing::info!("deleted {n} recordings older than {days} days"),
                 Ok(Err(e)) => tracing::warn!("recordings not purged: {e}"),

@@ -12,16 +12,17 @@ use crate::core::room::Payload;
 use crate::store::Store;
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::File;
-use std::io::{ErrorKind, Write};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Ticks a recorder may have queued before the room's recording stops: 10 s of one room (a
-/// disk that slow must not grow memory, nor ever hold the media thread).
+/// Ticks a recorder may have queued (10 s of one room): beyond, a tick is dropped and counted
+/// (its files get an empty frame there, so they keep their timeline) rather than grow memory or
+/// ever hold the media thread.
 const QUEUE: usize = 500;
 /// Packets per Ogg page: one page, and so one write to the file, each second.
 const PAGE_PACKETS: u64 = 50;
@@ -34,6 +35,14 @@ const PRE_SKIP: u16 = 312;
 const EMPTY_FRAME: [u8; 1] = [0xF8];
 /// A recording is refused when its disk has less than this free.
 pub const MIN_FREE: u64 = 1 << 20;
+
+/// The takes being written now (their directories), shared by the writers and the API: a take
+/// being written is neither deleted nor purged, and is listed as running.
+pub type OpenTakes = Arc<Mutex<HashSet<PathBuf>>>;
+
+fn is_open(open: &OpenTakes, dir: &Path) -> bool {
+    open.lock().expect("no panics while holding the open takes").contains(dir)
+}
 
 /// A take as `take.json` keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -55,6 +64,9 @@ pub struct Take {
     pub take: String,
     #[serde(flatten)]
     pub info: TakeInfo,
+    /// Being written now (a take cut off by a crash has no `stopped_at` but is not running).
+    #[serde(default)]
+    pub running: bool,
     pub files: Vec<FileInfo>,
 }
 
@@ -63,6 +75,10 @@ pub struct FileInfo {
     /// `floor.opus` or `<channel>.opus`.
     pub name: String,
     pub bytes: u64,
+    /// A link that downloads the file for a while without the host's credentials (signed), for
+    /// a player or a plain download.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 fn unix_now() -> u64 {
@@ -86,7 +102,7 @@ fn stamp(secs: u64) -> String {
 }
 
 /// Why a recording stopped, as the host is told (a code the pages say in the person's language;
-/// the details go to the log): `disk_full`, `not_allowed`, `write_failed`, `too_slow`.
+/// the details go to the log): `disk_full`, `not_allowed`, `write_failed`.
 fn reason(e: &std::io::Error) -> String {
     match e.kind() {
         ErrorKind::StorageFull => "disk_full".into(),
@@ -97,7 +113,7 @@ fn reason(e: &std::io::Error) -> String {
 
 /// One file of a take.
 struct Track {
-    writer: PacketWriter<'static, File>,
+    writer: PacketWriter<'static, BufWriter<File>>,
     serial: u32,
     packets: u64,
 }
@@ -105,7 +121,7 @@ struct Track {
 impl Track {
     fn create(path: &Path, serial: u32, room: &str, name: &str, info: &TakeInfo) -> std::io::Result<Track> {
         let file = File::options().write(true).create_new(true).open(path)?;
-        let mut writer = PacketWriter::new(file);
+        let mut writer = PacketWriter::new(BufWriter::new(file));
         // RFC 7845: the identification header, then the comment header, each on its own page.
         let mut head = b"OpusHead".to_vec();
         head.push(1); // version
@@ -131,10 +147,12 @@ impl Track {
             tags.extend_from_slice(c.as_bytes());
         }
         writer.write_packet(tags, serial, PacketWriteEndInfo::EndPage, 0)?;
+        writer.inner_mut().flush()?;
         Ok(Track { writer, serial, packets: 0 })
     }
 
-    /// Writes one tick's packet; a page ends every second, and with `last` the stream.
+    /// Writes one tick's packet; a page ends every second, and with `last` the stream. A page,
+    /// once written, is handed to the disk (`sync_data`): it survives kill -9 and a power cut.
     fn write(&mut self, data: &[u8], last: bool) -> std::io::Result<()> {
         self.packets += 1;
         let end = if last {
@@ -144,7 +162,13 @@ impl Track {
         } else {
             PacketWriteEndInfo::NormalPacket
         };
-        self.writer.write_packet(data.to_vec(), self.serial, end, self.packets * TICK_SAMPLES)
+        self.writer.write_packet(data.to_vec(), self.serial, end, self.packets * TICK_SAMPLES)?;
+        if end != PacketWriteEndInfo::NormalPacket {
+            let file = self.writer.inner_mut();
+            file.flush()?;
+            file.get_ref().sync_data()?;
+        }
+        Ok(())
     }
 }
 
@@ -154,10 +178,20 @@ struct Open {
     room: String,
     info: TakeInfo,
     tracks: BTreeMap<String, Track>,
+    /// The media time of the last tick written (for a take that ends without its stop).
+    last_ms: u64,
+    /// Where this take is listed as open, until it is dropped.
+    open: OpenTakes,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.open.lock().expect("no panics while holding the open takes").remove(&self.dir);
+    }
 }
 
 impl Open {
-    fn begin(root: &Path, room: &str, ms: u64) -> std::io::Result<Open> {
+    fn begin(root: &Path, room: &str, ms: u64, open: &OpenTakes) -> std::io::Result<Open> {
         let started_at = unix_now();
         let parent = root.join(room);
         std::fs::create_dir_all(&parent)?;
@@ -171,9 +205,17 @@ impl Open {
         }
         std::fs::create_dir(&dir)?;
         let info = TakeInfo { started_at, media_start_ms: ms, stopped_at: None, media_end_ms: None };
-        let open = Open { dir, room: room.to_string(), info, tracks: BTreeMap::new() };
-        open.save()?;
-        Ok(open)
+        open.lock().expect("no panics while holding the open takes").insert(dir.clone());
+        let take = Open {
+            dir,
+            room: room.to_string(),
+            info,
+            tracks: BTreeMap::new(),
+            last_ms: ms,
+            open: open.clone(),
+        };
+        take.save()?;
+        Ok(take)
     }
 
     fn save(&self) -> std::io::Result<()> {
@@ -185,6 +227,7 @@ impl Open {
     /// One tick: every track gets its packet (a track new to the take, a channel added
     /// meanwhile, first gets empty frames back to the take's start).
     fn frame(&mut self, ms: u64, tracks: Vec<(String, Option<Payload>)>) -> std::io::Result<()> {
+        self.last_ms = ms;
         let index = (ms.saturating_sub(self.info.media_start_ms) / 20).saturating_sub(1);
         for (name, payload) in tracks {
             let track = match self.tracks.get_mut(&name) {
@@ -216,7 +259,7 @@ impl Open {
         }
         self.info.stopped_at = Some(unix_now());
         // The stream's last packet (empty, ending it) is one more tick.
-        self.info.media_end_ms = ms.map(|m| m + 20);
+        self.info.media_end_ms = Some(ms.unwrap_or(self.last_ms) + 20);
         self.save()
     }
 }
@@ -226,44 +269,68 @@ impl Open {
 pub struct Recorder {
     tx: SyncSender<Record>,
     failed: Receiver<(String, String)>,
-    /// Rooms whose queue overflowed, to be stopped by the engine.
-    overflowed: VecDeque<(String, String)>,
+    /// Starts and stops that found the queue full, sent before anything else next time.
+    pending: VecDeque<Record>,
+    /// Ticks dropped because the writer fell behind (their files get empty frames there).
+    pub dropped: u64,
 }
 
 impl Recorder {
-    pub fn spawn(root: PathBuf, store: Arc<Store>, index: usize) -> Recorder {
+    pub fn spawn(root: PathBuf, store: Arc<Store>, index: usize, open: OpenTakes) -> Recorder {
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let (failed_tx, failed) = mpsc::channel();
         std::thread::Builder::new()
             .name(format!("tolk-record-{index}"))
-            .spawn(move || write(&root, &store, rx, failed_tx))
+            .spawn(move || write(&root, &store, rx, failed_tx, &open))
             .expect("the recorder thread starts");
-        Recorder { tx, failed, overflowed: VecDeque::new() }
+        Recorder { tx, failed, pending: VecDeque::new(), dropped: 0 }
     }
 
+    /// Hands a record to the writer without waiting: a tick that finds the queue full is
+    /// dropped (counted, logged once every 500); a start or stop waits for the next call.
     pub fn offer(&mut self, record: Record) {
-        match self.tx.try_send(record) {
-            Ok(()) => {}
-            Err(TrySendError::Full(r)) => {
-                let room = match r {
-                    Record::Start { room, .. } | Record::Frame { room, .. } | Record::Stop { room, .. } => {
-                        room
-                    }
-                };
-                tracing::warn!(room, "the recorder fell {QUEUE} ticks behind: the recording stops");
-                self.overflowed.push_back((room, "too_slow".into()));
+        while let Some(r) = self.pending.pop_front() {
+            if let Err(TrySendError::Full(r)) = self.tx.try_send(r) {
+                self.pending.push_front(r);
+                break;
             }
-            Err(TrySendError::Disconnected(_)) => {}
+        }
+        let record = match record {
+            r @ (Record::Start { .. } | Record::Stop { .. }) if !self.pending.is_empty() => {
+                self.pending.push_back(r);
+                return;
+            }
+            r => r,
+        };
+        match self.tx.try_send(record) {
+            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Full(Record::Frame { room, .. })) => {
+                if self.dropped.is_multiple_of(QUEUE as u64) {
+                    tracing::warn!(
+                        room,
+                        dropped = self.dropped + 1,
+                        "the recorder is behind: ticks dropped (empty frames in the files)"
+                    );
+                }
+                self.dropped += 1;
+            }
+            Err(TrySendError::Full(r)) => self.pending.push_back(r),
         }
     }
 
     /// A room whose recording could not go on, and why (for its hosts).
     pub fn poll_failed(&mut self) -> Option<(String, String)> {
-        self.overflowed.pop_front().or_else(|| self.failed.try_recv().ok())
+        self.failed.try_recv().ok()
     }
 }
 
-fn write(root: &Path, store: &Store, rx: Receiver<Record>, failed: mpsc::Sender<(String, String)>) {
+fn write(
+    root: &Path,
+    store: &Store,
+    rx: Receiver<Record>,
+    failed: mpsc::Sender<(String, String)>,
+    takes: &OpenTakes,
+) {
     let mut open: HashMap<String, Open> = HashMap::new();
     let fail = |room: &str, e: std::io::Error, open: &mut HashMap<String, Open>| {
         tracing::error!(room, "recording stopped: {e}");
@@ -279,7 +346,7 @@ fn write(root: &Path, store: &Store, rx: Receiver<Record>, failed: mpsc::Sender<
                 if let Some(old) = open.remove(&room) {
                     let _ = old.finish(None);
                 }
-                match Open::begin(root, &room, ms) {
+                match Open::begin(root, &room, ms, takes) {
                     Ok(o) => {
                         tracing::info!(room, take = %o.dir.display(), "recording");
                         open.insert(room, o);
@@ -321,7 +388,7 @@ pub fn file_path(root: &Path, room: &str, take: &str, file: &str) -> Option<Path
 }
 
 /// A room's takes, oldest first.
-pub fn list(root: &Path, room: &str) -> std::io::Result<Vec<Take>> {
+pub fn list(root: &Path, room: &str, open: &OpenTakes) -> std::io::Result<Vec<Take>> {
     if !plain(room) {
         return Ok(Vec::new());
     }
@@ -341,17 +408,24 @@ pub fn list(root: &Path, room: &str) -> std::io::Result<Vec<Take>> {
             let f = f?;
             let name = f.file_name().to_string_lossy().into_owned();
             if name.ends_with(".opus") {
-                files.push(FileInfo { name, bytes: f.metadata()?.len() });
+                files.push(FileInfo { name, bytes: f.metadata()?.len(), url: None });
             }
         }
         files.sort_by(|a, b| (a.name != "floor.opus", &a.name).cmp(&(b.name != "floor.opus", &b.name)));
-        takes.push(Take { take, info, files });
+        let running = is_open(open, &entry.path());
+        takes.push(Take { take, info, running, files });
     }
     takes.sort_by(|a, b| a.take.cmp(&b.take));
     Ok(takes)
 }
 
+/// Whether a take is being written now.
+pub fn running(root: &Path, room: &str, take: &str, open: &OpenTakes) -> bool {
+    plain(room) && plain(take) && is_open(open, &root.join(room).join(take))
+}
+
 /// Deletes one file of a take, or the whole take (`file` unset); false when there was none.
+/// A take being written is not deleted (the caller refuses: stop the recording first).
 pub fn delete(root: &Path, room: &str, take: &str, file: Option<&str>) -> std::io::Result<bool> {
     if !(plain(room) && plain(take)) {
         return Ok(false);
@@ -380,8 +454,9 @@ pub fn delete_room(root: &Path, room: &str) -> std::io::Result<()> {
     }
 }
 
-/// Deletes takes that began more than `days` days before `now` (retention); returns how many.
-pub fn purge(root: &Path, days: u64, now: u64) -> std::io::Result<usize> {
+/// Deletes takes that began more than `days` days before `now` (retention), but none being
+/// written; returns how many. A room whose directory cannot be read is skipped, not the rest.
+pub fn purge(root: &Path, days: u64, now: u64, open: &OpenTakes) -> std::io::Result<usize> {
     let cutoff = now.saturating_sub(days * 86_400);
     let rooms = match std::fs::read_dir(root) {
         Ok(d) => d,
@@ -391,11 +466,16 @@ pub fn purge(root: &Path, days: u64, now: u64) -> std::io::Result<usize> {
     let mut n = 0;
     for room in rooms {
         let room = room?.file_name().to_string_lossy().into_owned();
-        for t in list(root, &room)? {
-            if t.info.started_at < cutoff {
-                delete(root, &room, &t.take, None)?;
-                n += 1;
+        let takes = match list(root, &room, open) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(room, "recordings not purged: {e}");
+                continue;
             }
+        };
+        for t in takes.into_iter().filter(|t| t.info.started_at < cutoff && !t.running) {
+            delete(root, &room, &t.take, None)?;
+            n += 1;
         }
     }
     Ok(n)
@@ -441,8 +521,12 @@ mod tests {
         }
         let json = |t: &str| std::fs::metadata(root.join(format!("r/{t}/take.json"))).unwrap().len();
         assert_eq!(usage(&root), 2 * 4 + json("old") + json("new"));
-        assert_eq!(purge(&root, 30, 41 * day).unwrap(), 1);
-        let left: Vec<String> = list(&root, "r").unwrap().into_iter().map(|t| t.take).collect();
+        let open = OpenTakes::default();
+        open.lock().unwrap().insert(root.join("r/old"));
+        assert_eq!(purge(&root, 30, 41 * day, &open).unwrap(), 0, "a take being written stays");
+        open.lock().unwrap().clear();
+        assert_eq!(purge(&root, 30, 41 * day, &open).unwrap(), 1);
+        let left: Vec<String> = list(&root, "r", &open).unwrap().into_iter().map(|t| t.take).collect();
         assert_eq!(left, ["new"]);
         assert!(delete(&root, "r", "new", Some("floor.opus")).unwrap());
         assert!(!delete(&root, "r", "new", Some("floor.opus")).unwrap(), "already gone");

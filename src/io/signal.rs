@@ -115,7 +115,7 @@ async fn handle(
         ClientMsg::Record { on } if joined.is_some() => {
             let room = joined.clone().expect("checked");
             if on {
-                if let Err(e) = app.room_to_record() {
+                if let Err(e) = app.room_to_record().await {
                     return Some(e.to_msg());
                 }
             }

@@ -17,6 +17,7 @@ try {
   // Every page before it joins, then after (the listener by keyboard only).
   const listener = await open(browser, listenerUrl, 'listener');
   found.listener = await axe(listener);
+  await listener.waitForSelector('#start:not([disabled])');
   await listener.keyboard.press('Tab'); // the language menu
   await listener.keyboard.press('Tab'); // Start
   const startFocused = await listener.evaluate(() => document.activeElement?.id);

@@ -149,7 +149,7 @@ impl Engine {
                         c.listeners += 1;
                     }
                 }
-                Stream::Booth { .. } => {}
+                Stream::Booth { .. } | Stream::Unreturned(_) => {}
             }
         }
         (floor, channels)

@@ -43,6 +43,9 @@ pub enum Stream {
     /// A channel with the floor under its interpreter at another level than the channel's
     /// own ducking: `floor_db` while the interpreter speaks (a listener's balance step).
     Balance { lang: String, floor_db: i8 },
+    /// A channel over the floor without the channel returned to it, for a recording while the
+    /// returned channel's live interpreter has not agreed to be recorded.
+    Unreturned(String),
     /// What an interpreter of booth `lang` hears: the input, plus the live
     /// partner's voice when `partner` (the passive booth member follows the live one).
     Booth { lang: String, input: Input, partner: bool },
@@ -249,18 +252,30 @@ impl Room {
     /// What each track of a recording gets this tick: the floor, then each channel as its
     /// listeners hear it; a channel whose live interpreter has not agreed to be recorded gets
     /// the floor instead. `None`: nothing this tick (the player conceals it).
+    ///
+    /// A channel returned to the floor is in the floor and in every other channel's mix: while its
+    /// live interpreter has not agreed, the tracks come from the floor without it instead.
     pub fn recorded(&self) -> Vec<(String, Option<Payload>)> {
-        let floor = self.payload(&Stream::Floor).cloned();
+        let unconsented =
+            self.floor_return.as_deref().filter(|l| self.channel(l).is_some_and(|c| !Self::consents(c)));
+        let floor = match unconsented {
+            Some(l) => {
+                self.payload(&Stream::Booth { lang: l.to_string(), input: Input::Floor, partner: false })
+            }
+            None => self.payload(&Stream::Floor),
+        }
+        .cloned();
         let mut tracks = Vec::with_capacity(1 + self.channels.len());
         tracks.push(("floor".to_string(), floor.clone()));
         for c in &self.channels {
-            let consented = c.booth.live.and_then(|p| c.booth.member(p)).is_none_or(|m| m.consent);
-            let payload = if consented {
+            let payload = if !Self::consents(c) {
+                floor.clone()
+            } else if unconsented.is_some() {
+                self.payload(&Stream::Unreturned(c.lang.clone())).cloned()
+            } else {
                 let heard =
                     self.outputs.iter().find(|(s, _)| matches!(s, Stream::Channel(l) if *l == c.lang));
                 heard.and_then(|(_, o)| o.payload.clone())
-            } else {
-                floor.clone()
             };
             tracks.push((c.lang.clone(), payload));
         }
@@ -398,6 +413,44 @@ impl Room {
             && self.channels.iter().all(|c| c.booth.members.iter().all(|m| m.source.is_none()))
     }
 
+    /// Puts `c`'s voice over `floor`, the floor lowered along the channel's ducking envelope to
+    /// `floor_db` at full depth, ramped across the frame from the last tick's value so that no
+    /// step is heard (one gain for a steady frame).
+    fn duck_as(c: &Channel, floor: &mut [f32; FRAME], floor_db: f32) {
+        let (from, to) = c.ducked;
+        if from == to {
+            let g = mixer::db_to_gain(to * floor_db);
+            floor.iter_mut().for_each(|x| *x *= g);
+        } else {
+            let n = FRAME as f32;
+            for (i, x) in floor.iter_mut().enumerate() {
+                let f = from + (to - from) * (i as f32 + 1.0) / n;
+                *x *= mixer::db_to_gain(f * floor_db);
+            }
+        }
+        mixer::add(floor, &c.voice, 1.0);
+    }
+
+    /// Whether a channel's recording may carry its live interpreter (nobody live, or one who agreed).
+    fn consents(c: &Channel) -> bool {
+        c.booth.live.and_then(|p| c.booth.member(p)).is_none_or(|m| m.consent)
+    }
+
+    /// The streams a recording may take its tracks from this tick: the Floor and each channel,
+    /// and while a channel is returned to the floor, the floor without it and each other channel
+    /// over that (for when the returned interpreter has not agreed to be recorded).
+    pub fn recorded_streams(&self) -> Vec<Stream> {
+        let mut all = vec![Stream::Floor];
+        all.extend(self.channels.iter().map(|c| Stream::Channel(c.lang.clone())));
+        if let Some(l) = &self.floor_return {
+            all.push(Stream::Booth { lang: l.clone(), input: Input::Floor, partner: false });
+            all.extend(
+                self.channels.iter().filter(|c| &c.lang != l).map(|c| Stream::Unreturned(c.lang.clone())),
+            );
+        }
+        all
+    }
+
     /// What one stream carries this tick, before limiting and encoding.
     fn mix(&self, stream: &Stream) -> Option<[f32; FRAME]> {
         let mut pcm = [0f32; FRAME];
@@ -408,15 +461,12 @@ impl Room {
             Stream::Balance { lang, floor_db } => {
                 let c = self.channel(lang)?;
                 pcm.copy_from_slice(self.floor_for(lang));
-                // The channel's ducking envelope, taken to this step's depth, ramped across the
-                // frame from the last tick's value so that no step is heard.
-                let (from, to) = c.ducked;
-                let n = FRAME as f32;
-                for (i, x) in pcm.iter_mut().enumerate() {
-                    let f = from + (to - from) * (i as f32 + 1.0) / n;
-                    *x *= mixer::db_to_gain(f * f32::from(*floor_db));
-                }
-                mixer::add(&mut pcm, &c.voice, 1.0);
+                Self::duck_as(c, &mut pcm, f32::from(*floor_db));
+            }
+            Stream::Unreturned(lang) => {
+                let c = self.channel(lang)?;
+                pcm.copy_from_slice(&self.floor_raw[..]);
+                Self::duck_as(c, &mut pcm, c.duck.depth_db.min(0.0));
             }
             Stream::Booth { lang, input, partner } => {
                 match input {
