@@ -106,6 +106,7 @@ impl Net {
                 channel: Some("es".into()),
                 also: vec![],
                 name: format!("l{i}"),
+                invitation: String::new(),
             };
             engine.handle_join(now, i as u64, &who, None).unwrap();
             let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(now);

@@ -33,6 +33,7 @@ impl Claims {
             channel: self.channel.clone(),
             also: self.also.clone(),
             resume: None,
+            invitation: self.jti.clone(),
         }
     }
 }

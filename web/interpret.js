@@ -107,18 +107,22 @@ $('hear-floor').onclick = () => session.send({ type: 'input', channel: null });
 $('ready').onclick = () => session.send({ type: 'handover', action: 'ready' });
 $('go').onclick = () => session.send({ type: 'handover', action: 'go' });
 $('take').onclick = () => session.send({ type: 'handover', action: 'take' });
-$('mute').onclick = () => { if (booth) session.send({ type: 'mute', muted: !booth.muted }); };
+// What the interpreter chose with Mute, apart from a cough held now: a reconnect restores it.
+let userMuted = false;
+$('mute').onclick = () => {
+  if (!booth) return;
+  userMuted = !booth.muted;
+  session.send({ type: 'mute', muted: userMuted || coughing });
+};
 $('slow').onclick = () => { session.send({ type: 'slow_down' }); show('status', t('interpret.asked_slow')); };
 // Cough button: muted while held, by pointer or by the Space (or Enter) key; on release the
 // microphone returns to how it was. The pointer is captured, so a page that moves under it (a
 // warning that comes or goes) cannot release it; only lifting it does.
 let coughing = false;
-let mutedBefore = false;
 const cough = $('cough');
 const hold = () => {
   if (coughing || !booth) return;
   coughing = true;
-  mutedBefore = booth.muted;
   cough.setAttribute('aria-pressed', 'true');
   session.send({ type: 'mute', muted: true });
 };
@@ -126,7 +130,7 @@ const release = () => {
   if (!coughing) return;
   coughing = false;
   cough.setAttribute('aria-pressed', 'false');
-  session.send({ type: 'mute', muted: mutedBefore });
+  session.send({ type: 'mute', muted: userMuted });
 };
 cough.addEventListener('pointerdown', (e) => {
   if (e.button !== 0) return;
@@ -172,7 +176,8 @@ async function setup(mic, joined, again) {
   $('volume').oninput = $('bass').oninput = $('treble').oninput = apply;
   if (again && before) {
     if (before.input !== null) session.send({ type: 'input', channel: before.input });
-    if (before.muted) session.send({ type: 'mute', muted: true });
+    // As chosen (a cough released while the connection was down is released now too).
+    if (before.muted !== (userMuted || coughing)) session.send({ type: 'mute', muted: userMuted || coughing });
     if (consent !== null) session.send({ type: 'consent', record: consent });
   }
   render();

@@ -141,7 +141,7 @@ export class Session extends EventTarget {
   }
 
   receive(msg) {
-    if (msg.type === 'error' && msg.code === 'ended') return this.end(msg);
+    if (msg.type === 'error' && (msg.code === 'ended' || msg.code === 'revoked')) return this.end(msg);
     const i = this.waiting.findIndex((w) => w.types.includes(msg.type));
     if (i >= 0) {
       const [w] = this.waiting.splice(i, 1);

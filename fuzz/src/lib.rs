@@ -24,5 +24,5 @@ pub fn engine(now: Instant, tcp: bool) -> Engine {
 
 /// An admission into room `r`.
 pub fn admission(role: Role) -> Admission {
-    Admission { room: "r".into(), role, name: "fuzz".into(), channel: None, also: vec![], resume: None }
+    Admission { room: "r".into(), role, name: "fuzz".into(), channel: None, also: vec![], resume: None, invitation: String::new() }
 }

@@ -63,6 +63,12 @@ pub enum Command {
         name: String,
         reply: oneshot::Sender<Result<RoomView, Error>>,
     },
+    /// End the sessions of a revoked invitation.
+    Revoke {
+        room: String,
+        invitation: String,
+        reply: oneshot::Sender<Result<usize, Error>>,
+    },
     /// Start or stop recording a room.
     Record {
         room: String,
@@ -358,6 +364,9 @@ fn apply(engine: &mut Engine, sessions: &mut Sessions, cmd: Command) {
         }
         Command::RenameChannel { room, lang, name, reply } => {
             let _ = reply.send(engine.rename_channel(&room, &lang, name));
+        }
+        Command::Revoke { room, invitation, reply } => {
+            let _ = reply.send(Ok(engine.revoke(&room, &invitation)));
         }
         Command::Record { room, on, reply } => {
             let _ = reply.send(engine.set_recording(&room, on));

@@ -398,9 +398,10 @@ async fn revoke(
     may_manage(&app, &headers, &id)?;
     let req: RevokeRequest = body(&bytes)?;
     let token = req.link.rsplit_once("token=").map_or(req.link.as_str(), |(_, t)| t).trim();
-    let claims = app.revoke(&id, token)?;
-    Ok(Json(serde_json::json!({"revoked": claims.jti, "role": claims.role, "name": claims.name}))
-        .into_response())
+    let (claims, ended) = app.revoke(&id, token).await?;
+    let answer =
+        serde_json::json!({"revoked": claims.jti, "role": claims.role, "name": claims.name, "ended": ended});
+    Ok(Json(answer).into_response())
 }
 
 /// The rooms of this server (the operator: the API key).

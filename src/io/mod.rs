@@ -154,6 +154,7 @@ impl App {
                 .ok_or_else(|| Error::new(ErrorCode::NotJoined, "not joined")),
             Command::AddChannel { room: id, .. }
             | Command::RenameChannel { room: id, .. }
+            | Command::Revoke { room: id, .. }
             | Command::Record { room: id, .. }
             | Command::Room { id, .. }
             | Command::DeleteRoom { id, .. } => room(id),
@@ -231,9 +232,9 @@ impl App {
         Ok(claims)
     }
 
-    /// Revokes an invitation of `room`: it cannot join again (sessions already in stay until
-    /// they leave). Kept in the database until the invitation would have expired.
-    pub fn revoke(&self, room: &str, token: &str) -> Result<Claims, Error> {
+    /// Revokes an invitation of `room`: it cannot join again, and its sessions end. Kept in the
+    /// database until the invitation would have expired. Returns it, and how many sessions ended.
+    pub async fn revoke(&self, room: &str, token: &str) -> Result<(Claims, usize), Error> {
         let claims = self.inner.keys.verify(token)?;
         if claims.room != room {
             return Err(Error::new(ErrorCode::Forbidden, "that invitation is for another room"));
@@ -247,7 +248,9 @@ impl App {
             .lock()
             .expect("no panics while holding the revoked set")
             .insert(claims.jti.clone());
-        Ok(claims)
+        let (r, invitation) = (room.to_string(), claims.jti.clone());
+        let ended = self.request(|reply| Command::Revoke { room: r, invitation, reply }).await.unwrap_or(0);
+        Ok((claims, ended))
     }
 
     pub fn keys(&self) -> &Keys {

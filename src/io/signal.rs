@@ -48,7 +48,7 @@ pub async fn session(socket: WebSocket, app: App) {
             Some(ev) = events.recv() => Some(*ev),
         };
         if let Some(reply) = reply {
-            let ended = matches!(reply, ServerMsg::Error { code: ErrorCode::Ended, .. });
+            let ended = matches!(reply, ServerMsg::Error { code: ErrorCode::Ended | ErrorCode::Revoked, .. });
             let text = serde_json::to_string(&reply).expect("server messages serialise");
             if sink.send(Message::Text(text.into())).await.is_err() || ended {
                 break;

@@ -236,6 +236,7 @@ impl Sim {
             name: name.into(),
             channel: channel.map(str::to_string),
             also: also.iter().map(|s| s.to_string()).collect(),
+            invitation: format!("link of {name}"),
         };
         let joined = self.engine.handle_join(self.now, peer, &who, publish.map(str::to_string))?;
         let addr: SocketAddr = format!("10.1.{}.{}:4000", peer / 250, peer % 250 + 1).parse().unwrap();

@@ -36,6 +36,8 @@ pub(crate) struct Peer {
     pub(super) dirty: bool,
     /// The key a rejoining session of the same person brings ([`super::Admission::resume`]).
     pub(super) resume: Option<String>,
+    /// The id of the invitation it joined with.
+    pub(super) invitation: String,
     /// How many booth chat lines it may still send.
     pub(super) chat: super::chat::ChatAllowance,
     pub(super) link: Link,
@@ -82,6 +84,7 @@ impl Peer {
             channels: Vec::new(),
             booth: None,
             resume: None,
+            invitation: String::new(),
             chat: super::chat::ChatAllowance::new(now),
             input: Input::Floor,
             stream: listening.clone(),

@@ -24,6 +24,8 @@ pub struct Admission {
     /// The same person coming back (a page that reconnects, a WHIP client that posts again):
     /// a session of this room with the same role and key is replaced by the new one.
     pub resume: Option<String>,
+    /// The invitation's id: when its host revokes it, its sessions end.
+    pub invitation: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -272,8 +274,25 @@ impl Engine {
 
     /// Ends a session for good: it is told why (`ended`: its page does not come back) and leaves.
     fn end(&mut self, peer: PeerId, why: &str, keep: Option<Instant>) {
-        self.out.push_back(Output::Event { peer, msg: Error::new(ErrorCode::Ended, why).to_msg() });
+        self.end_with(peer, Error::new(ErrorCode::Ended, why), keep);
+    }
+
+    fn end_with(&mut self, peer: PeerId, why: Error, keep: Option<Instant>) {
+        self.out.push_back(Output::Event { peer, msg: why.to_msg() });
         self.leave(peer, keep);
+    }
+
+    /// Ends every session of `room` that joined with the invitation `id` (its host revoked it);
+    /// returns how many.
+    pub fn revoke(&mut self, room: &str, id: &str) -> usize {
+        let mut peers: Vec<PeerId> = self.peers_of(room).filter(|p| self.peers[p].invitation == id).collect();
+        peers.sort_unstable();
+        for &peer in &peers {
+            let why =
+                Error::new(ErrorCode::Revoked, "the room's host revoked this invitation: ask for a new link");
+            self.end_with(peer, why, None);
+        }
+        peers.len()
     }
 
     pub fn room_view(&self, id: &str) -> Option<RoomView> {
@@ -380,6 +399,7 @@ impl Engine {
             }
         }
         let mut p = Peer::new(who.room.clone(), who.role, who.name.clone(), listening, now);
+        p.invitation = who.invitation.clone();
         p.channels = channels.clone();
         p.booth = booth.clone();
         p.resume = who.resume.clone();
