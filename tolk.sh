@@ -73,7 +73,7 @@ case "${1:-}" in
     # Real clients for the tests: Chromium (driven by playwright-core), ffmpeg (RTP tap),
     # aiortc (WHIP/WHEP), espeak-ng and sox (speech for captions); unshare and ip keep them on
     # loopback, nftables cuts paths in that namespace; coturn, nginx and openssl for TURN and TLS.
-    need_apt chromium ffmpeg espeak-ng sox iproute2 util-linux nftables coturn nginx-light openssl
+    need_apt chromium ffmpeg espeak-ng sox iproute2 util-linux nftables coturn nginx-light openssl nats-server
     models
     if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then
       npm ci --prefix tests/browser --no-audit --no-fund

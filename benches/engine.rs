@@ -81,6 +81,7 @@ impl Net {
                 tcp_candidates: Vec::new(),
                 captions: false,
                 recording: false,
+                cluster: false,
             },
             now,
         );
@@ -157,7 +158,8 @@ impl Net {
                     }
                     engine::Output::Event { .. }
                     | engine::Output::Audio { .. }
-                    | engine::Output::Record(_) => {}
+                    | engine::Output::Record(_)
+                    | engine::Output::Relay(_) => {}
                     engine::Output::Timeout(_) => break,
                 }
             }

@@ -68,6 +68,25 @@ pub struct Config {
     pub recordings_dir: Option<PathBuf>,
     /// Days a recording is kept before it is deleted.
     pub recording_days: u64,
+    /// Run as one node of a cluster (see "Running several nodes" in the README).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// One node of a cluster: the NATS server (with JetStream) the nodes share, this node's name
+/// and region. Every node needs the same `secret` and `api_key`, and a `public_url` the
+/// others and the clients reach it at.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// e.g. `nats://10.0.0.5:4222`.
+    pub nats: String,
+    /// This node's name, unique in the cluster (letters, digits, `-`, `_`). Unset: made from
+    /// the HTTP address.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Where the node is (e.g. `eu`): rooms are placed, and listeners sent, in their own region first.
+    #[serde(default)]
+    pub region: String,
 }
 
 /// A TURN relay as coturn runs it with `use-auth-secret` (the TURN REST API scheme).
@@ -117,6 +136,7 @@ impl Default for Config {
             recording: true,
             recordings_dir: None,
             recording_days: 30,
+            cluster: None,
         }
     }
 }
@@ -208,6 +228,25 @@ impl Config {
         }
         if self.recording_days == 0 {
             return Err(ConfigError::Invalid("recording_days must be at least 1".into()));
+        }
+        if let Some(c) = &self.cluster {
+            if !c.nats.starts_with("nats://") && !c.nats.starts_with("tls://") {
+                return Err(ConfigError::Invalid(format!("cluster.nats {:?} must be a nats:// URL", c.nats)));
+            }
+            let name_ok = |s: &str| {
+                s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            };
+            if !c.node.as_deref().is_none_or(|n| !n.is_empty() && name_ok(n)) || !name_ok(&c.region) {
+                return Err(ConfigError::Invalid(
+                    "cluster.node and cluster.region may hold only letters, digits, - and _ (at most 64)"
+                        .into(),
+                ));
+            }
+            if self.secret.is_none() || self.api_key.is_none() {
+                return Err(ConfigError::Invalid(
+                    "a cluster node needs secret and api_key, the same on every node".into(),
+                ));
+            }
         }
         if self.token_ttl_secs == 0 {
             return Err(ConfigError::Invalid("token_ttl_secs must be positive".into()));

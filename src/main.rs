@@ -43,6 +43,9 @@ enum Command {
         /// Channels of the demo room, comma separated (e.g. en,es,fr).
         #[arg(long, value_delimiter = ',')]
         demo_channels: Option<Vec<String>>,
+        /// Run as a node of a cluster: the NATS server the nodes share (e.g. nats://127.0.0.1:4222).
+        #[arg(long)]
+        cluster: Option<String>,
     },
 }
 
@@ -52,8 +55,18 @@ fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "tolk=info".into()),
         )
         .init();
-    let Command::Serve { config, http, udp, candidates, public_url, secret, api_key, no_demo, demo_channels } =
-        Cli::parse().command;
+    let Command::Serve {
+        config,
+        http,
+        udp,
+        candidates,
+        public_url,
+        secret,
+        api_key,
+        no_demo,
+        demo_channels,
+        cluster,
+    } = Cli::parse().command;
     let mut c = match config {
         Some(path) => match Config::load(&path) {
             Ok(c) => c,
@@ -75,6 +88,12 @@ fn main() -> std::process::ExitCode {
     c.demo &= !no_demo;
     if let Some(d) = demo_channels {
         c.demo_channels = d;
+    }
+    if let Some(nats) = cluster {
+        match &mut c.cluster {
+            Some(cl) => cl.nats = nats,
+            None => c.cluster = Some(tolk::config::ClusterConfig { nats, node: None, region: String::new() }),
+        }
     }
     let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
     match rt.block_on(tolk::io::serve(c)) {

@@ -16,6 +16,7 @@ pub fn engine(now: Instant, tcp: bool) -> Engine {
         tcp_candidates: if tcp { vec![server] } else { vec![] },
         captions: false,
         recording: false,
+        cluster: false,
     };
     let mut engine = Engine::new(config, now);
     engine.create_room(RoomSpec { id: "r".into(), floor_lang: None, channels: vec![] }).unwrap();

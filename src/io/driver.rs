@@ -2,8 +2,10 @@
 
 use super::tcp::Tcp;
 use crate::asr::{Asr, Chunk};
-use crate::core::engine::{Admission, Engine, EngineConfig, Offer, Output, RoomView, Snapshot};
-use crate::core::room::PeerId;
+use crate::core::engine::{
+    Admission, Caption, Engine, EngineConfig, Offer, Output, Relay, RoomView, Snapshot,
+};
+use crate::core::room::{Payload, PeerId, Stream};
 use crate::core::spec::{ChannelSpec, RoomSpec, RtpOutSpec, TapSpec};
 use crate::protocol::{ClientMsg, Error, ErrorCode, ServerMsg};
 use prometheus_client::metrics::counter::Counter;
@@ -88,6 +90,31 @@ pub enum Command {
     },
     /// Test hook ([`super::App::crash_engine`]): the thread panics, as a bug would.
     Crash,
+    /// A cluster's word on a room: mixed here, or a mirror of another node's mix.
+    Origin {
+        room: String,
+        here: bool,
+    },
+    /// Another node's listeners hear these streams of a room (each with how many hear it).
+    Wants {
+        room: String,
+        node: String,
+        streams: Vec<(Stream, u32)>,
+    },
+    /// One tick of a mirrored room's stream, from its origin.
+    Relayed {
+        room: String,
+        stream: Stream,
+        ts: u32,
+        payload: Payload,
+    },
+    /// The origin's state of a mirrored room.
+    RemoteState {
+        room: String,
+        msg: ServerMsg,
+    },
+    /// A caption of a mirrored room, from its origin.
+    RemoteCaption(Caption),
 }
 
 /// What a media thread needs to make its engine, and to make it again after a panic.
@@ -110,6 +137,8 @@ pub struct Setup {
     pub restarts: Counter,
     /// Told the engine's index after a restart, so that its rooms are put back.
     pub restarted: mpsc::UnboundedSender<usize>,
+    /// What goes to the other nodes of a cluster (bounded: a stalled link loses it, never stalls media).
+    pub relay: Option<mpsc::Sender<Relay>>,
 }
 
 /// Runs an engine until every command sender is gone. A panic (a bug) is caught and logged,
@@ -131,6 +160,7 @@ pub fn supervise(mut setup: Setup, mut commands: mpsc::Receiver<Command>) {
                 tap,
                 setup.asr.as_ref(),
                 &mut setup.recorder,
+                setup.relay.as_ref(),
                 &setup.tick,
                 &mut commands,
                 &mut sessions,
@@ -196,6 +226,7 @@ fn run(
     tap: Option<(usize, &UdpSocket)>,
     asr: Option<&Asr>,
     recorder: &mut super::record::Recorder,
+    relay: Option<&mpsc::Sender<Relay>>,
     tick: &Histogram,
     commands: &mut mpsc::Receiver<Command>,
     sessions: &mut Sessions,
@@ -215,6 +246,14 @@ fn run(
                 break;
             }
             match commands.try_recv() {
+                Ok(Command::Relayed { room, stream, ts, payload }) => {
+                    // Sent at once: an edge adds no wait to what its origin sends.
+                    if engine.handle_relayed(&room, &stream, ts, payload) {
+                        for (destination, contents) in engine.batch().iter() {
+                            media.send(destination, contents);
+                        }
+                    }
+                }
                 Ok(cmd) => apply(&mut engine, sessions, cmd),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -248,6 +287,13 @@ fn run(
                     }
                 }
                 Output::Record(r) => recorder.offer(r),
+                Output::Relay(r) => {
+                    if let Some(tx) = relay {
+                        if tx.try_send(r).is_err() {
+                            debug!("cluster link queue full; relay dropped");
+                        }
+                    }
+                }
                 Output::Timeout(t) => break t,
             }
         };
@@ -381,5 +427,15 @@ fn apply(engine: &mut Engine, sessions: &mut Sessions, cmd: Command) {
             let _ = reply.send(engine.peer_ids());
         }
         Command::Crash => panic!("asked to crash (a test)"),
+        Command::Origin { room, here } => {
+            if let Err(e) = engine.set_origin(&room, here) {
+                debug!(room, "origin not set: {e}");
+            }
+        }
+        Command::Wants { room, node, streams } => engine.set_wants(Instant::now(), &room, &node, streams),
+        // Taken by `run`, which holds the sockets to send it on with.
+        Command::Relayed { .. } => {}
+        Command::RemoteState { room, msg } => engine.handle_remote_state(&room, msg),
+        Command::RemoteCaption(c) => engine.handle_remote_caption(c),
     }
 }

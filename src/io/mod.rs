@@ -1,5 +1,6 @@
 //! The thin IO layer: binds sockets, starts the media thread, serves HTTP; holds no media state.
 
+pub mod cluster;
 pub mod driver;
 pub mod http;
 pub mod limits;
@@ -43,6 +44,8 @@ pub enum StartError {
     Bind(SocketAddr, std::io::Error),
     #[error("server failed: {0}")]
     Serve(std::io::Error),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// What HTTP handlers and signalling sessions share: the way into the media thread, and the keys.
@@ -86,6 +89,8 @@ struct Inner {
     file_key: aws_lc_rs::hmac::Key,
     /// Invitations revoked by their hosts (their ids), kept in the database too.
     revoked: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// This node's link to the others, when it is one of a cluster's.
+    cluster: std::sync::OnceLock<Arc<cluster::Cluster>>,
 }
 
 /// An invitation: a token and the page it opens.
@@ -161,6 +166,11 @@ impl App {
             Command::CreateRoom { .. } => {
                 Ok(p.load.iter().enumerate().min_by_key(|(_, n)| **n).map_or(0, |(i, _)| i))
             }
+            Command::Origin { room: id, .. }
+            | Command::Wants { room: id, .. }
+            | Command::Relayed { room: id, .. }
+            | Command::RemoteState { room: id, .. } => room(id),
+            Command::RemoteCaption(c) => room(&c.room),
             Command::Snapshot { .. } | Command::Peers { .. } | Command::Crash => Ok(0),
         }
     }
@@ -321,6 +331,39 @@ impl App {
         }
     }
 
+    /// This node's link to the other nodes, when it is one of a cluster's.
+    pub fn cluster(&self) -> Option<&Arc<cluster::Cluster>> {
+        self.inner.cluster.get()
+    }
+
+    /// Sessions on this node now.
+    pub(crate) fn load(&self) -> usize {
+        self.placement().peers.len()
+    }
+
+    /// The rooms this node holds.
+    pub(crate) fn local_rooms(&self) -> Vec<String> {
+        self.placement().rooms.keys().cloned().collect()
+    }
+
+    /// A room another node of the cluster made: held here too, for listeners to join here.
+    pub(crate) async fn adopt_room(&self, spec: RoomSpec) -> Result<(), Error> {
+        let kept = spec.clone();
+        match self.place_room(spec, Vec::new(), false).await {
+            Err(e) if e.code == ErrorCode::Exists => return Ok(()),
+            r => r?,
+        };
+        if let Err(e) = self.inner.store.insert_room(&kept, unix_now()) {
+            tracing::warn!(room = kept.id, "room from the cluster not kept in the database: {e}");
+        }
+        Ok(())
+    }
+
+    /// A room deleted on another node of the cluster goes here too.
+    pub(crate) async fn forget_room(&self, id: String) -> Result<(), Error> {
+        self.remove_room(id, true).await
+    }
+
     /// Creates a room and keeps it in the database before answering: it survives restarts.
     pub async fn create_room(&self, spec: RoomSpec) -> Result<RoomView, Error> {
         let kept = spec.clone();
@@ -329,6 +372,13 @@ impl App {
             // Not kept, so not made: the room goes again and the caller hears why.
             let _ = self.delete_room(kept.id.clone()).await;
             return Err(stored(e));
+        }
+        if let Some(c) = self.cluster() {
+            // Where every node reads it; not there, not made.
+            if let Err(e) = c.put_room(&kept).await {
+                let _ = self.remove_room(kept.id.clone(), true).await;
+                return Err(e);
+            }
         }
         // Recordings left under the same id belong to an earlier meeting: a new room starts empty.
         self.delete_room_recordings(&kept.id).await;
@@ -401,6 +451,9 @@ impl App {
 
     /// Deletes a room: its sessions end, its definition and transcript are deleted.
     pub async fn delete_room(&self, id: String) -> Result<(), Error> {
+        if let Some(c) = self.cluster() {
+            c.delete_room(&id).await?;
+        }
         self.remove_room(id, true).await
     }
 
@@ -793,6 +846,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let tick = metrics::tick_histogram();
     let restarts = prometheus_client::metrics::counter::Counter::default();
     let (restarted_tx, mut restarted) = mpsc::unbounded_channel::<usize>();
+    let (relay_tx, relay_rx) = mpsc::channel(cluster::RELAY_QUEUE);
+    let clustered = config.cluster.is_some();
     let asr_skipped = asr.first().map(|a| a.skipped.clone()).unwrap_or_default();
     let mut asr = asr.into_iter();
     let mut senders = Vec::new();
@@ -842,6 +897,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 tcp_candidates,
                 captions: asr.is_some(),
                 recording: config.recording,
+                cluster: clustered,
             },
             recorder: record::Recorder::spawn(config.recordings(), store.clone(), index, open_takes.clone()),
             tcp,
@@ -853,6 +909,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             tick: tick.clone(),
             restarts: restarts.clone(),
             restarted: restarted_tx.clone(),
+            relay: clustered.then(|| relay_tx.clone()),
         };
         let (commands, rx) = mpsc::channel(driver::COMMAND_QUEUE);
         let thread = std::thread::Builder::new()
@@ -914,6 +971,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             recordings: config.recordings(),
             open_takes,
             revoked: std::sync::Mutex::new(revoked),
+            cluster: std::sync::OnceLock::new(),
         }),
     };
     let (shutdown, stop) = oneshot::channel::<()>();
@@ -973,6 +1031,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let rooms = app.restore_rooms().await?;
     if rooms > 0 {
         tracing::info!(rooms, "rooms restored from the database");
+    }
+    drop(relay_tx);
+    if let Some(cc) = &config.cluster {
+        let default_node = format!("node-{}", http_addr.to_string().replace([':', '.', '[', ']'], "-"));
+        let c = cluster::Cluster::connect(cc, app.inner.public_url.clone(), default_node).await?;
+        let _ = app.inner.cluster.set(c.clone());
+        c.run(&app, relay_rx).await?;
+        tracing::info!(node = c.node(), nats = cc.nats, "a node of the cluster");
     }
     tracing::info!(%http_addr, engines, max_connections, "tolk is up");
     Ok(Running {

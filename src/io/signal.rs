@@ -36,6 +36,13 @@ pub async fn session(socket: WebSocket, app: App) {
                 Some(Ok(Message::Text(_))) if !asks.take(std::time::Instant::now()) => {
                     Some(limits::rate_limited("messages from this session").to_msg())
                 }
+                Some(Ok(Message::Text(text))) if joined.is_none() && app.cluster().is_some() => {
+                    match origin_elsewhere(&app, text.as_str()).await {
+                        Ok(Some(url)) => return proxy(sink, stream, &url, text.as_str()).await,
+                        Ok(None) => handle(&app, peer, (&mut joined, &mut place), &events_tx, text.as_str()).await,
+                        Err(e) => Some(e.to_msg()),
+                    }
+                }
                 Some(Ok(Message::Text(text))) => handle(&app, peer, (&mut joined, &mut place), &events_tx, text.as_str()).await,
                 Some(Ok(Message::Binary(_))) => Some(Error::new(ErrorCode::BadMessage, "binary messages are not part of the protocol; send JSON text").to_msg()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => None,
@@ -58,6 +65,70 @@ pub async fn session(socket: WebSocket, app: App) {
     if joined.is_some() {
         app.send(|_| super::driver::Command::Leave { peer }).await.ok();
     }
+}
+
+/// For a join on a node of a cluster: the node to carry the session to, when it is a source's
+/// or a host's and its room is mixed on another node (listeners stay: their streams come here).
+async fn origin_elsewhere(app: &App, text: &str) -> Result<Option<String>, Error> {
+    let Some(cluster) = app.cluster() else { return Ok(None) };
+    let Ok(ClientMsg::Join { token, .. }) = protocol::parse(text) else { return Ok(None) };
+    // A bad token is answered by `handle`, as on any node.
+    let Ok(claims) = app.verify(&token) else { return Ok(None) };
+    match cluster.origin(app, &claims.room).await? {
+        super::cluster::Origin::There(url) if claims.role != crate::protocol::Role::Listener => Ok(Some(url)),
+        _ => Ok(None),
+    }
+}
+
+/// Carries a session whole to the node that mixes its room: every message both ways, in
+/// order, so control and its replies work as there, and the SDP answer names that node's
+/// media address (the source's media goes straight to it, no hop added). When either side
+/// closes, so does the other; the page joins again, and is carried to whichever node mixes
+/// the room by then.
+async fn proxy(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    base: &str,
+    join: &str,
+) {
+    use tokio_tungstenite::tungstenite::Message as Up;
+    let url = format!("{}/ws", base.replacen("http", "ws", 1));
+    let upstream = tokio::time::timeout(JOIN_WITHIN, tokio_tungstenite::connect_async(url.as_str())).await;
+    let Ok(Ok((upstream, _))) = upstream else {
+        tracing::warn!(url, "cluster: the room's node cannot be reached");
+        let e = Error::new(ErrorCode::Busy, "the room's node cannot be reached now; join again in a moment");
+        let text = serde_json::to_string(&e.to_msg()).expect("server messages serialise");
+        let _ = sink.send(Message::Text(text.into())).await;
+        return;
+    };
+    let (mut up_sink, mut up_stream) = upstream.split();
+    if up_sink.send(Up::Text(join.into())).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            m = stream.next() => match m {
+                Some(Ok(Message::Text(t))) => {
+                    if up_sink.send(Up::Text(t.as_str().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => {}
+                _ => break,
+            },
+            m = up_stream.next() => match m {
+                Some(Ok(Up::Text(t))) => {
+                    if sink.send(Message::Text(t.as_str().into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Up::Ping(_) | Up::Pong(_) | Up::Binary(_) | Up::Frame(_))) => {}
+                _ => break,
+            },
+        }
+    }
+    let _ = up_sink.send(Up::Close(None)).await;
+    let _ = sink.send(Message::Close(None)).await;
 }
 
 async fn handle(

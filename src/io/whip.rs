@@ -114,6 +114,16 @@ async fn offer(
         )
         .into());
     }
+    if let Some(c) = app.cluster() {
+        // Publishers (and hosts) belong on the node that mixes the room: sent there (RFC 9725
+        // lets a WHIP server redirect); listeners stay, once the room has a node.
+        let origin = c.origin(app, &claims.room).await?;
+        if let (super::cluster::Origin::There(url), false) = (&origin, claims.role == Role::Listener) {
+            let query = channel.map(|c| format!("?channel={c}")).unwrap_or_default();
+            let location = format!("{url}/{door}{query}");
+            return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response());
+        }
+    }
     app.links().join(token, claims.role, std::time::Instant::now())?;
     let peer = app.next_peer();
     // A publisher that posts again with the same invitation (its connection died, or it

@@ -139,6 +139,8 @@ pub struct Sim {
     pub audio: Vec<(String, Option<String>, u64)>,
     /// Engine outputs for the recorder.
     pub records: Vec<engine::Record>,
+    /// Engine outputs for the other nodes of a cluster.
+    pub relays: Vec<engine::Relay>,
     /// Ticks that ran.
     pub ticks: u64,
     /// While set, the engine is not driven (its host stalled); time still passes for clients.
@@ -166,6 +168,7 @@ impl Sim {
                 tcp_candidates: Vec::new(),
                 captions: true,
                 recording: true,
+                cluster: false,
             },
             start,
         );
@@ -185,6 +188,7 @@ impl Sim {
             sent: 0,
             audio: Vec::new(),
             records: Vec::new(),
+            relays: Vec::new(),
             ticks: 0,
             engine_stalled_until: None,
             next_peer: 0,
@@ -414,9 +418,27 @@ impl Sim {
                 }
                 engine::Output::Audio { room, source, ms, .. } => self.audio.push((room, source, ms)),
                 engine::Output::Record(r) => self.records.push(r),
+                engine::Output::Relay(r) => self.relays.push(r),
                 engine::Output::Timeout(_) => break,
             }
         }
+    }
+
+    /// One tick of a stream of mirrored room `r` from its origin, sent on at once as a node does.
+    pub fn relay_in(
+        &mut self,
+        stream: &tolk::core::room::Stream,
+        ts: u32,
+        payload: tolk::core::room::Payload,
+    ) {
+        if self.engine.handle_relayed("r", stream, ts, payload) {
+            let batch: Vec<(SocketAddr, Vec<u8>)> =
+                self.engine.batch().iter().map(|(to, d)| (to, d.to_vec())).collect();
+            for (to, data) in batch {
+                self.send_down(to, data);
+            }
+        }
+        self.pump();
     }
 
     /// Hands the engine a caption as the recogniser would.

@@ -6,6 +6,7 @@
 mod harness;
 
 mod booth;
+mod cluster;
 mod engine;
 mod media;
 mod network;

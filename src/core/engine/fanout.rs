@@ -1,14 +1,14 @@
 //! Who hears what: each room's peers, the streams it must encode, each listener's slot; the per-tick fan-out, room state and captions to the right people.
 
 use super::stats::Counter;
-use super::{Engine, Output};
+use super::{Engine, Output, Relay};
 use crate::core::media::codec::FRAME;
 use crate::core::room::{Input, PeerId, Room, Stream};
 use crate::protocol::{ChannelInfo, FloorInfo, NoticeKind, Role, ServerMsg};
 use std::collections::BTreeSet;
 
 /// A caption from the speech recogniser, for the engine to deliver to whoever hears its source.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Caption {
     pub room: String,
     /// The channel it transcribes; `None`: the floor.
@@ -32,8 +32,10 @@ pub struct Caption {
 pub(super) struct Fanout {
     /// Every peer of the room, in join order (ids grow): control messages touch these, not the engine's.
     pub(super) peers: BTreeSet<PeerId>,
-    streams: Vec<Stream>,
-    receivers: Vec<(PeerId, usize)>,
+    pub(super) streams: Vec<Stream>,
+    pub(super) receivers: Vec<(PeerId, usize)>,
+    /// For a mirrored room: what its listeners here hear, as last told to the cluster.
+    pub(super) wanted: Vec<(Stream, u32)>,
 }
 
 impl Fanout {
@@ -85,10 +87,15 @@ impl Engine {
         for o in self.outs.iter().filter(|o| o.spec.room == room_id) {
             slot(&mut f.streams, &o.stream);
         }
-        let recorded = self.recorded_streams(room_id);
-        let f = self.fanout.get_mut(room_id).expect("made above");
-        for s in &recorded {
-            slot(&mut f.streams, s);
+        if room.mirror {
+            self.want_of_mirror(room_id);
+        } else {
+            let recorded = self.recorded_streams(room_id);
+            let remote = self.wanted(room_id);
+            let f = self.fanout.get_mut(room_id).expect("made above");
+            for s in recorded.iter().chain(remote.iter().map(|(s, _)| s)) {
+                slot(&mut f.streams, s);
+            }
         }
         self.stale.insert(room_id.to_string());
     }
@@ -97,7 +104,7 @@ impl Engine {
     pub(super) fn fan_out(&mut self) {
         let (packets, bytes) = (self.batch.len(), self.batch.bytes());
         for (room, f) in &self.fanout {
-            let Some(r) = self.rooms.get(room) else { continue };
+            let Some(r) = self.rooms.get(room).filter(|r| !r.mirror) else { continue };
             // The room's own clock, so a listener's one track stays continuous across switches.
             let timestamp = (r.ticks * FRAME as u64) as u32;
             for &(id, slot) in &f.receivers {
@@ -152,6 +159,7 @@ impl Engine {
                 Stream::Booth { .. } | Stream::Unreturned(_) => {}
             }
         }
+        self.add_remote_listeners(r, &mut floor, &mut channels);
         (floor, channels)
     }
 
@@ -162,8 +170,20 @@ impl Engine {
             let Some(r) = self.rooms.get(&id) else {
                 continue;
             };
+            if r.mirror {
+                // Its origin's state, as last heard (the origin's own sends come as they change).
+                if let Some(msg) = self.remote_state.get(&id).cloned() {
+                    for peer in self.peers_of(&id).collect::<Vec<_>>() {
+                        self.out.push_back(Output::Event { peer, msg: msg.clone() });
+                    }
+                }
+                continue;
+            }
             let (floor, channels) = self.room_state(r);
             let msg = ServerMsg::State { floor, channels, recording: r.recording.is_some() };
+            if self.config.cluster {
+                self.out.push_back(Output::Relay(Relay::State { room: id.clone(), msg: msg.clone() }));
+            }
             // Booths whose audience changed, or whose relay fell silent or came back, are told.
             let booths: Vec<(String, (u32, Vec<PeerId>))> = r
                 .channels
@@ -186,9 +206,18 @@ impl Engine {
     /// A caption from the recogniser: to the listeners of its source, and floor captions to every interpreter.
     pub fn handle_caption(&mut self, c: Caption) {
         let Some(r) = self.rooms.get(&c.room) else { return };
-        if !r.captioned(c.source.as_deref()) {
+        if r.mirror || !r.captioned(c.source.as_deref()) {
             return; // turned off while the recogniser was busy
         }
+        if self.config.cluster {
+            self.out.push_back(Output::Relay(Relay::Caption(c.clone())));
+        }
+        self.deliver_caption(c);
+    }
+
+    /// A caption to whoever hears its source here (and, of the floor's, every interpreter).
+    pub(super) fn deliver_caption(&mut self, c: Caption) {
+        let Some(r) = self.rooms.get(&c.room) else { return };
         if c.skipped_ms > 0 {
             let notice = ServerMsg::Notice {
                 kind: NoticeKind::CaptionsBehind,

@@ -18,6 +18,7 @@
 //! `doors` (plain RTP in and out), [`stats`] (counters).
 
 mod chat;
+mod cluster;
 mod control;
 mod doors;
 mod fanout;
@@ -27,6 +28,7 @@ mod routes;
 mod session;
 pub mod stats;
 
+pub use cluster::Relay;
 pub use doors::TapError;
 pub use fanout::Caption;
 pub use record::Record;
@@ -96,6 +98,9 @@ pub struct EngineConfig {
     pub captions: bool,
     /// Whether hosts may record rooms on this server.
     pub recording: bool,
+    /// Whether this node is one of a cluster's: the state and captions of the rooms it mixes
+    /// are handed out for the other nodes' sessions.
+    pub cluster: bool,
 }
 
 /// What the engine asks its driver to do.
@@ -121,6 +126,8 @@ pub enum Output {
     },
     /// For the recorder: a take begins or ends, or one tick of a recorded room's tracks.
     Record(Record),
+    /// For the other nodes of a cluster.
+    Relay(Relay),
     /// Nothing more to do before this instant (or new input).
     Timeout(Instant),
 }
@@ -171,6 +178,10 @@ pub struct Engine {
     booths_due: BTreeMap<(String, String), Option<crate::protocol::BoothWarning>>,
     next_state: Option<Instant>,
     stats: Stats,
+    /// Per room mixed here, the streams each other node's listeners hear.
+    wants: BTreeMap<String, BTreeMap<String, cluster::Want>>,
+    /// Per mirrored room, its origin's last state, for sessions that join here.
+    remote_state: HashMap<String, ServerMsg>,
 }
 
 pub(super) fn bad(code: ErrorCode, message: impl Into<String>) -> Error {
@@ -202,6 +213,8 @@ impl Engine {
             booths_due: BTreeMap::new(),
             next_state: None,
             stats: Stats::default(),
+            wants: BTreeMap::new(),
+            remote_state: HashMap::new(),
         }
     }
 
@@ -381,6 +394,7 @@ impl Engine {
                 self.notify_booth(&room, &lang, None);
                 self.stale.insert(room);
             }
+            self.expire_wants(now);
         }
         while let Some(&Reverse((t, id))) = self.timers.peek() {
             if t > now {
@@ -436,6 +450,9 @@ impl Engine {
     fn tick(&mut self) {
         for (id, r) in self.rooms.iter_mut() {
             r.tick(self.fanout.get(id).map_or(&[], |f| f.streams()));
+            if r.mirror {
+                continue; // mixed, recorded and captioned on its origin
+            }
             let ms = r.ticks * 20;
             if r.recording.is_some() {
                 let tracks = r.recorded();
@@ -458,6 +475,7 @@ impl Engine {
             });
         }
         self.fan_out();
+        self.relay_out();
     }
 
     /// The media datagrams of the last ticks (one, or more when catching up), in order: send

@@ -178,7 +178,10 @@ impl Engine {
             }
         }
         let id = spec.id.clone();
-        self.rooms.insert(id.clone(), Room::new(id.clone(), spec.floor_lang));
+        let mut room = Room::new(id.clone(), spec.floor_lang);
+        // In a cluster a room is a mirror until this node is told it mixes it.
+        room.mirror = self.config.cluster;
+        self.rooms.insert(id.clone(), room);
         for c in spec.channels {
             if let Err(e) = self.add_channel(&id, c) {
                 self.rooms.remove(&id);
@@ -277,7 +280,7 @@ impl Engine {
         self.end_with(peer, Error::new(ErrorCode::Ended, why), keep);
     }
 
-    fn end_with(&mut self, peer: PeerId, why: Error, keep: Option<Instant>) {
+    pub(super) fn end_with(&mut self, peer: PeerId, why: Error, keep: Option<Instant>) {
         self.out.push_back(Output::Event { peer, msg: why.to_msg() });
         self.leave(peer, keep);
     }
@@ -341,6 +344,10 @@ impl Engine {
             }
         }
         let room = self.rooms.get_mut(&who.room).expect("checked above");
+        if room.mirror && who.role != Role::Listener {
+            // Sources and hosts belong on the room's origin; the IO layer carries them there.
+            return Err(bad(ErrorCode::NotJoined, "this room is mixed on another node; join again"));
+        }
         let mut channels = Vec::new();
         let mut booth = None;
         let mut listening = Stream::Floor;

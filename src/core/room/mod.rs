@@ -51,6 +51,39 @@ pub enum Stream {
     Booth { lang: String, input: Input, partner: bool },
 }
 
+impl Stream {
+    /// The stream's name between nodes (a NATS subject token: letters, digits, `-`); only the
+    /// streams listeners hear have one (a booth's is heard only where its interpreters are).
+    pub fn key(&self) -> Option<String> {
+        match self {
+            Stream::Floor => Some("floor".into()),
+            Stream::Channel(l) => Some(format!("channel_{l}")),
+            Stream::Voice(l) => Some(format!("voice_{l}")),
+            Stream::Balance { lang, floor_db } => Some(format!("balance_{lang}_{floor_db}")),
+            Stream::Unreturned(_) | Stream::Booth { .. } => None,
+        }
+    }
+
+    /// The stream a [`Stream::key`] names.
+    pub fn from_key(key: &str) -> Option<Stream> {
+        let lang_ok = |l: &str| {
+            !l.is_empty() && l.len() <= 35 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        if key == "floor" {
+            return Some(Stream::Floor);
+        }
+        if let Some(l) = key.strip_prefix("channel_").filter(|l| lang_ok(l)) {
+            return Some(Stream::Channel(l.into()));
+        }
+        if let Some(l) = key.strip_prefix("voice_").filter(|l| lang_ok(l)) {
+            return Some(Stream::Voice(l.into()));
+        }
+        let (lang, db) = key.strip_prefix("balance_")?.rsplit_once('_')?;
+        lang_ok(lang).then_some(())?;
+        Some(Stream::Balance { lang: lang.into(), floor_db: db.parse().ok()? })
+    }
+}
+
 /// One encoded output of a tick, shared by every listener of its stream.
 pub type Payload = Arc<[u8]>;
 
@@ -174,6 +207,9 @@ pub struct Room {
     pub chat_lines: u64,
     /// While the room is recorded: the tick its take began.
     pub recording: Option<u64>,
+    /// Mixed on another node of a cluster (this node is an edge): its streams arrive encoded
+    /// ([`Room::relay`]) and nothing is mixed here; the clock follows the origin's.
+    pub mirror: bool,
 }
 
 impl Room {
@@ -193,6 +229,7 @@ impl Room {
             decode_errors: 0,
             chat_lines: 0,
             recording: None,
+            mirror: false,
         }
     }
 
@@ -334,6 +371,9 @@ impl Room {
     /// once, then limit and encode once each stream in `needed` (no duplicates).
     pub fn tick(&mut self, needed: &[Stream]) {
         self.ticks += 1;
+        if self.mirror {
+            return;
+        }
         if needed.is_empty() && self.outputs.is_empty() && self.is_silent() {
             // Nobody speaks, hears or is captioned (an empty room): the clock is all that moves.
             return;
@@ -387,7 +427,16 @@ impl Room {
             mixer::add(&mut c.mix, &c.voice, 1.0);
         }
 
-        // Rebuilt only when who hears what changed; streams still heard keep their encoder.
+        self.fit_outputs(needed);
+        for i in 0..self.outputs.len() {
+            self.render(i);
+            self.outputs[i].1.protect();
+        }
+    }
+
+    /// One output per needed stream, in its order: rebuilt only when who hears what changed;
+    /// streams still heard keep their encoder (and their last payload, for RED).
+    fn fit_outputs(&mut self, needed: &[Stream]) {
         let same =
             self.outputs.len() == needed.len() && self.outputs.iter().zip(needed).all(|((s, _), n)| s == n);
         if !same {
@@ -400,9 +449,18 @@ impl Room {
                 })
                 .collect();
         }
-        for i in 0..self.outputs.len() {
-            self.render(i);
-            self.outputs[i].1.protect();
+    }
+
+    /// A mirrored room's stream `needed[slot]` as its origin encoded it at media time `ts`
+    /// (48 kHz): the payload (and its RED, from the stream's last one) for this node's listeners;
+    /// the room's clock moves to the origin's, so that it goes on from there if this node
+    /// takes the room over.
+    pub fn relay(&mut self, needed: &[Stream], slot: usize, ts: u32, payload: Payload) {
+        self.fit_outputs(needed);
+        self.ticks = u64::from(ts) / FRAME as u64;
+        if let Some((_, o)) = self.outputs.get_mut(slot) {
+            o.payload = Some(payload);
+            o.protect();
         }
     }
 
@@ -526,6 +584,26 @@ mod tests {
     use super::*;
     use crate::core::media::codec::Decoder;
     use crate::core::room::source::JITTER_DEPTH;
+
+    #[test]
+    fn streams_heard_by_listeners_have_keys_that_name_them_again() {
+        let heard = [
+            Stream::Floor,
+            Stream::Channel("pt-BR".into()),
+            Stream::Voice("es".into()),
+            Stream::Balance { lang: "fr".into(), floor_db: -9 },
+            Stream::Balance { lang: "de".into(), floor_db: 9 },
+        ];
+        for s in heard {
+            let key = s.key().expect("a listener's stream has a key");
+            assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{key}");
+            assert_eq!(Stream::from_key(&key), Some(s));
+        }
+        assert_eq!(Stream::Unreturned("es".into()).key(), None);
+        for bad in ["", "channel_", "channel_a.b", "balance_es", "balance_es_x", "voice_>", "floor2"] {
+            assert_eq!(Stream::from_key(bad), None, "{bad}");
+        }
+    }
 
     fn packets(level: f32) -> Vec<Vec<u8>> {
         let mut enc = Encoder::new();

@@ -1,0 +1,313 @@
+//! Three tolk nodes on one NATS server (with JetStream), over loopback: a floor (440 Hz) and an
+//! es interpreter (880 Hz) on node A, listeners on B and C; a switch on an edge, a handover
+//! pressed on another node, the origin killed, NATS restarted. Judged in the listeners' media
+//! time (their RTP timestamps), never by wall-clock rates.
+
+mod common;
+
+use common::*;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tolk::protocol::{ClientMsg, HandoverAction, ServerMsg};
+
+const MS: u64 = 48;
+
+/// A nats-server with JetStream on a free loopback port, its store in `dir` (kept across restarts).
+struct Nats {
+    child: tokio::process::Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Nats {
+    async fn start(dir: &Path, port: Option<u16>) -> Nats {
+        let port = port.unwrap_or_else(|| {
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+        });
+        let child = tokio::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nats-server runs (apt install nats-server; ./tolk.sh test does it)");
+        let until = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(Instant::now() < until, "nats-server did not open port {port}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Nats { child, port, dir: dir.to_path_buf() }
+    }
+
+    async fn restart(mut self) -> Nats {
+        self.child.kill().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Nats::start(&self.dir.clone(), Some(self.port)).await
+    }
+}
+
+/// A tolk node of the cluster, named `node`.
+async fn node(nats: u16, node: &str) -> (tokio::process::Child, SocketAddr) {
+    let dir = fresh_dir(&format!("cluster-{node}"));
+    let config = dir.join("tolk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"http = "127.0.0.1:0"
+udp = "127.0.0.1:0"
+engines = 1
+media_nice = 0
+secret = "a cluster secret of enough length"
+api_key = "k"
+demo = false
+captions = false
+data_dir = "{}"
+[cluster]
+nats = "nats://127.0.0.1:{nats}"
+node = "{node}"
+"#,
+            dir.join("data").display()
+        ),
+    )
+    .unwrap();
+    spawn_tolk(&config, None).await
+}
+
+async fn mint(addr: SocketAddr, body: &str) -> String {
+    let (st, b) = http_at(addr, "POST", "/api/rooms/r/tokens", Some("k"), "application/json", body).await;
+    assert_eq!(st, 201, "{b}");
+    serde_json::from_str::<serde_json::Value>(&b).unwrap()["token"].as_str().unwrap().to_string()
+}
+
+async fn join(addr: SocketAddr, token: &str) -> Signal {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut sig = Signal::connect_to(addr).await;
+        match sig.join(token, None).await {
+            ServerMsg::Joined { .. } => return sig,
+            other => {
+                assert!(Instant::now() < until, "join on {addr} failed: {other:?}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+}
+
+/// Publishes `hz` with WHIP through `addr`, following the cluster's redirect to the room's node;
+/// retried (as a publisher does) until a node takes it.
+async fn whip(addr: SocketAddr, token: &str, hz: f32, within: Duration) -> (Media, SocketAddr) {
+    let until = Instant::now() + within;
+    loop {
+        let (st, body) = raw_whip(addr, token).await;
+        let target = match st {
+            307 => body.parse::<SocketAddr>().ok(),
+            400 => Some(addr), // taken here: the unusable offer was refused
+            _ => None,
+        };
+        // The node named must take it too (a node just killed may still be named for a moment).
+        if let Some(t) = target.filter(|t| *t == addr) {
+            let m =
+                media_at(Door::Whip { http: t, token }, Some(Sound::Tone(hz)), false, Receiver::default())
+                    .await;
+            return (m, t);
+        }
+        if let Some(t) = target {
+            if raw_whip(t, token).await.0 == 400 {
+                let m = media_at(
+                    Door::Whip { http: t, token },
+                    Some(Sound::Tone(hz)),
+                    false,
+                    Receiver::default(),
+                )
+                .await;
+                return (m, t);
+            }
+        }
+        assert!(Instant::now() < until, "no node took the WHIP publisher: {st} {body}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A WHIP POST with a minimal (unusable) offer, to see where the cluster sends it: (status,
+/// redirect target as host:port or the body).
+async fn raw_whip(addr: SocketAddr, token: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else { return (0, "refused".into()) };
+    let body = "v=0\r\n";
+    let req = format!(
+        "POST /whip HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if s.write_all(req.as_bytes()).await.is_err() {
+        return (0, "reset".into());
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out).to_string();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let location = text
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("location: ").map(|_| l[10..].trim().to_string()));
+    match (status, location) {
+        (307, Some(l)) => (307, l.trim_start_matches("http://").trim_end_matches("/whip").to_string()),
+        _ => (status, text),
+    }
+}
+
+/// Level (dBFS) of `hz` over `ms` of media time from media time `from`.
+fn level(m: &Media, from: u64, ms: u64, hz: f32) -> f32 {
+    tone_db(&window(&m.frames(), from, from + ms * MS), hz)
+}
+
+/// Checks that frames in `[from, to)` of media time are one per 20 ms with consecutive sequence numbers.
+fn continuous(m: &Media, from: u64, to: u64) -> usize {
+    let frames: Vec<Frame> = m.frames().into_iter().filter(|f| f.rtp >= from && f.rtp < to).collect();
+    for w in frames.windows(2) {
+        assert_eq!(w[1].seq, w[0].seq + 1, "consecutive sequence numbers");
+        assert_eq!(w[1].rtp - w[0].rtp, 960, "one frame per 20 ms of media time");
+    }
+    frames.len()
+}
+
+fn last_rtp(m: &Media) -> u64 {
+    m.frames().last().map_or(0, |f| f.rtp)
+}
+
+/// Waits (at most `secs` s) for the first frame after media time `after` where `hz` is the
+/// loudest of the tones; returns its media time.
+async fn heard(m: &Media, after: u64, hz: f32, secs: u64) -> u64 {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let found = m.frames().into_iter().filter(|f| f.rtp > after).find(|f| {
+            let own = tone_db(&f.pcm, hz);
+            own > -30.0
+                && [440.0, 880.0, 990.0].iter().filter(|o| **o != hz).all(|o| tone_db(&f.pcm, *o) < own - 6.0)
+        });
+        if let Some(f) = found {
+            return f.rtp;
+        }
+        assert!(Instant::now() < until, "{hz} Hz not heard after media time {after} within {secs} s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_room_plays_across_three_nodes_and_survives_its_node_and_nats() {
+    let nats = Nats::start(&fresh_dir("nats"), None).await;
+    let (mut a, a_addr) = node(nats.port, "a").await;
+    let (_b, b_addr) = node(nats.port, "b").await;
+    let (_c, c_addr) = node(nats.port, "c").await;
+
+    // The room is made on A; B and C read it from the cluster.
+    let (st, body) = http_at(
+        a_addr,
+        "POST",
+        "/api/rooms",
+        Some("k"),
+        "application/json",
+        r#"{"id":"r","floor_lang":"en","channels":[{"lang":"es","name":"Español"},{"lang":"fr","name":"Français"}]}"#,
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    for n in [b_addr, c_addr] {
+        let until = Instant::now() + Duration::from_secs(5);
+        while http_at(n, "GET", "/api/rooms/r", Some("k"), "", "").await.0 != 200 {
+            assert!(Instant::now() < until, "node {n} does not hold room r");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let floor = mint(a_addr, r#"{"role":"floor","name":"Floor"}"#).await;
+    let ana = mint(b_addr, r#"{"role":"interpreter","channel":"es","name":"Ana"}"#).await;
+    let bea = mint(c_addr, r#"{"role":"interpreter","channel":"es","name":"Bea"}"#).await;
+    let listener = mint(a_addr, r#"{"role":"listener","name":"Lena"}"#).await;
+
+    // Floor and Ana on A: the room is placed on A, the node they came to.
+    let (floor_media, at) = whip(a_addr, &floor, 440.0, Duration::from_secs(10)).await;
+    assert_eq!(at, a_addr, "the room is mixed where its first source came");
+    let mut ana_sig = join(a_addr, &ana).await;
+    let _ana_media = media(&mut ana_sig, Some(880.0), true).await;
+    ana_sig.wait_booth("Ana on air", |m| matches!(m, ServerMsg::Booth { live: true, .. })).await;
+
+    // Listeners on B (floor) and C (floor, then es).
+    let mut lb = join(b_addr, &listener).await;
+    let on_b = media(&mut lb, None, true).await;
+    let mut lc = join(c_addr, &listener).await;
+    let on_c = media(&mut lc, None, true).await;
+    on_b.wait_frames(100, 15).await;
+    on_c.wait_frames(100, 15).await;
+    let from = last_rtp(&on_b);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let n = continuous(&on_b, from, from + 1500 * MS);
+    assert!(n >= 70, "{n} frames in 1.5 s of media time on B");
+    let floor_b = level(&on_b, from, 1000, 440.0);
+    println!("B hears the floor: 440 Hz at {floor_b:.1} dBFS, {n} consecutive frames");
+    assert!(floor_b > -20.0);
+    let from_c = last_rtp(&on_c);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(level(&on_c, from_c, 400, 440.0) > -20.0, "C hears the floor");
+
+    // C switches to es: 880 Hz within 100 ms of media time.
+    let before = last_rtp(&on_c);
+    lc.select(Some("es")).await;
+    let switched = heard(&on_c, before, 880.0, 5).await;
+    let took = (switched - before) / MS;
+    println!("C switched to es: 880 Hz {took} ms of media time after its last floor frame");
+    assert!(took <= 100, "switch took {took} ms of media time");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let es_c = level(&on_c, switched + 100 * MS, 1000, 880.0);
+    let n = continuous(&on_c, before, switched + 1100 * MS);
+    println!("C on es: 880 Hz at {es_c:.1} dBFS; {n} consecutive frames across the switch");
+    assert!(es_c > -20.0);
+
+    // Bea, on B, is carried to A; she takes over and C hears her.
+    let mut bea_sig = join(b_addr, &bea).await;
+    let _bea_media = media(&mut bea_sig, Some(990.0), true).await;
+    bea_sig
+        .wait_booth("Bea in the booth", |m| matches!(m, ServerMsg::Booth { members, .. } if members.len() == 2 && members.iter().all(|m| m.publishing)))
+        .await;
+    let before = last_rtp(&on_c);
+    bea_sig.send(&ClientMsg::Handover { action: HandoverAction::Take, channel: None }).await;
+    bea_sig.wait_booth("Bea live", |m| matches!(m, ServerMsg::Booth { live: true, .. })).await;
+    let bea_heard = heard(&on_c, before, 990.0, 5).await;
+    println!("handover pressed on B: C hears Bea {} ms of media time later", (bea_heard - before) / MS);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(level(&on_c, bea_heard + 100 * MS, 1000, 990.0) > -20.0, "Bea on air on C");
+    assert!(level(&on_c, bea_heard + 100 * MS, 1000, 880.0) < -40.0, "Ana off air on C");
+    drop(bea_sig);
+    drop(ana_sig);
+
+    // A dies. The floor's publisher posts again (as it does when its connection dies); the
+    // room is taken over by a surviving node and the listeners hear it without joining again.
+    let (b_last, c_last) = (last_rtp(&on_b), last_rtp(&on_c));
+    a.kill().await.unwrap();
+    drop(floor_media);
+    let killed = Instant::now();
+    let (floor_media, at) = whip(b_addr, &floor, 440.0, Duration::from_secs(15)).await;
+    println!("after the kill: the floor publishes on {at} after {} ms", killed.elapsed().as_millis());
+    assert!(at == b_addr || at == c_addr);
+    let back_b = heard(&on_b, b_last, 440.0, 15).await;
+    let back_c = heard(&on_c, c_last, 440.0, 15).await;
+    let (gap_b, gap_c) = ((back_b - b_last) / MS, (back_c - c_last) / MS);
+    println!("origin killed: B hears the floor again after {gap_b} ms, C after {gap_c} ms of media time");
+    assert!(gap_b <= 10_000 && gap_c <= 10_000, "the room came back after {gap_b} / {gap_c} ms");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let n = continuous(&on_c, back_c + 100 * MS, back_c + 900 * MS);
+    assert!(n >= 35, "C plays on: {n} frames");
+
+    // NATS restarts: the nodes reconnect and the room plays on for both listeners.
+    let (b_last, c_last) = (last_rtp(&on_b), last_rtp(&on_c));
+    let nats = nats.restart().await;
+    let again_b = heard(&on_b, b_last, 440.0, 15).await;
+    let again_c = heard(&on_c, c_last + 2000 * MS, 440.0, 20).await;
+    println!(
+        "NATS restarted: B hears the floor {} ms, C {} ms of media time after their last frame before",
+        (again_b - b_last) / MS,
+        (again_c - c_last) / MS
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(level(&on_c, again_c, 600, 440.0) > -20.0, "C hears the floor after NATS restarted");
+    drop(floor_media);
+    drop(nats);
+}

@@ -1,0 +1,111 @@
+//! A room across two nodes on the simulation: an origin engine mixes room `r`, an edge engine
+//! mirrors it. The edge says which streams its listeners hear, the origin hands out those
+//! streams' payloads each tick, and the edge sends them on to its listeners at once: they hear
+//! the floor and a channel, switch as fast as on the origin, and are counted in the origin's
+//! state. Sources cannot join a mirror, and a room that becomes a mirror sends its sources away.
+
+use crate::harness::{Sim, Sound};
+use crate::{first_from, level, now_rtp, MS};
+use std::time::Duration;
+use tolk::core::engine::Relay;
+use tolk::core::room::Stream;
+use tolk::protocol::{ClientMsg, ErrorCode, Role, ServerMsg};
+
+/// Runs both nodes `d` in lockstep, carrying wants edge → origin and media origin → edge, as
+/// the cluster link does; returns how many payloads crossed.
+fn run(origin: &mut Sim, edge: &mut Sim, d: Duration) -> usize {
+    let mut crossed = 0;
+    let until = origin.now + d;
+    while origin.now < until {
+        origin.step();
+        edge.step();
+        for r in std::mem::take(&mut edge.relays) {
+            if let Relay::Want { room, streams } = r {
+                origin.engine.set_wants(origin.now, &room, "edge", streams);
+            }
+        }
+        for r in std::mem::take(&mut origin.relays) {
+            if let Relay::Media { stream, ts, payload, .. } = r {
+                edge.relay_in(&stream, ts, payload);
+                crossed += 1;
+            }
+        }
+    }
+    crossed
+}
+
+#[test]
+fn an_edge_plays_the_origins_streams_and_its_listeners_switch_at_once() {
+    let mut origin = Sim::new(31);
+    let mut edge = Sim::new(32);
+    edge.engine.set_origin("r", false).unwrap();
+    origin.add(Role::Floor, None, "Floor", Some(Sound::Tone(440.0)));
+    origin.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
+    // A source cannot join the mirror: its session belongs on the origin.
+    let refused = edge.try_join(Role::Interpreter, Some("es"), &[], "Bea", None).unwrap_err();
+    assert_eq!(refused.code, ErrorCode::NotJoined);
+
+    let l = edge.add(Role::Listener, None, "Lena", None);
+    let crossed = run(&mut origin, &mut edge, Duration::from_secs(3));
+    assert!(crossed >= 100, "{crossed} payloads crossed in 3 s");
+    let c = &edge.clients[&l];
+    let from = now_rtp(c) - 1000 * MS;
+    let floor = level(c, from, 1000, 440.0);
+    println!("edge listener hears the floor at {floor:.1} dBFS ({crossed} payloads relayed)");
+    assert!(floor > -20.0 && level(c, from, 1000, 880.0) < -40.0);
+    // One frame per 20 ms of media time, the origin's timestamps.
+    let frames: Vec<u64> = c.heard.iter().map(|h| h.rtp).filter(|t| *t >= from).collect();
+    assert!(frames.windows(2).all(|w| w[1] - w[0] == 960), "consecutive frames");
+
+    // The origin counts the edge's listener.
+    origin.run(Duration::from_millis(300));
+    let host = origin.join(Role::Host, None, "Hana");
+    run(&mut origin, &mut edge, Duration::from_millis(600));
+    let state =
+        origin.clients[&host].inbox.iter().rev().find(|m| matches!(m, ServerMsg::State { .. })).cloned();
+    let Some(ServerMsg::State { floor, .. }) = state else { panic!("the host gets the room's state") };
+    assert_eq!(floor.listeners, 1, "the listener on the edge is counted on the origin");
+
+    // A switch on the edge: es within 100 ms of media time.
+    let before = now_rtp(&edge.clients[&l]);
+    edge.send(l, ClientMsg::Select { channel: Some("es".into()), only: false, balance: None }).unwrap();
+    run(&mut origin, &mut edge, Duration::from_secs(1));
+    let took = first_from(&edge.clients[&l], before, |h| crate::harness::tone_db(&h.pcm, 880.0) > -25.0)
+        .expect("es heard on the edge");
+    println!("switch on the edge: es heard {took} ms of media time later");
+    assert!(took <= 100, "switch took {took} ms");
+    // The origin now encodes es for the edge, and no longer the floor (nobody hears it there).
+    let wanted: Vec<Stream> = {
+        run(&mut origin, &mut edge, Duration::from_millis(100));
+        let mut s = Vec::new();
+        for _ in 0..5 {
+            origin.step();
+            for r in std::mem::take(&mut origin.relays) {
+                if let Relay::Media { stream, .. } = r {
+                    s.push(stream);
+                }
+            }
+        }
+        s
+    };
+    assert!(wanted.iter().all(|s| *s == Stream::Channel("es".into())), "{wanted:?}");
+}
+
+#[test]
+fn a_room_that_becomes_a_mirror_sends_its_sources_away_and_keeps_its_listeners() {
+    let mut sim = Sim::new(33);
+    let ana = sim.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
+    let l = sim.add(Role::Listener, None, "Lena", None);
+    sim.run(Duration::from_secs(1));
+    sim.engine.set_origin("r", false).unwrap();
+    sim.pump();
+    let told = sim.clients[&ana].inbox.iter().any(
+        |m| matches!(m, ServerMsg::Error { code: ErrorCode::NotJoined, message, .. } if message.contains("another node")),
+    );
+    assert!(told, "the interpreter is told to join again: {:?}", sim.clients[&ana].inbox);
+    let reply = sim.send(l, ClientMsg::Select { channel: Some("fr".into()), only: false, balance: None });
+    assert!(reply.unwrap().is_some(), "the listener's session goes on");
+    // Taken back: mixed here again, and a source may join.
+    sim.engine.set_origin("r", true).unwrap();
+    assert!(sim.try_join(Role::Interpreter, Some("es"), &[], "Ana2", None).is_ok());
+}
