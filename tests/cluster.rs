@@ -171,6 +171,15 @@ fn continuous(m: &Media, from: u64, to: u64) -> usize {
     frames.len()
 }
 
+/// From media time `from` on: the longest gap between frames in media time (ms), and the
+/// longest wait between their arrivals (ms of wall time, for the record only).
+fn gaps(m: &Media, from: u64) -> (u64, u128) {
+    let frames: Vec<Frame> = m.frames().into_iter().filter(|f| f.rtp >= from).collect();
+    let media = frames.windows(2).map(|w| w[1].rtp - w[0].rtp).max().unwrap_or(0) / MS;
+    let wall = frames.windows(2).map(|w| (w[1].at - w[0].at).as_millis()).max().unwrap_or(0);
+    (media, wall)
+}
+
 fn last_rtp(m: &Media) -> u64 {
     m.frames().last().map_or(0, |f| f.rtp)
 }
@@ -245,7 +254,17 @@ async fn a_room_plays_across_three_nodes_and_survives_its_node_and_nats() {
     println!("B hears the floor: 440 Hz at {floor_b:.1} dBFS, {n} consecutive frames");
     assert!(floor_b > -20.0);
     let from_c = last_rtp(&on_c);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // C's session gets the room's state from A: Ana live on es, both edges' listeners counted.
+    lc.drain(1500).await;
+    let state = lc.seen.iter().rev().find_map(|m| match m {
+        ServerMsg::State { floor, channels, .. } => Some((floor.listeners, channels.clone())),
+        _ => None,
+    });
+    let (listeners, channels) = state.expect("the room's state reaches a session on an edge");
+    let es = channels.iter().find(|c| c.lang == "es").unwrap();
+    println!("C's state: es live {:?}, {listeners} floor listeners", es.live);
+    assert_eq!(es.live.as_deref(), Some("Ana"));
+    assert_eq!(listeners, 2, "the floor's listeners on B and C");
     assert!(level(&on_c, from_c, 400, 440.0) > -20.0, "C hears the floor");
 
     // C switches to es: 880 Hz within 100 ms of media time.
@@ -299,15 +318,101 @@ async fn a_room_plays_across_three_nodes_and_survives_its_node_and_nats() {
     // NATS restarts: the nodes reconnect and the room plays on for both listeners.
     let (b_last, c_last) = (last_rtp(&on_b), last_rtp(&on_c));
     let nats = nats.restart().await;
+    let restarted = Instant::now();
     let again_b = heard(&on_b, b_last, 440.0, 15).await;
-    let again_c = heard(&on_c, c_last + 2000 * MS, 440.0, 20).await;
+    // C, an edge, hears nothing while NATS is down; then the floor again, with no join.
+    let until = Instant::now() + Duration::from_secs(20);
+    let again_c = loop {
+        let frames = on_c.frames();
+        if let Some(f) =
+            frames.iter().find(|f| f.at > restarted && f.rtp > c_last && tone_db(&f.pcm, 440.0) > -30.0)
+        {
+            break f.rtp;
+        }
+        assert!(Instant::now() < until, "C does not hear the floor after NATS restarted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (gap_b, stall_b) = gaps(&on_b, b_last);
+    let (gap_c, stall_c) = gaps(&on_c, c_last);
     println!(
-        "NATS restarted: B hears the floor {} ms, C {} ms of media time after their last frame before",
+        "NATS restarted: B (the origin) longest gap {gap_b} ms of media time, arrivals {stall_b} ms apart at most; \
+         C (an edge) {gap_c} ms of media time, arrivals {stall_c} ms apart at most; floor again on B at +{} ms, C at +{} ms",
         (again_b - b_last) / MS,
         (again_c - c_last) / MS
     );
+    assert!(gap_c < 15_000, "C's gap {gap_c} ms");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(level(&on_c, again_c, 600, 440.0) > -20.0, "C hears the floor after NATS restarted");
     drop(floor_media);
     drop(nats);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_are_sent_to_a_less_loaded_node() {
+    let nats = Nats::start(&fresh_dir("nats"), None).await;
+    let (_a, a_addr) = node(nats.port, "a").await;
+    let (_b, b_addr) = node(nats.port, "b").await;
+    let (_c, c_addr) = node(nats.port, "c").await;
+    let (st, body) = http_at(
+        a_addr,
+        "POST",
+        "/api/rooms",
+        Some("k"),
+        "application/json",
+        r#"{"id":"r","channels":[{"lang":"es"}]}"#,
+    )
+    .await;
+    assert_eq!(st, 201, "{body}");
+    let listener = mint(a_addr, r#"{"role":"listener","name":"L"}"#).await;
+
+    // No node is busier than another: the page is served where it was asked for.
+    let (st, _) = http_at(a_addr, "GET", "/listen.html", None, "", "").await;
+    assert_eq!(st, 200);
+    // Fifteen sessions on A: a new listener goes to B or C, by page and by WHEP.
+    let mut held = Vec::new();
+    for _ in 0..15 {
+        held.push(join(a_addr, &listener).await);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (st, head) = raw(a_addr, "GET /listen.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(st, 307, "{head}");
+    let to = location(&head);
+    println!("a listener's page on A (15 sessions) is sent to {to}");
+    assert!(
+        to == format!("http://{b_addr}/listen.html") || to == format!("http://{c_addr}/listen.html"),
+        "{to}"
+    );
+    let req = format!(
+        "POST /whep HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {listener}\r\nContent-Type: application/sdp\r\nContent-Length: 5\r\nConnection: close\r\n\r\nv=0\r\n"
+    );
+    let (st, head) = raw(a_addr, &req).await;
+    assert_eq!(st, 307, "{head}");
+    assert!(location(&head).ends_with("/whep") && !location(&head).contains(&a_addr.to_string()));
+    // The node a platform would send a listener to, and every live node.
+    let (st, body) = http_at(a_addr, "GET", "/api/node", None, "", "").await;
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 3, "{body}");
+    assert_ne!(v["node"]["node"], "a", "{body}");
+    // B, as idle as C, serves its own listeners.
+    let (st, _) = http_at(b_addr, "GET", "/listen.html", None, "", "").await;
+    assert_eq!(st, 200);
+    drop(held);
+}
+
+async fn raw(addr: SocketAddr, req: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out).to_string();
+    (text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), text)
+}
+
+fn location(head: &str) -> String {
+    head.lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("location:"))
+        .map(|l| l[9..].trim().to_string())
+        .unwrap_or_default()
 }

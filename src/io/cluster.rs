@@ -331,9 +331,19 @@ impl Cluster {
         all.iter().find(|n| n.region == region).unwrap_or(&all[0]).clone()
     }
 
-    /// The node a listener of `region` is best served by (see `pick`).
+    /// The node a listener of `region` (unset: this node's) is best served by: the least
+    /// loaded live node of that region.
     pub fn listener_node(&self, region: Option<&str>) -> NodeInfo {
         self.pick(region.unwrap_or(&self.me.region))
+    }
+
+    /// Where a listener arriving here with `load` sessions on this node should go instead:
+    /// a node of `region` with clearly fewer sessions (by 10, or a tenth), else nowhere.
+    pub fn send_listener(&self, load: usize, region: Option<&str>) -> Option<NodeInfo> {
+        let best = self.listener_node(region);
+        let margin = (best.load / 10).max(10);
+        let elsewhere = best.node != self.me.node || region.is_some_and(|r| r != self.me.region);
+        (elsewhere && load as u64 > best.load + margin).then_some(best)
     }
 
     async fn read_origins(&self, app: &App) {

@@ -105,9 +105,10 @@ pub(crate) type ApiResult<T> = Result<T, ApiError>;
 pub fn router(app: App) -> Router {
     Router::new()
         .route("/", get(|| async { page("index.html") }))
-        .route("/{file}", get(|Path(f): Path<String>| async move { page(&f) }))
+        .route("/{file}", get(file))
         .route("/i18n/{file}", get(|Path(f): Path<String>| async move { page(&format!("i18n/{f}")) }))
         .route("/health", get(health))
+        .route("/api/node", get(node))
         .route("/metrics", get(metrics))
         .route("/ws", get(ws))
         .route("/api/rooms", post(create_room).get(rooms))
@@ -133,6 +134,42 @@ pub fn router(app: App) -> Router {
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     media-src 'self' blob: mediastream:; connect-src 'self'; base-uri 'none'; form-action 'self'; \
     frame-ancestors 'none'";
+
+/// A page or its script. In a cluster, the listener's page is sent to a clearly less loaded
+/// node of `?region=` (unset: this node's), the invitation (in the fragment) going with it.
+async fn file(
+    State(app): State<App>,
+    Path(f): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<RegionQuery>,
+) -> Response {
+    if f == "listen.html" {
+        if let Some(to) = app.cluster().and_then(|c| c.send_listener(app.load(), q.region.as_deref())) {
+            let location = format!("{}/listen.html", to.url);
+            return (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response();
+        }
+    }
+    page(&f)
+}
+
+#[derive(serde::Deserialize, Default)]
+struct RegionQuery {
+    region: Option<String>,
+}
+
+/// `/api/node`: the node a listener (of `?region=`) is best served by, and every live node, for
+/// a meeting platform that sends its participants to nodes itself.
+async fn node(
+    State(app): State<App>,
+    axum::extract::Query(q): axum::extract::Query<RegionQuery>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let c = app
+        .cluster()
+        .ok_or_else(|| Error::new(ErrorCode::NotFound, "this server is not one of a cluster"))?;
+    Ok(Json(serde_json::json!({
+        "node": c.listener_node(q.region.as_deref()),
+        "nodes": c.nodes(),
+    })))
+}
 
 fn page(file: &str) -> Response {
     match WEB.iter().find(|(name, _, _)| *name == file) {

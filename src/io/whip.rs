@@ -123,6 +123,12 @@ async fn offer(
             let location = format!("{url}/{door}{query}");
             return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response());
         }
+        // A listener goes to a clearly less loaded node, so that adding nodes adds capacity.
+        if let (Some(to), Role::Listener) = (c.send_listener(app.load(), None), claims.role) {
+            let query = channel.map(|c| format!("?channel={c}")).unwrap_or_default();
+            let location = format!("{}/{door}{query}", to.url);
+            return Ok((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response());
+        }
     }
     app.links().join(token, claims.role, std::time::Instant::now())?;
     let peer = app.next_peer();

@@ -74,6 +74,10 @@ fn an_edge_plays_the_origins_streams_and_its_listeners_switch_at_once() {
         .expect("es heard on the edge");
     println!("switch on the edge: es heard {took} ms of media time later");
     assert!(took <= 100, "switch took {took} ms");
+    // No frame missing or twice across the switch: the floor goes on until es comes.
+    let across: Vec<u64> =
+        edge.clients[&l].heard.iter().map(|h| h.rtp).filter(|t| *t + 500 * MS >= before).collect();
+    assert!(across.len() > 50 && across.windows(2).all(|w| w[1] - w[0] == 960), "a gap or a frame twice");
     // The origin now encodes es for the edge, and no longer the floor (nobody hears it there).
     let wanted: Vec<Stream> = {
         run(&mut origin, &mut edge, Duration::from_millis(100));

@@ -16,6 +16,13 @@ use std::time::{Duration, Instant};
 
 /// An edge's wish not repeated for this long is forgotten (edges repeat theirs every second).
 pub const WANT_TTL: Duration = Duration::from_secs(5);
+/// A relayed payload this many ticks older than the mirror's clock is dropped: after a stall of
+/// the link (NATS reconnecting) the backlog would only pile up in the listeners' buffers as
+/// delay, as a stalled engine's would ([`super::MAX_CATCH_UP`]).
+const LATE_TICKS: u32 = super::MAX_CATCH_UP;
+/// ... unless this many in a row come late: then the origin's clock is another (a node that
+/// started the room afresh) and the mirror follows it.
+const LATE_RESYNC: u32 = 50;
 
 /// What the engine hands to the other nodes (through the IO layer's cluster link).
 #[derive(Debug)]
@@ -124,11 +131,13 @@ impl Engine {
         for &(_, slot) in &f.receivers {
             counts[slot] += 1;
         }
+        // A stream that switching listeners still hear is wanted too (counted with their new one).
+        let heard = |s: &Stream| f.waiting.values().any(|(h, _)| h == s);
         let streams: Vec<(Stream, u32)> = f
             .streams
             .iter()
             .zip(counts)
-            .filter(|(s, n)| *n > 0 && s.key().is_some())
+            .filter(|(s, n)| (*n > 0 || heard(s)) && s.key().is_some())
             .map(|(s, n)| (s.clone(), n))
             .collect();
         if f.wanted != streams {
@@ -157,19 +166,47 @@ impl Engine {
     /// One tick of a mirrored room's stream from its origin: to every listener here who hears
     /// it, at once (into [`Engine::batch`], which the caller sends when this returns true).
     pub fn handle_relayed(&mut self, room: &str, stream: &Stream, ts: u32, payload: Payload) -> bool {
-        let (Some(r), Some(f)) = (self.rooms.get_mut(room), self.fanout.get(room)) else { return false };
+        let (Some(r), Some(f)) = (self.rooms.get_mut(room), self.fanout.get_mut(room)) else { return false };
         if !r.mirror {
             return false;
         }
         let Some(slot) = f.streams.iter().position(|s| s == stream) else { return false };
+        let age = ((r.ticks * FRAME as u64) as u32).wrapping_sub(ts) as i32;
+        if age > (LATE_TICKS * FRAME as u32) as i32 && f.late < LATE_RESYNC {
+            f.late += 1;
+            return false;
+        }
+        f.late = 0;
         r.relay(&f.streams, slot, ts, payload);
         self.batch.clear();
-        for &(id, s) in f.receivers.iter().filter(|(_, s)| *s == slot) {
+        let mut switched = false;
+        let to_send = f.receivers.iter().filter(|(_, s)| *s == slot).map(|(id, _)| *id);
+        let old: Vec<PeerId> =
+            f.waiting.iter().filter(|(_, (h, _))| h == stream).map(|(id, _)| *id).collect();
+        for id in to_send.chain(old.iter().copied()).collect::<Vec<_>>() {
+            let still = old.contains(&id);
+            if let Some((_, last)) = f.waiting.get_mut(&id) {
+                if !still {
+                    // Its new stream came: the switch is done (at a later media time, so no frame twice).
+                    let last = *last;
+                    f.waiting.remove(&id);
+                    switched = true;
+                    if ts <= last {
+                        continue;
+                    }
+                } else {
+                    *last = ts;
+                }
+            }
             let Some(p) = self.peers.get_mut(&id) else { continue };
             let Some((sender, to)) = p.downstream(id) else { continue };
-            let payload = if sender.red() { r.red_at(s) } else { r.payload_at(s) };
+            let payload = if sender.red() { r.red_at(slot) } else { r.payload_at(slot) };
             let Some(payload) = payload else { continue };
             self.batch.push(to, |buf| sender.seal(ts, payload, buf));
+        }
+        if switched {
+            // The streams only switching listeners still heard are wanted no more.
+            self.want_of_mirror(room);
         }
         self.stats.add(super::Counter::DatagramsOut, self.batch.len() as u64);
         self.stats.add(super::Counter::BytesOut, self.batch.bytes() as u64);

@@ -36,6 +36,12 @@ pub(super) struct Fanout {
     pub(super) receivers: Vec<(PeerId, usize)>,
     /// For a mirrored room: what its listeners here hear, as last told to the cluster.
     pub(super) wanted: Vec<(Stream, u32)>,
+    /// For a mirrored room: listeners who switched, still sent the stream they heard (and the
+    /// media time of its last payload sent to them) until their new stream's first payload
+    /// comes from the origin, so that a switch leaves no gap.
+    pub(super) waiting: std::collections::BTreeMap<PeerId, (Stream, u32)>,
+    /// For a mirrored room: payloads dropped in a row for coming too late.
+    pub(super) late: u32,
 }
 
 impl Fanout {
@@ -55,6 +61,11 @@ impl Engine {
     pub(super) fn restream(&mut self, room_id: &str) {
         let Some(room) = self.rooms.get(room_id) else { return };
         let f = self.fanout.entry(room_id.to_string()).or_default();
+        // On a mirror, what each listener hears until its new stream's first payload comes.
+        let before: Vec<(PeerId, Stream)> = match room.mirror {
+            true => f.receivers.iter().map(|(id, s)| (*id, f.streams[*s].clone())).collect(),
+            false => Vec::new(),
+        };
         f.streams.clear();
         f.receivers.clear();
         let slot = |streams: &mut Vec<Stream>, s: &Stream| match streams.iter().position(|x| x == s) {
@@ -88,6 +99,22 @@ impl Engine {
             slot(&mut f.streams, &o.stream);
         }
         if room.mirror {
+            let f = self.fanout.get_mut(room_id).expect("made above");
+            let mut waiting = std::mem::take(&mut f.waiting);
+            waiting.retain(|id, _| f.receivers.iter().any(|(r, _)| r == id));
+            for (id, old) in before {
+                let Some(&(_, now)) = f.receivers.iter().find(|(r, _)| *r == id) else { continue };
+                if f.streams[now] != old {
+                    waiting.entry(id).or_insert((old, 0));
+                }
+            }
+            // Back on the stream it still hears: nothing to wait for.
+            waiting
+                .retain(|id, (heard, _)| f.receivers.iter().any(|(r, s)| r == id && f.streams[*s] != *heard));
+            for (heard, _) in waiting.values() {
+                slot(&mut f.streams, heard);
+            }
+            f.waiting = waiting;
             self.want_of_mirror(room_id);
         } else {
             let recorded = self.recorded_streams(room_id);
