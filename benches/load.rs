@@ -10,6 +10,15 @@
 //! tolk run; `--audiobridge` runs them against Janus's AudioBridge (a mix per listener) instead
 //! of tolk; `--rooms K` spreads the listeners over K rooms (and so over the engines). Loopback only.
 //!
+//! `--sendto` runs tolk with one `sendto` per datagram instead of `sendmmsg` (its default),
+//! `--compare-send` both, one after the other, for each count.
+//!
+//! Cluster: `cargo bench --bench load -- --nodes 3 3000` runs the count on one node first, then
+//! on three nodes of a cluster (a nats-server, Debian package `nats-server`, started here): the
+//! sources on the first node, the listeners spread over all three. Reports each node's CPU per
+//! listener-second next to the single node's and the bare send's, the bytes per second on NATS
+//! per stream, and the latency an edge adds against the origin (probes on both).
+//!
 //! Soak: `cargo bench --bench load -- --soak 30 2000` holds 2,000 listeners for 30 minutes
 //! while 100 more churn (each joins, listens 5-30 s, switches channel, leaves, and again), and
 //! prints the server's memory, open files, CPU and the listeners' sequence gaps every 5 minutes.
@@ -44,6 +53,11 @@ struct Server {
 }
 
 async fn start_server(dir: &std::path::Path) -> Server {
+    start_server_with(dir, "").await
+}
+
+/// As [`start_server`], with `extra` appended to its configuration.
+async fn start_server_with(dir: &std::path::Path, extra: &str) -> Server {
     use tokio::io::AsyncBufReadExt;
     let config = dir.join("tolk.toml");
     // A fresh data directory each run: rooms are kept in its database.
@@ -53,7 +67,7 @@ async fn start_server(dir: &std::path::Path) -> Server {
         &config,
         format!(
             "http = \"127.0.0.1:0\"\nudp = \"127.0.0.1:0\"\nsecret = \"load generator secret, long enough\"\napi_key = \"k\"\ncaptions = false\ndata_dir = {data:?}\n\
-             # Every listener of a room comes in with one link.\nlisteners_per_link = 100000\n"
+             # Every listener of a room comes in with one link.\nlisteners_per_link = 100000\n{extra}"
         ),
     )
     .unwrap();
@@ -256,10 +270,10 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn run(n: usize, rooms: usize) {
+async fn run(n: usize, rooms: usize, extra: &str) {
     let dir = std::env::temp_dir().join(format!("tolk-load-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let server = start_server(&dir).await;
+    let server = start_server_with(&dir, extra).await;
     let http = server.http;
     let stop = Arc::new(AtomicBool::new(false));
     let (_, rss_empty) = server_usage(http).await;
@@ -356,13 +370,14 @@ async fn run(n: usize, rooms: usize) {
     }
     let peak = peak_rss(server.child.id().expect("the server runs"));
     let cpu_per = (cpu1 - cpu0) / (n as f64 * secs) * 1e6;
+    let sends = if extra.contains("sendmmsg = false") { ", sendto" } else { "" };
     let size = counters.datagram_size();
     let bare = bare_send(n, size, MEASURE_SECS).await / (n as f64 * MEASURE_SECS as f64) * 1e6;
     let expected = (n as f64) * 50.0 * secs;
     let got = (p1 - p0) as f64;
     let cores = (cpu1 - cpu0) / secs;
     println!(
-        "| {n} ({rooms} room{}, server busy {cores:.2} cores) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.0} KiB | {:.3} % | {:.3} % | {:.1} / {:.1} ms |",
+        "| {n} ({rooms} room{}{sends}, server busy {cores:.2} cores) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.0} KiB | {:.3} % | {:.3} % | {:.1} / {:.1} ms |",
         if rooms == 1 { "" } else { "s" },
         cpu_per / bare,
         (rss - rss_empty) / n as f64 / 1024.0,
@@ -825,6 +840,14 @@ fn main() {
         .filter(|n| (1..=5000).contains(n))
         .collect();
     let counts = if counts.is_empty() { vec![250, 1000] } else { counts };
+    let nodes =
+        args.iter().position(|a| a == "--nodes").and_then(|i| args.get(i + 1)).and_then(|r| r.parse().ok());
+    let counts: Vec<usize> = match nodes {
+        Some(k) => counts.into_iter().filter(|c| *c != k).collect(),
+        None => counts,
+    };
+    let sendto = args.iter().any(|a| a == "--sendto");
+    let compare = args.iter().any(|a| a == "--compare-send");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if let Some(i) = args.iter().position(|a| a == "--soak") {
         let minutes = args.get(i + 1).and_then(|m| m.parse().ok()).unwrap_or(30);
@@ -836,8 +859,19 @@ fn main() {
     println!("| listeners | server CPU per listener-second | bare send per listener-second | ratio | server memory per listener | peak while joining | seq gaps | packets short of 50/s | latency p50 / p99 |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for n in counts {
+        if let Some(k) = nodes {
+            tolk::io::sys::raise_file_limit().expect("the open-file limit can be raised");
+            rt.block_on(run(n, 1, ""));
+            rt.block_on(run_cluster(n, k));
+            continue;
+        }
         if !bridge {
-            rt.block_on(run(n, rooms));
+            if compare || !sendto {
+                rt.block_on(run(n, rooms, ""));
+            }
+            if compare || sendto {
+                rt.block_on(run(n, rooms, "sendmmsg = false\n"));
+            }
         }
         if janus {
             rt.block_on(run_janus(n, Plugin::Streaming));
@@ -846,4 +880,168 @@ fn main() {
             rt.block_on(run_janus(n, Plugin::AudioBridge));
         }
     }
+}
+
+/// `--nodes K`: the listeners spread over K nodes of a cluster on one NATS server; the sources
+/// on the first node, which so mixes the room. Probes on es on the first node and the second.
+async fn run_cluster(n: usize, nodes: usize) {
+    let dir = std::env::temp_dir().join(format!("tolk-cluster-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, monitor) = (free(), free());
+    let _nats = tokio::process::Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-m", &monitor.to_string(), "-sd"])
+        .arg(dir.join("nats"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("nats-server runs (apt install nats-server)");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut servers = Vec::new();
+    for k in 0..nodes {
+        let d = dir.join(format!("n{k}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let extra = format!("[cluster]\nnats = \"nats://127.0.0.1:{port}\"\nnode = \"n{k}\"\n");
+        servers.push(start_server_with(&d, &extra).await);
+    }
+    let https: Vec<SocketAddr> = servers.iter().map(|s| s.http).collect();
+    let origin = https[0];
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut marker = vec![0f32; 960 * 60 * 10];
+    for chunk in marker.chunks_mut(960 * MARKER_EVERY as usize) {
+        for (i, s) in chunk[..960].iter_mut().enumerate() {
+            *s = 0.3 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 48_000.0).sin();
+        }
+    }
+    let mut sources = Vec::new();
+    let mut floor = Signal::connect_to(origin).await;
+    floor.join(&mint(origin, "demo", "floor", None).await, None).await;
+    sources.push((common::media_with(&mut floor, Some(Sound::Tone(440.0)), false).await, floor));
+    for (lang, sound) in
+        [("es", Sound::Pcm(Arc::new(marker))), ("en", Sound::Tone(660.0)), ("fr", Sound::Tone(1320.0))]
+    {
+        let mut sig = Signal::connect_to(origin).await;
+        sig.join(&mint(origin, "demo", "interpreter", Some(lang)).await, None).await;
+        sources.push((common::media_with(&mut sig, Some(sound), true).await, sig));
+    }
+    let token = mint(origin, "demo", "listener", None).await;
+    let counters = Arc::new(Counters::default());
+    // Probes 0 and 1 on the origin, 2 and 3 on the second node.
+    let arrivals: Vec<Arc<Mutex<Vec<Instant>>>> = (0..PROBES).map(|_| Arc::default()).collect();
+    let channels = [None, Some("en"), Some("es"), Some("fr")];
+    let mut sessions = Vec::with_capacity(n);
+    let t = Instant::now();
+    for i in 0..n {
+        let (node, channel, probe) = if i < PROBES {
+            (i / 2 % nodes, Some("es"), Some(arrivals[i].clone()))
+        } else {
+            (i % nodes, channels[i % 4], None)
+        };
+        sessions.push(
+            listener(https[node], &token, channel, counters.clone(), probe, stop.clone()).await.read_on(),
+        );
+        if (i + 1) % 500 == 0 || i + 1 == n {
+            eprintln!(
+                "  {n} listeners on {nodes} nodes: {} connected after {:.1} s",
+                i + 1,
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = Instant::now();
+    loop {
+        let mut settled = 0.0;
+        for h in &https {
+            settled += metric(*h, "tolk_listeners_settled").await;
+        }
+        if settled >= n as f64 || t.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let varz = |field: &'static str| async move {
+        let addr: SocketAddr = format!("127.0.0.1:{monitor}").parse().unwrap();
+        let (_, body) = common::http_at(addr, "GET", "/varz", None, "", "").await;
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()[field].as_f64().unwrap()
+    };
+    let mut cpu0 = Vec::new();
+    for h in &https {
+        cpu0.push(server_usage(*h).await.0);
+    }
+    let (bytes0, msgs0) = (varz("in_bytes").await, varz("in_msgs").await);
+    let (p0, l0) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
+    let m0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(MEASURE_SECS)).await;
+    let secs = m0.elapsed().as_secs_f64();
+    let mut cpu1 = Vec::new();
+    for h in &https {
+        cpu1.push(server_usage(*h).await.0);
+    }
+    let (bytes1, msgs1) = (varz("in_bytes").await, varz("in_msgs").await);
+    let (p1, l1) = (counters.packets.load(Ordering::Relaxed), counters.lost.load(Ordering::Relaxed));
+    stop.store(true, Ordering::Relaxed);
+
+    let marker_start = sources[1].0.first_sent.lock().unwrap().expect("the es interpreter sent");
+    let lat = |probes: &[Arc<Mutex<Vec<Instant>>>]| {
+        let mut v = Vec::new();
+        for a in probes {
+            let mut last = None;
+            for at in a.lock().unwrap().iter() {
+                if last.is_some_and(|l: Instant| at.duration_since(l) < Duration::from_millis(200)) {
+                    continue;
+                }
+                last = Some(*at);
+                let since = at.duration_since(marker_start).as_secs_f64();
+                let period = MARKER_EVERY as f64 * 0.02;
+                v.push((since - (since / period).floor() * period) * 1000.0);
+            }
+        }
+        v
+    };
+    let (mut on_origin, mut on_edge) = (lat(&arrivals[..2]), lat(&arrivals[2..]));
+    let size = counters.datagram_size();
+    let per_node = n / nodes;
+    let bare = bare_send(per_node, size, MEASURE_SECS).await / (per_node as f64 * MEASURE_SECS as f64) * 1e6;
+    println!();
+    println!("| node ({n} listeners on {nodes} nodes) | listeners | CPU per listener-second | bare send | ratio | busy |");
+    println!("|---|---|---|---|---|---|");
+    for k in 0..nodes {
+        let listeners =
+            (0..n).filter(|i| if *i < PROBES { i / 2 % nodes == k } else { i % nodes == k }).count();
+        let cpu = (cpu1[k] - cpu0[k]) / (listeners as f64 * secs) * 1e6;
+        let role = if k == 0 { "origin" } else { "edge" };
+        println!(
+            "| n{k} ({role}) | {listeners} | {cpu:.0} us | {bare:.0} us | {:.2}x | {:.2} cores |",
+            cpu / bare,
+            (cpu1[k] - cpu0[k]) / secs
+        );
+    }
+    let streams = 4.0;
+    let got = (p1 - p0) as f64;
+    println!(
+        "NATS: {:.0} bytes/s and {:.0} messages/s published, {:.0} bytes/s per stream ({streams} streams); listeners: {:.3} % seq gaps, {:.3} % packets short",
+        (bytes1 - bytes0) / secs,
+        (msgs1 - msgs0) / secs,
+        (bytes1 - bytes0) / secs / streams,
+        ((l1 - l0) as f64 / got.max(1.0)) * 100.0,
+        (1.0 - got / (n as f64 * 50.0 * secs)).max(0.0) * 100.0
+    );
+    let (o50, e50) = (percentile(&mut on_origin.clone(), 0.5), percentile(&mut on_edge.clone(), 0.5));
+    println!(
+        "latency p50 / p99: origin {o50:.1} / {:.1} ms, edge {e50:.1} / {:.1} ms: an edge adds {:.1} ms (p50)",
+        percentile(&mut on_origin, 0.99),
+        percentile(&mut on_edge, 0.99),
+        e50 - o50
+    );
+    for s in sessions {
+        s.abort();
+    }
+    drop(sources);
+    drop(servers);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -139,6 +139,8 @@ pub struct Setup {
     pub restarted: mpsc::UnboundedSender<usize>,
     /// What goes to the other nodes of a cluster (bounded: a stalled link loses it, never stalls media).
     pub relay: Option<mpsc::Sender<Relay>>,
+    /// Send each tick's datagrams with `sendmmsg`.
+    pub sendmmsg: bool,
 }
 
 /// Runs an engine until every command sender is gone. A panic (a bug) is caught and logged,
@@ -155,7 +157,7 @@ pub fn supervise(mut setup: Setup, mut commands: mpsc::Receiver<Command>) {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run(
                 engine,
-                Media { udp: &setup.socket, tcp: setup.tcp.as_mut() },
+                Media { udp: &setup.socket, tcp: setup.tcp.as_mut(), batched: setup.sendmmsg },
                 setup.destination,
                 tap,
                 setup.asr.as_ref(),
@@ -203,6 +205,8 @@ type Sessions = HashMap<PeerId, mpsc::Sender<Box<ServerMsg>>>;
 struct Media<'a> {
     udp: &'a UdpSocket,
     tcp: Option<&'a mut Tcp>,
+    /// Send a tick's datagrams with `sendmmsg` (a call per 64) rather than a `sendto` each.
+    batched: bool,
 }
 
 impl Media<'_> {
@@ -214,6 +218,20 @@ impl Media<'_> {
         if let Err(e) = self.udp.send_to(data, to) {
             debug!(%to, "send failed: {e}");
         }
+    }
+
+    /// Sends a tick's datagrams (or a relayed payload's).
+    fn send_all<'b>(&mut self, batch: impl Iterator<Item = (SocketAddr, &'b [u8])>) {
+        if !self.batched {
+            for (to, data) in batch {
+                self.send(to, data);
+            }
+            return;
+        }
+        let tcp = &mut self.tcp;
+        let udp: Vec<(SocketAddr, &[u8])> =
+            batch.filter(|(to, data)| !tcp.as_mut().is_some_and(|t| t.send(*to, data))).collect();
+        super::sys::send_many(self.udp, &udp);
     }
 }
 
@@ -249,9 +267,7 @@ fn run(
                 Ok(Command::Relayed { room, stream, ts, payload }) => {
                     // Sent at once: an edge adds no wait to what its origin sends.
                     if engine.handle_relayed(&room, &stream, ts, payload) {
-                        for (destination, contents) in engine.batch().iter() {
-                            media.send(destination, contents);
-                        }
+                        media.send_all(engine.batch().iter());
                     }
                 }
                 Ok(cmd) => apply(&mut engine, sessions, cmd),
@@ -351,9 +367,7 @@ fn run(
         }
         let started = Instant::now();
         if engine.handle_timeout(started) {
-            for (destination, contents) in engine.batch().iter() {
-                media.send(destination, contents);
-            }
+            media.send_all(engine.batch().iter());
             tick.observe(started.elapsed().as_secs_f64());
         }
     }
