@@ -26,7 +26,9 @@
 //!   socket (the first also the plain RTP tap) ([`io::driver`]); rooms are
 //!   spread over the engines; axum serves the API, the web client,
 //!   the signalling WebSocket and the WHIP/WHEP doors ([`io::http`],
-//!   [`io::signal`], [`io::whip`]); [`io::sys`] holds the only unsafe code.
+//!   [`io::signal`], [`io::whip`]); [`io::sys`] holds the only unsafe code. In a
+//!   cluster, [`io::cluster`] links the node to the others on NATS: a room is mixed on one
+//!   node and mirrored on the rest, which fan its encoded streams out to their listeners.
 //! - [`asr`]: captions. A recogniser thread fed 16 kHz audio through a
 //!   bounded queue (voice-gated windows, LocalAgreement, Whisper); [`store`]
 //!   keeps every final caption in SQLite.

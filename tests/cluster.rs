@@ -398,6 +398,35 @@ async fn listeners_are_sent_to_a_less_loaded_node() {
     let (st, _) = http_at(b_addr, "GET", "/listen.html", None, "", "").await;
     assert_eq!(st, 200);
     drop(held);
+
+    // A channel added on B is on C too.
+    let (st, body) =
+        http_at(b_addr, "POST", "/api/rooms/r/channels", Some("k"), "application/json", r#"{"lang":"de"}"#)
+            .await;
+    assert_eq!(st, 201, "{body}");
+    let until = Instant::now() + Duration::from_secs(5);
+    while !http_at(c_addr, "GET", "/api/rooms/r", Some("k"), "", "").await.1.contains("\"de\"") {
+        assert!(Instant::now() < until, "the channel added on B did not reach C");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A link revoked on A ends its session on C and joins nowhere.
+    let revoked = mint(c_addr, r#"{"role":"listener","name":"Gone"}"#).await;
+    let mut on_c = join(c_addr, &revoked).await;
+    let body = format!(r#"{{"link":"{revoked}"}}"#);
+    let (st, b) = http_at(a_addr, "POST", "/api/rooms/r/revoke", Some("k"), "application/json", &body).await;
+    assert_eq!(st, 200, "{b}");
+    loop {
+        match on_c.next_within(Duration::from_secs(5)).await {
+            ServerMsg::Error { code, .. } => break assert_eq!(code, tolk::protocol::ErrorCode::Revoked),
+            ServerMsg::State { .. } => continue,
+            other => panic!("the session on C was not ended: {other:?}"),
+        }
+    }
+    let mut again = Signal::connect_to(b_addr).await;
+    match again.join(&revoked, None).await {
+        ServerMsg::Error { code, .. } => assert_eq!(code, tolk::protocol::ErrorCode::Revoked),
+        other => panic!("a revoked link joined on B: {other:?}"),
+    }
 }
 
 async fn raw(addr: SocketAddr, req: &str) -> (u16, String) {

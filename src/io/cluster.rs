@@ -6,7 +6,9 @@
 //! - bucket `tolk_origins`: room → the node that mixes it. Claimed with `create` (only if no
 //!   node holds it) or `update` at the revision read (only if nobody claimed it meanwhile), so
 //!   two nodes never both mix a room.
-//! - bucket `tolk_rooms`: room → its definition ([`RoomSpec`]), for every node to hold.
+//! - bucket `tolk_rooms`: room → its definition ([`RoomSpec`]), for every node to hold
+//!   (channels added or renamed on one node follow on the others).
+//! - bucket `tolk_revoked`: a revoked invitation's id → its room, so that no node lets it in.
 //! - `tolk.media.<room>.<stream>`: one message per tick and stream, the RTP timestamp (4
 //!   bytes, big-endian) and the Opus payload, published by the origin for streams edges want.
 //! - `tolk.want.<room>`: an edge's streams of the room and how many listeners hear each,
@@ -14,7 +16,8 @@
 //! - `tolk.state.<room>`, `tolk.caption.<room>`: the origin's room state and captions.
 //!
 //! The buckets are read by polling once a second rather than watched: a poll needs no
-//! consumer that must survive a NATS restart, and a cluster holds tens of rooms, not millions.
+//! consumer that must survive a NATS restart. A bucket whose last sequence has not moved is
+//! not read further, so an idle cluster costs one request per bucket per second.
 
 use super::driver::Command;
 use super::{App, StartError};
@@ -75,8 +78,11 @@ struct View {
     connected_since: Option<Instant>,
     /// What each local room was last told: mixed here or not.
     applied: HashMap<String, bool>,
-    /// Rooms read from `tolk_rooms` (so a room deleted there goes here too).
-    rooms: HashSet<String>,
+    /// Rooms read from `tolk_rooms` (so a room deleted there goes here too), with the revision
+    /// of their definition last followed.
+    rooms: HashMap<String, u64>,
+    /// Each bucket's last sequence when it was last read (`origins`, `rooms`, `revoked`).
+    seqs: [u64; 3],
 }
 
 pub struct Cluster {
@@ -85,7 +91,15 @@ pub struct Cluster {
     nodes: kv::Store,
     origins: kv::Store,
     rooms: kv::Store,
+    revoked: kv::Store,
+    js: async_nats::jetstream::Context,
     view: Mutex<View>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RevokedMsg {
+    room: String,
+    exp: u64,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -163,8 +177,18 @@ impl Cluster {
         let nodes = bucket(&js, "tolk_nodes", Duration::from_secs(60)).await.map_err(fail)?;
         let origins = bucket(&js, "tolk_origins", Duration::ZERO).await.map_err(fail)?;
         let rooms = bucket(&js, "tolk_rooms", Duration::ZERO).await.map_err(fail)?;
+        let revoked = bucket(&js, "tolk_revoked", Duration::ZERO).await.map_err(fail)?;
         let me = NodeInfo { node, url, region: config.region.clone(), load: 0 };
-        Ok(Arc::new(Cluster { me, client, nodes, origins, rooms, view: Mutex::new(View::default()) }))
+        Ok(Arc::new(Cluster {
+            me,
+            client,
+            nodes,
+            origins,
+            rooms,
+            revoked,
+            js,
+            view: Mutex::new(View::default()),
+        }))
     }
 
     pub fn node(&self) -> &str {
@@ -183,6 +207,7 @@ impl Cluster {
         self.read_nodes().await;
         self.read_origins(app).await;
         self.read_rooms(app).await;
+        self.read_revoked(app).await;
         let weak = Arc::downgrade(&app.inner);
         let me = self.clone();
         tokio::spawn(async move {
@@ -197,6 +222,7 @@ impl Cluster {
                 me.read_origins(&app).await;
                 me.take_over(&app).await;
                 me.read_rooms(&app).await;
+                me.read_revoked(&app).await;
             }
         });
         let subscribe = |subject: &'static str| {
@@ -346,7 +372,24 @@ impl Cluster {
         (elsewhere && load as u64 > best.load + margin).then_some(best)
     }
 
+    /// Whether bucket `which` (0: origins, 1: rooms, 2: revoked) changed since it was last read.
+    async fn moved(&self, bucket: &str, which: usize) -> bool {
+        // The client's `status` is its cached view: the stream's own information is asked for.
+        let Ok(stream) = self.js.get_stream(format!("KV_{bucket}")).await else { return true };
+        let seq = stream.cached_info().state.last_sequence;
+        let mut v = self.view();
+        let moved = v.seqs[which] != seq;
+        v.seqs[which] = seq;
+        moved
+    }
+
     async fn read_origins(&self, app: &App) {
+        if !self.moved("tolk_origins", 0).await {
+            for room in app.local_rooms() {
+                self.apply(app, &room).await;
+            }
+            return;
+        }
         let Ok(keys) = self.origins.keys().await else { return };
         let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
         let mut found = HashMap::new();
@@ -458,14 +501,25 @@ impl Cluster {
         }
     }
 
-    /// Room definitions: those new in the bucket are made here, those gone from it go.
+    /// Room definitions: those new in the bucket are made here, those changed are followed
+    /// (channels added, renamed), those gone from it go.
     async fn read_rooms(&self, app: &App) {
+        if !self.moved("tolk_rooms", 1).await {
+            return;
+        }
         let Ok(keys) = self.rooms.keys().await else { return };
         let keys: HashSet<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
         let known: HashSet<String> = app.local_rooms().into_iter().collect();
-        for id in keys.iter().filter(|k| !known.contains(*k)) {
-            let Ok(Some(body)) = self.rooms.get(id.clone()).await else { continue };
-            match serde_json::from_slice::<RoomSpec>(&body) {
+        let mut revisions = HashMap::new();
+        for id in &keys {
+            let Ok(Some(e)) = self.rooms.entry(id.clone()).await else { continue };
+            revisions.insert(id.clone(), e.revision);
+            let followed = self.view().rooms.get(id) == Some(&e.revision);
+            if known.contains(id) && followed {
+                continue;
+            }
+            match serde_json::from_slice::<RoomSpec>(&e.value) {
+                Ok(spec) if known.contains(id) => app.follow_room(spec).await,
                 Ok(spec) => {
                     if let Err(e) = app.adopt_room(spec).await {
                         tracing::warn!(room = id, "room from the cluster not made here: {e}");
@@ -476,8 +530,8 @@ impl Cluster {
         }
         let gone: Vec<String> = {
             let mut v = self.view();
-            let gone = v.rooms.difference(&keys).cloned().collect();
-            v.rooms = keys;
+            let gone = v.rooms.keys().filter(|k| !keys.contains(*k)).cloned().collect();
+            v.rooms = revisions;
             gone
         };
         for id in gone.into_iter().filter(|id| known.contains(id)) {
@@ -489,9 +543,30 @@ impl Cluster {
     /// Keeps a room's definition where every node reads it.
     pub async fn put_room(&self, spec: &RoomSpec) -> Result<(), Error> {
         let body = serde_json::to_vec(spec).expect("room specs serialise");
-        self.rooms.put(&spec.id, body.into()).await.map_err(unreachable_cluster)?;
-        self.view().rooms.insert(spec.id.clone());
+        let revision = self.rooms.put(&spec.id, body.into()).await.map_err(unreachable_cluster)?;
+        self.view().rooms.insert(spec.id.clone(), revision);
         Ok(())
+    }
+
+    /// Tells every node an invitation was revoked (each keeps it and ends its sessions).
+    pub async fn revoke(&self, jti: &str, room: &str, exp: u64) -> Result<(), Error> {
+        let body = serde_json::to_vec(&RevokedMsg { room: room.to_string(), exp }).expect("serialises");
+        self.revoked.put(jti, body.into()).await.map_err(unreachable_cluster)?;
+        Ok(())
+    }
+
+    /// Invitations revoked on other nodes: kept here too, their sessions here ended.
+    async fn read_revoked(&self, app: &App) {
+        if !self.moved("tolk_revoked", 2).await {
+            return;
+        }
+        let Ok(keys) = self.revoked.keys().await else { return };
+        let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
+        for jti in keys.into_iter().filter(|k| !app.is_revoked(k)) {
+            let Ok(Some(body)) = self.revoked.get(jti.clone()).await else { continue };
+            let Ok(r) = serde_json::from_slice::<RevokedMsg>(&body) else { continue };
+            app.revoked_elsewhere(&jti, &r.room, r.exp).await;
+        }
     }
 
     /// Deletes a room's definition and its claim.

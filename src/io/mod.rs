@@ -253,14 +253,57 @@ impl App {
             return Err(Error::new(ErrorCode::BadMessage, "that invitation has no id to revoke"));
         }
         self.inner.store.revoke(&claims.jti, room, claims.exp).map_err(stored)?;
-        self.inner
-            .revoked
-            .lock()
-            .expect("no panics while holding the revoked set")
-            .insert(claims.jti.clone());
-        let (r, invitation) = (room.to_string(), claims.jti.clone());
-        let ended = self.request(|reply| Command::Revoke { room: r, invitation, reply }).await.unwrap_or(0);
+        if let Some(c) = self.cluster() {
+            c.revoke(&claims.jti, room, claims.exp).await?;
+        }
+        let ended = self.end_revoked(&claims.jti, room).await;
         Ok((claims, ended))
+    }
+
+    /// Keeps `jti` as revoked and ends this node's sessions that joined with it.
+    async fn end_revoked(&self, jti: &str, room: &str) -> usize {
+        self.inner.revoked.lock().expect("no panics while holding the revoked set").insert(jti.to_string());
+        let (r, invitation) = (room.to_string(), jti.to_string());
+        self.request(|reply| Command::Revoke { room: r, invitation, reply }).await.unwrap_or(0)
+    }
+
+    pub(crate) fn is_revoked(&self, jti: &str) -> bool {
+        self.inner.revoked.lock().expect("no panics while holding the revoked set").contains(jti)
+    }
+
+    /// An invitation revoked on another node of the cluster.
+    pub(crate) async fn revoked_elsewhere(&self, jti: &str, room: &str, exp: u64) {
+        if let Err(e) = self.inner.store.revoke(jti, room, exp) {
+            tracing::warn!("revocation from the cluster not kept in the database: {e}");
+        }
+        let ended = self.end_revoked(jti, room).await;
+        tracing::info!(room, ended, "an invitation revoked on another node");
+    }
+
+    /// Puts a room's definition, as kept here, where every node of the cluster reads it.
+    async fn share_room(&self, id: &str) -> Result<(), Error> {
+        let Some(c) = self.cluster() else { return Ok(()) };
+        let rooms = self.inner.store.rooms().map_err(stored)?;
+        match rooms.into_iter().find(|r| r.spec.id == id) {
+            Some(r) => c.put_room(&r.spec).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A room changed on another node: its new channels and names here too.
+    pub(crate) async fn follow_room(&self, spec: RoomSpec) {
+        let Ok(Some(view)) = self.room(spec.id.clone()).await else { return };
+        for c in spec.channels {
+            let (room, lang) = (spec.id.clone(), c.lang.clone());
+            let r = match view.channels.iter().find(|v| v.lang == c.lang) {
+                None => self.add_channel_here(room, c).await.map(|_| ()),
+                Some(v) if v.name != c.name => self.rename_channel_here(room, lang, c.name).await.map(|_| ()),
+                Some(_) => Ok(()),
+            };
+            if let Err(e) = r {
+                tracing::warn!(room = spec.id, "channel from the cluster not followed: {e}");
+            }
+        }
     }
 
     pub fn keys(&self) -> &Keys {
@@ -525,6 +568,12 @@ impl App {
     }
 
     pub async fn add_channel(&self, room: String, spec: ChannelSpec) -> Result<RoomView, Error> {
+        let view = self.add_channel_here(room.clone(), spec).await?;
+        self.share_room(&room).await?;
+        Ok(view)
+    }
+
+    async fn add_channel_here(&self, room: String, spec: ChannelSpec) -> Result<RoomView, Error> {
         let kept = spec.clone();
         let view = self.request(|reply| Command::AddChannel { room: room.clone(), spec, reply }).await?;
         self.inner.store.add_channel(&room, &kept).map_err(stored)?;
@@ -533,6 +582,12 @@ impl App {
 
     /// Renames a channel, kept in the database before the answer.
     pub async fn rename_channel(&self, room: String, lang: String, name: String) -> Result<RoomView, Error> {
+        let view = self.rename_channel_here(room.clone(), lang, name).await?;
+        self.share_room(&room).await?;
+        Ok(view)
+    }
+
+    async fn rename_channel_here(&self, room: String, lang: String, name: String) -> Result<RoomView, Error> {
         let (r, l, n) = (room.clone(), lang.clone(), name.clone());
         let view = self.request(|reply| Command::RenameChannel { room: r, lang: l, name: n, reply }).await?;
         self.inner.store.rename_channel(&room, &lang, &name).map_err(stored)?;
