@@ -10,9 +10,6 @@
 //! tolk run; `--audiobridge` runs them against Janus's AudioBridge (a mix per listener) instead
 //! of tolk; `--rooms K` spreads the listeners over K rooms (and so over the engines). Loopback only.
 //!
-//! `--sendto` runs tolk with one `sendto` per datagram instead of `sendmmsg` (its default),
-//! `--compare-send` both, one after the other, for each count.
-//!
 //! Cluster: `cargo bench --bench load -- --nodes 3 3000` runs the count on one node first, then
 //! on three nodes of a cluster (a nats-server, Debian package `nats-server`, started here): the
 //! sources on the first node, the listeners spread over all three. Reports each node's CPU per
@@ -370,14 +367,13 @@ async fn run(n: usize, rooms: usize, extra: &str) {
     }
     let peak = peak_rss(server.child.id().expect("the server runs"));
     let cpu_per = (cpu1 - cpu0) / (n as f64 * secs) * 1e6;
-    let sends = if extra.contains("sendmmsg = false") { ", sendto" } else { "" };
     let size = counters.datagram_size();
     let bare = bare_send(n, size, MEASURE_SECS).await / (n as f64 * MEASURE_SECS as f64) * 1e6;
     let expected = (n as f64) * 50.0 * secs;
     let got = (p1 - p0) as f64;
     let cores = (cpu1 - cpu0) / secs;
     println!(
-        "| {n} ({rooms} room{}{sends}, server busy {cores:.2} cores) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.0} KiB | {:.3} % | {:.3} % | {:.1} / {:.1} ms |",
+        "| {n} ({rooms} room{}, server busy {cores:.2} cores) | {cpu_per:.0} us | {bare:.0} us | {:.2}x | {:.0} KiB | {:.0} KiB | {:.3} % | {:.3} % | {:.1} / {:.1} ms |",
         if rooms == 1 { "" } else { "s" },
         cpu_per / bare,
         (rss - rss_empty) / n as f64 / 1024.0,
@@ -846,8 +842,6 @@ fn main() {
         Some(k) => counts.into_iter().filter(|c| *c != k).collect(),
         None => counts,
     };
-    let sendto = args.iter().any(|a| a == "--sendto");
-    let compare = args.iter().any(|a| a == "--compare-send");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     if let Some(i) = args.iter().position(|a| a == "--soak") {
         let minutes = args.get(i + 1).and_then(|m| m.parse().ok()).unwrap_or(30);
@@ -866,12 +860,7 @@ fn main() {
             continue;
         }
         if !bridge {
-            if compare || !sendto {
-                rt.block_on(run(n, rooms, ""));
-            }
-            if compare || sendto {
-                rt.block_on(run(n, rooms, "sendmmsg = false\n"));
-            }
+            rt.block_on(run(n, rooms, ""));
         }
         if janus {
             rt.block_on(run_janus(n, Plugin::Streaming));

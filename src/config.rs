@@ -70,9 +70,6 @@ pub struct Config {
     pub recording_days: u64,
     /// Run as one node of a cluster (see "Running several nodes" in the README).
     pub cluster: Option<ClusterConfig>,
-    /// Send each tick's datagrams with one `sendmmsg` call per 64 instead of a `sendto` each
-    /// (measured in docs/performance.md); false: one `sendto` each.
-    pub sendmmsg: bool,
 }
 
 /// One node of a cluster: the NATS server (with JetStream) the nodes share, this node's name
@@ -140,7 +137,6 @@ impl Default for Config {
             recordings_dir: None,
             recording_days: 30,
             cluster: None,
-            sendmmsg: true,
         }
     }
 }

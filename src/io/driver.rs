@@ -139,8 +139,6 @@ pub struct Setup {
     pub restarted: mpsc::UnboundedSender<usize>,
     /// What goes to the other nodes of a cluster (bounded: a stalled link loses it, never stalls media).
     pub relay: Option<mpsc::Sender<Relay>>,
-    /// Send each tick's datagrams with `sendmmsg`.
-    pub sendmmsg: bool,
 }
 
 /// Runs an engine until every command sender is gone. A panic (a bug) is caught and logged,
@@ -157,7 +155,7 @@ pub fn supervise(mut setup: Setup, mut commands: mpsc::Receiver<Command>) {
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run(
                 engine,
-                Media { udp: &setup.socket, tcp: setup.tcp.as_mut(), batched: setup.sendmmsg },
+                Media { udp: &setup.socket, tcp: setup.tcp.as_mut() },
                 setup.destination,
                 tap,
                 setup.asr.as_ref(),
@@ -205,8 +203,6 @@ type Sessions = HashMap<PeerId, mpsc::Sender<Box<ServerMsg>>>;
 struct Media<'a> {
     udp: &'a UdpSocket,
     tcp: Option<&'a mut Tcp>,
-    /// Send a tick's datagrams with `sendmmsg` (a call per 64) rather than a `sendto` each.
-    batched: bool,
 }
 
 impl Media<'_> {
@@ -220,18 +216,12 @@ impl Media<'_> {
         }
     }
 
-    /// Sends a tick's datagrams (or a relayed payload's).
+    /// Sends a tick's datagrams (or a relayed payload's), a `sendto` each: `sendmmsg` was
+    /// measured no cheaper (docs/performance.md, "Tried and not kept").
     fn send_all<'b>(&mut self, batch: impl Iterator<Item = (SocketAddr, &'b [u8])>) {
-        if !self.batched {
-            for (to, data) in batch {
-                self.send(to, data);
-            }
-            return;
+        for (to, data) in batch {
+            self.send(to, data);
         }
-        let tcp = &mut self.tcp;
-        let udp: Vec<(SocketAddr, &[u8])> =
-            batch.filter(|(to, data)| !tcp.as_mut().is_some_and(|t| t.send(*to, data))).collect();
-        super::sys::send_many(self.udp, &udp);
     }
 }
 

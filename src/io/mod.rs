@@ -965,7 +965,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             restarts: restarts.clone(),
             restarted: restarted_tx.clone(),
             relay: clustered.then(|| relay_tx.clone()),
-            sendmmsg: config.sendmmsg,
         };
         let (commands, rx) = mpsc::channel(driver::COMMAND_QUEUE);
         let thread = std::thread::Builder::new()

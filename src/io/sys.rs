@@ -1,4 +1,4 @@
-//! The operating system calls libc alone offers: a thread's nice value, handing freed memory back, the clock tick, many datagrams in one call. The only `unsafe` in tolk.
+//! The operating system calls libc alone offers: a thread's nice value, handing freed memory back, the clock tick. The only `unsafe` in tolk.
 #![allow(unsafe_code)]
 
 /// Sets the calling thread's nice value (on Linux a thread's own, not its process's):
@@ -122,86 +122,4 @@ pub fn free_bytes(path: &std::path::Path) -> std::io::Result<u64> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
-}
-
-/// Datagrams `sendmmsg` takes per call.
-pub const SEND_BATCH: usize = 64;
-
-/// Sends each `(destination, datagram)` over `socket`, up to [`SEND_BATCH`] in one system call
-/// (`sendmmsg`); returns how many went out. A datagram the kernel does not take (a full socket
-/// buffer) is skipped, as a failed `send_to` would be: media is never waited for.
-#[cfg(target_os = "linux")]
-pub fn send_many(socket: &std::net::UdpSocket, packets: &[(std::net::SocketAddr, &[u8])]) -> usize {
-    use std::os::fd::AsRawFd;
-    let fd = socket.as_raw_fd();
-    let mut sent = 0;
-    for chunk in packets.chunks(SEND_BATCH) {
-        // SAFETY: zeroed sockaddr_storage, iovec and mmsghdr are valid (all-integer and null-pointer) values.
-        let mut addrs: [libc::sockaddr_storage; SEND_BATCH] = unsafe { std::mem::zeroed() };
-        let mut iovs: [libc::iovec; SEND_BATCH] = unsafe { std::mem::zeroed() };
-        let mut msgs: [libc::mmsghdr; SEND_BATCH] = unsafe { std::mem::zeroed() };
-        for (i, (to, data)) in chunk.iter().enumerate() {
-            let len = socket2::SockAddr::from(*to);
-            // SAFETY: SockAddr holds a valid sockaddr of `len()` bytes, at most a sockaddr_storage.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    len.as_ptr() as *const u8,
-                    &mut addrs[i] as *mut libc::sockaddr_storage as *mut u8,
-                    len.len() as usize,
-                )
-            };
-            iovs[i] = libc::iovec { iov_base: data.as_ptr() as *mut libc::c_void, iov_len: data.len() };
-            msgs[i].msg_hdr.msg_name = &mut addrs[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
-            msgs[i].msg_hdr.msg_namelen = len.len();
-            msgs[i].msg_hdr.msg_iov = &mut iovs[i];
-            msgs[i].msg_hdr.msg_iovlen = 1;
-        }
-        let mut at = 0;
-        while at < chunk.len() {
-            // SAFETY: msgs[at..len] point into addrs, iovs and `packets`' datagrams, all alive for the call.
-            let n = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    msgs[at..].as_mut_ptr(),
-                    (chunk.len() - at) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n <= 0 {
-                // This datagram was refused (a full buffer, an address gone): skip it, as send_to would.
-                at += 1;
-            } else {
-                at += n as usize;
-                sent += n as usize;
-            }
-        }
-    }
-    sent
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn send_many(socket: &std::net::UdpSocket, packets: &[(std::net::SocketAddr, &[u8])]) -> usize {
-    packets.iter().filter(|(to, data)| socket.send_to(data, to).is_ok()).count()
-}
-
-#[cfg(test)]
-mod send_tests {
-    #[test]
-    fn many_datagrams_go_out_in_batches_each_to_its_address() {
-        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let sinks: Vec<std::net::UdpSocket> =
-            (0..3).map(|_| std::net::UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
-        let payloads: Vec<Vec<u8>> = (0..150u8).map(|i| vec![i; 20 + usize::from(i)]).collect();
-        let packets: Vec<(std::net::SocketAddr, &[u8])> =
-            payloads.iter().enumerate().map(|(i, p)| (sinks[i % 3].local_addr().unwrap(), &p[..])).collect();
-        assert_eq!(super::send_many(&tx, &packets), 150);
-        for (k, sink) in sinks.iter().enumerate() {
-            sink.set_read_timeout(Some(std::time::Duration::from_secs(1))).unwrap();
-            let mut buf = [0u8; 512];
-            for i in (k..150).step_by(3) {
-                let n = sink.recv(&mut buf).unwrap();
-                assert_eq!(&buf[..n], &payloads[i][..], "datagram {i} whole, in order, at its address");
-            }
-        }
-    }
 }
