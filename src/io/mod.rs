@@ -776,6 +776,8 @@ pub struct Running {
     pub app: App,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<Result<(), std::io::Error>>>,
+    /// The cluster link's own runtime (a node of a cluster only).
+    cluster: Option<tokio::runtime::Runtime>,
 }
 
 impl Running {
@@ -794,6 +796,9 @@ impl Drop for Running {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
+        }
+        if let Some(rt) = self.cluster.take() {
+            rt.shutdown_background();
         }
     }
 }
@@ -1088,13 +1093,45 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tracing::info!(rooms, "rooms restored from the database");
     }
     drop(relay_tx);
-    if let Some(cc) = &config.cluster {
-        let default_node = format!("node-{}", http_addr.to_string().replace([':', '.', '[', ']'], "-"));
-        let c = cluster::Cluster::connect(cc, app.inner.public_url.clone(), default_node).await?;
-        let _ = app.inner.cluster.set(c.clone());
-        c.run(&app, relay_rx).await?;
-        tracing::info!(node = c.node(), nats = cc.nats, "a node of the cluster");
-    }
+    let cluster_rt = match &config.cluster {
+        None => None,
+        Some(cc) => {
+            // The link carries media between nodes: its tasks run on a thread of their own at the
+            // media threads' priority, not behind the HTTP work on the shared runtime.
+            let nice = config.media_nice;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("tolk-cluster")
+                .on_thread_start(move || {
+                    let _ = sys::set_nice(nice);
+                })
+                .enable_all()
+                .build()
+                .map_err(StartError::Serve)?;
+            let default_node = format!("node-{}", http_addr.to_string().replace([':', '.', '[', ']'], "-"));
+            let (cc, url, linked) = (cc.clone(), app.inner.public_url.clone(), app.clone());
+            let c = rt
+                .spawn(async move {
+                    let c = cluster::Cluster::connect(&cc, url, default_node).await?;
+                    let _ = linked.inner.cluster.set(c.clone());
+                    c.run(&linked, relay_rx).await?;
+                    tracing::info!(node = c.node(), nats = cc.nats, "a node of the cluster");
+                    Ok::<_, StartError>(())
+                })
+                .await;
+            match c {
+                Ok(Ok(())) => Some(rt),
+                Ok(Err(e)) => {
+                    rt.shutdown_background();
+                    return Err(e);
+                }
+                Err(e) => {
+                    rt.shutdown_background();
+                    return Err(StartError::Cluster(e.to_string()));
+                }
+            }
+        }
+    };
     tracing::info!(%http_addr, engines, max_connections, "tolk is up");
     Ok(Running {
         http: http_addr,
@@ -1104,6 +1141,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         app,
         shutdown: Some(shutdown),
         server: Some(server),
+        cluster: cluster_rt,
     })
 }
 
