@@ -244,17 +244,35 @@ async fn a_room_plays_across_three_nodes_and_survives_its_node_and_nats() {
     let on_b = media(&mut lb, None, true).await;
     let mut lc = join(c_addr, &listener).await;
     let on_c = media(&mut lc, None, true).await;
+    let mut la = join(a_addr, &listener).await;
+    let on_a = media(&mut la, None, true).await;
     on_b.wait_frames(100, 15).await;
     on_c.wait_frames(100, 15).await;
+    on_a.wait_frames(100, 15).await;
     let from = last_rtp(&on_b);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let n = continuous(&on_b, from, from + 1500 * MS);
     assert!(n >= 70, "{n} frames in 1.5 s of media time on B");
     let floor_b = level(&on_b, from, 1000, 440.0);
     println!("B hears the floor: 440 Hz at {floor_b:.1} dBFS, {n} consecutive frames");
+    // The same frames on the origin and on an edge: what the edge adds.
+    let at_a: std::collections::HashMap<u64, Instant> = on_a.frames().iter().map(|f| (f.rtp, f.at)).collect();
+    let mut added: Vec<f64> = on_b
+        .frames()
+        .iter()
+        .filter_map(|f| at_a.get(&f.rtp).map(|a| f.at.duration_since(*a).as_secs_f64() * 1000.0))
+        .collect();
+    added.sort_by(|x, y| x.partial_cmp(y).unwrap());
+    assert!(added.len() > 50, "{} frames seen on both", added.len());
+    let p50 = added[added.len() / 2];
+    println!(
+        "an edge adds {p50:.2} ms (p50), {:.2} ms (p90) over {} frames",
+        added[added.len() * 9 / 10],
+        added.len()
+    );
     assert!(floor_b > -20.0);
     let from_c = last_rtp(&on_c);
-    // C's session gets the room's state from A: Ana live on es, both edges' listeners counted.
+    // C's session gets the room's state from A: Ana live on es, every node's listeners counted.
     lc.drain(1500).await;
     let state = lc.seen.iter().rev().find_map(|m| match m {
         ServerMsg::State { floor, channels, .. } => Some((floor.listeners, channels.clone())),
@@ -264,7 +282,7 @@ async fn a_room_plays_across_three_nodes_and_survives_its_node_and_nats() {
     let es = channels.iter().find(|c| c.lang == "es").unwrap();
     println!("C's state: es live {:?}, {listeners} floor listeners", es.live);
     assert_eq!(es.live.as_deref(), Some("Ana"));
-    assert_eq!(listeners, 2, "the floor's listeners on B and C");
+    assert_eq!(listeners, 3, "the floor's listeners on A, B and C");
     assert!(level(&on_c, from_c, 400, 440.0) > -20.0, "C hears the floor");
 
     // C switches to es: 880 Hz within 100 ms of media time.
