@@ -412,6 +412,13 @@ async fn listeners_are_sent_to_a_less_loaded_node() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["nodes"].as_array().unwrap().len(), 3, "{body}");
     assert_ne!(v["node"]["node"], "a", "{body}");
+    // The operator's view of a node: its name, NATS reached, the live nodes, the rooms it mixes.
+    let (_, body) = http_at(a_addr, "GET", "/health", Some("k"), "", "").await;
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h["cluster"]["node"], "a", "{body}");
+    assert_eq!(h["cluster"]["connected"], true, "{body}");
+    assert_eq!(h["cluster"]["nodes"].as_array().unwrap().len(), 3, "{body}");
+    assert_eq!(h["cluster"]["mixed_here"], serde_json::json!(["r"]), "{body}");
     // B, as idle as C, serves its own listeners.
     let (st, _) = http_at(b_addr, "GET", "/listen.html", None, "", "").await;
     assert_eq!(st, 200);
@@ -423,10 +430,21 @@ async fn listeners_are_sent_to_a_less_loaded_node() {
             .await;
     assert_eq!(st, 201, "{body}");
     let until = Instant::now() + Duration::from_secs(5);
-    while !http_at(c_addr, "GET", "/api/rooms/r", Some("k"), "", "").await.1.contains("\"de\"") {
+    while !http_at(c_addr, "GET", "/api/rooms", Some("k"), "", "").await.1.contains("\"de\"") {
         assert!(Instant::now() < until, "the channel added on B did not reach C");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The room's live state is asked of the node that mixes it (A, where its listeners came first).
+    let (st, head) = raw(
+        c_addr,
+        "GET /api/rooms/r HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(st, 307, "{head}");
+    assert_eq!(location(&head), format!("http://{a_addr}/api/rooms/r"));
+    let (st, body) = http_at(a_addr, "GET", "/api/rooms/r", Some("k"), "", "").await;
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("\"de\""), "{body}");
     // A link revoked on A ends its session on C and joins nowhere.
     let revoked = mint(c_addr, r#"{"role":"listener","name":"Gone"}"#).await;
     let mut on_c = join(c_addr, &revoked).await;

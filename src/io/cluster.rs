@@ -166,13 +166,23 @@ impl Cluster {
     ) -> Result<Arc<Cluster>, StartError> {
         let fail = |what: String| StartError::Cluster(what);
         let node = config.node.clone().unwrap_or(default_node);
-        let options = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new()
             .name(format!("tolk {node}"))
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(Duration::from_secs(2)));
-        let client = async_nats::connect_with_options(config.nats.as_str(), options)
+        // A user and password in the URL (`nats://user:pass@host:4222`) are given to NATS as such.
+        let mut url_text = config.nats.clone();
+        if let Some((scheme, rest)) = config.nats.split_once("://") {
+            if let Some((cred, host)) = rest.rsplit_once('@') {
+                let (user, pass) = cred.split_once(':').unwrap_or((cred, ""));
+                options = options.user_and_password(user.to_string(), pass.to_string());
+                url_text = format!("{scheme}://{host}");
+            }
+        }
+        let shown = url_text.clone();
+        let client = async_nats::connect_with_options(url_text.as_str(), options)
             .await
-            .map_err(|e| fail(format!("cannot reach NATS at {}: {e}", config.nats)))?;
+            .map_err(|e| fail(format!("cannot reach NATS at {shown}: {e}")))?;
         let js = async_nats::jetstream::new(client.clone());
         let nodes = bucket(&js, "tolk_nodes", Duration::from_secs(60)).await.map_err(fail)?;
         let origins = bucket(&js, "tolk_origins", Duration::ZERO).await.map_err(fail)?;
@@ -350,6 +360,22 @@ impl Cluster {
         all
     }
 
+    /// For `/health`: this node, whether NATS answers, the live nodes and the rooms mixed here.
+    pub fn health(&self) -> serde_json::Value {
+        let nodes = self.nodes();
+        let v = self.view();
+        let mut mixed: Vec<&String> =
+            v.origins.iter().filter(|(_, (n, _))| *n == self.me.node).map(|(r, _)| r).collect();
+        mixed.sort();
+        serde_json::json!({
+            "node": self.me.node,
+            "region": self.me.region,
+            "connected": v.connected_since.is_some(),
+            "nodes": nodes,
+            "mixed_here": mixed,
+        })
+    }
+
     /// The node a new room (or one whose node died) goes to: the least loaded live node of
     /// `region` (any, when none is there), this node first among equals.
     fn pick(&self, region: &str) -> NodeInfo {
@@ -425,6 +451,17 @@ impl Cluster {
             // Not on an engine yet (being placed): asked again at the next read.
             self.view().applied.clear();
         }
+    }
+
+    /// The base URL of the live node that mixes `room`, when that is another node (as last
+    /// read: at most a second old). Places nothing.
+    pub fn mixed_elsewhere(&self, room: &str) -> Option<String> {
+        let v = self.view();
+        let (node, _) = v.origins.get(room)?;
+        if *node == self.me.node || !Self::alive(&v, &self.me.node, node) {
+            return None;
+        }
+        v.nodes.get(node).map(|s| s.info.url.clone())
     }
 
     /// Where `room` is mixed, choosing (and claiming) a node when none is, or when its node is
@@ -683,7 +720,13 @@ impl Cluster {
                     let Some(inner) = weak.upgrade() else { return };
                     let app = App { inner };
                     let Some((ts, payload)) = m.payload.split_first_chunk::<4>() else { continue };
-                    if payload.is_empty() {
+                    // An Opus frame, as an origin sends it; anything else on the subject is dropped.
+                    if payload.is_empty() || payload.len() > crate::core::media::codec::MAX_PAYLOAD {
+                        tracing::debug!(
+                            room = r,
+                            "cluster: a media message of {} bytes dropped",
+                            m.payload.len()
+                        );
                         continue;
                     }
                     let (room, stream, ts) = (r.clone(), stream.clone(), u32::from_be_bytes(*ts));

@@ -223,6 +223,9 @@ async fn health(State(app): State<App>, headers: HeaderMap) -> ApiResult<Json<se
         }
     }
     body["dropped"] = dropped.into();
+    if let Some(c) = app.cluster() {
+        body["cluster"] = c.health();
+    }
     Ok(Json(body))
 }
 
@@ -298,8 +301,24 @@ async fn create_room(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -
     Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
-async fn room(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Response> {
+/// In a cluster, what only the node that mixes a room holds (its live state, recordings,
+/// transcripts) is asked of that node: `307` there, which keeps the method and the body.
+fn at_origin(app: &App, id: &str, uri: &axum::http::Uri) -> Option<Response> {
+    let url = app.cluster().and_then(|c| c.mixed_elsewhere(id))?;
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    Some((StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, format!("{url}{path}"))]).into_response())
+}
+
+async fn room(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    uri: axum::http::Uri,
+) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
+    if let Some(there) = at_origin(&app, &id, &uri) {
+        return Ok(there);
+    }
     match app.room(id.clone()).await? {
         Some(v) => Ok(Json(v).into_response()),
         None => Err(Error::new(ErrorCode::NotFound, format!("no room {id}")).into()),
@@ -487,11 +506,15 @@ struct TranscriptQuery {
 
 async fn transcript(
     State(app): State<App>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
     axum::extract::Query(q): axum::extract::Query<TranscriptQuery>,
 ) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
+    if let Some(there) = at_origin(&app, &id, &uri) {
+        return Ok(there);
+    }
     let lines = app
         .store()
         .lines(&id, q.source.as_deref())
@@ -512,10 +535,14 @@ async fn transcript(
 
 async fn delete_transcript(
     State(app): State<App>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
+    if let Some(there) = at_origin(&app, &id, &uri) {
+        return Ok(there);
+    }
     let n = app.store().delete(&id).map_err(|e| Error::new(ErrorCode::Busy, e.to_string()))?;
     Ok(Json(serde_json::json!({"deleted": n})).into_response())
 }
@@ -528,11 +555,15 @@ struct RecordRequest {
 
 async fn recording(
     State(app): State<App>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
+    if let Some(there) = at_origin(&app, &id, &uri) {
+        return Ok(there);
+    }
     let req: RecordRequest = body(&bytes)?;
     app.set_recording(&id, req.on).await?;
     Ok(Json(serde_json::json!({"recording": req.on})).into_response())
@@ -540,10 +571,14 @@ async fn recording(
 
 async fn recordings(
     State(app): State<App>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
+    if let Some(there) = at_origin(&app, &id, &uri) {
+        return Ok(there);
+    }
     let mut takes = app.takes(&id).await?;
     for t in &mut takes {
         for f in &mut t.files {
@@ -619,10 +654,14 @@ async fn download(
 
 async fn delete_take(
     State(app): State<App>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     Path((id, take)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     may_manage(&app, &headers, &id)?;
+    if let Some(there) = at_origin(&app, &id, &uri) {
+        return Ok(there);
+    }
     app.delete_recording(&id, &take, None).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

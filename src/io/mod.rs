@@ -1115,7 +1115,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                     let c = cluster::Cluster::connect(&cc, url, default_node).await?;
                     let _ = linked.inner.cluster.set(c.clone());
                     c.run(&linked, relay_rx).await?;
-                    tracing::info!(node = c.node(), nats = cc.nats, "a node of the cluster");
+                    tracing::info!(node = c.node(), "a node of the cluster");
                     Ok::<_, StartError>(())
                 })
                 .await;
