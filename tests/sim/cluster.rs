@@ -7,7 +7,7 @@
 use crate::harness::{Sim, Sound};
 use crate::{first_from, level, now_rtp, MS};
 use std::time::Duration;
-use tolk::core::engine::Relay;
+use tolk::core::engine::{Caption, Relay};
 use tolk::core::room::Stream;
 use tolk::protocol::{ClientMsg, ErrorCode, Role, ServerMsg};
 
@@ -112,4 +112,52 @@ fn a_room_that_becomes_a_mirror_sends_its_sources_away_and_keeps_its_listeners()
     // Taken back: mixed here again, and a source may join.
     sim.engine.set_origin("r", true).unwrap();
     assert!(sim.try_join(Role::Interpreter, Some("es"), &[], "Ana2", None).is_ok());
+}
+
+#[test]
+fn an_edge_gives_its_listeners_the_origins_captions_and_state_and_ignores_its_own_recogniser() {
+    let mut edge = Sim::new(34);
+    edge.engine.set_origin("r", false).unwrap();
+    let l = edge.add(Role::Listener, None, "Lena", None);
+    edge.run(Duration::from_secs(1));
+    // A caption of the floor from the origin reaches the floor's listener here.
+    let caption = Caption {
+        room: "r".into(),
+        source: None,
+        lang: Some("en".into()),
+        text: "good morning".into(),
+        is_final: true,
+        start_ms: 500,
+        end_ms: 900,
+        skipped_ms: 0,
+    };
+    edge.engine.handle_remote_caption(caption.clone());
+    // What this node's own recogniser might say of a mirror is not delivered: the origin captions it.
+    edge.engine.handle_caption(Caption { text: "not from here".into(), ..caption });
+    edge.pump();
+    let texts: Vec<&str> = edge.clients[&l]
+        .inbox
+        .iter()
+        .filter_map(|m| match m {
+            ServerMsg::Caption { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["good morning"]);
+    // The origin's state replaces the mirror's own (which knows no interpreter).
+    let mut origin = Sim::new(35);
+    origin.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
+    let host = origin.join(Role::Host, None, "Hana");
+    origin.run(Duration::from_millis(600));
+    let state =
+        origin.clients[&host].inbox.iter().rev().find(|m| matches!(m, ServerMsg::State { .. })).cloned();
+    edge.engine.handle_remote_state("r", state.expect("the origin's state"));
+    edge.pump();
+    let seen = edge.clients[&l].inbox.iter().rev().find_map(|m| match m {
+        ServerMsg::State { channels, .. } => {
+            channels.iter().find(|c| c.lang == "es").and_then(|c| c.live.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(seen.as_deref(), Some("Ana"), "the listener on the edge sees who is live at the origin");
 }
