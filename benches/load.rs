@@ -259,6 +259,37 @@ async fn bare_send(listeners: usize, size: usize, secs: u64) -> f64 {
     cpu
 }
 
+/// The es interpreter's sound: a 1 kHz marker frame every `MARKER_EVERY` frames, silence between.
+fn marker_sound() -> Vec<f32> {
+    let mut marker = vec![0f32; 960 * 60 * 10];
+    for chunk in marker.chunks_mut(960 * MARKER_EVERY as usize) {
+        for (i, s) in chunk[..960].iter_mut().enumerate() {
+            *s = 0.3 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 48_000.0).sin();
+        }
+    }
+    marker
+}
+
+/// Added latency: each marker's arrival at a probe, against the send time of its marker frame
+/// (frame k of the es sound goes out k x 20 ms after the first, paced by the client), in ms.
+fn marker_latencies(probes: &[Arc<Mutex<Vec<Instant>>>], marker_start: Instant) -> Vec<f64> {
+    let mut latency = Vec::new();
+    for a in probes {
+        let mut last = None;
+        for at in a.lock().unwrap().iter() {
+            // One arrival per marker: the first frame that carries it.
+            if last.is_some_and(|l: Instant| at.duration_since(l) < Duration::from_millis(200)) {
+                continue;
+            }
+            last = Some(*at);
+            let since = at.duration_since(marker_start).as_secs_f64();
+            let period = MARKER_EVERY as f64 * 0.02;
+            latency.push((since - (since / period).floor() * period) * 1000.0);
+        }
+    }
+    latency
+}
+
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
@@ -277,12 +308,7 @@ async fn run(n: usize, rooms: usize, extra: &str) {
 
     // Sources: the floor plays 440 Hz; es sends a 1 kHz marker frame every 500 ms; en and fr play tones.
     let mut sources = Vec::new();
-    let mut marker = vec![0f32; 960 * 60 * 10];
-    for chunk in marker.chunks_mut(960 * MARKER_EVERY as usize) {
-        for (i, s) in chunk[..960].iter_mut().enumerate() {
-            *s = 0.3 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 48_000.0).sin();
-        }
-    }
+    let marker = marker_sound();
     // Room 0 is the demo room; more rooms (spread over the engines) get the same sources, without markers.
     let mut room_ids = vec!["demo".to_string()];
     for k in 1..rooms {
@@ -350,21 +376,7 @@ async fn run(n: usize, rooms: usize, extra: &str) {
     // Added latency: each marker arrival at a probe, against the send time of its marker frame
     // (frame k of the es sound goes out k x 20 ms after the first, paced by the client).
     let marker_start = marker_media.first_sent.lock().unwrap().expect("the es interpreter sent");
-    let mut latency = Vec::new();
-    for a in &arrivals {
-        let mut last = None;
-        for at in a.lock().unwrap().iter() {
-            // One arrival per marker: the first frame that carries it.
-            if last.is_some_and(|l: Instant| at.duration_since(l) < Duration::from_millis(200)) {
-                continue;
-            }
-            last = Some(*at);
-            let since = at.duration_since(marker_start).as_secs_f64();
-            let period = MARKER_EVERY as f64 * 0.02;
-            let sent = (since / period).floor() * period;
-            latency.push((since - sent) * 1000.0);
-        }
-    }
+    let mut latency = marker_latencies(&arrivals, marker_start);
     let peak = peak_rss(server.child.id().expect("the server runs"));
     let cpu_per = (cpu1 - cpu0) / (n as f64 * secs) * 1e6;
     let size = counters.datagram_size();
@@ -902,12 +914,7 @@ async fn run_cluster(n: usize, nodes: usize) {
     let https: Vec<SocketAddr> = servers.iter().map(|s| s.http).collect();
     let origin = https[0];
     let stop = Arc::new(AtomicBool::new(false));
-    let mut marker = vec![0f32; 960 * 60 * 10];
-    for chunk in marker.chunks_mut(960 * MARKER_EVERY as usize) {
-        for (i, s) in chunk[..960].iter_mut().enumerate() {
-            *s = 0.3 * (2.0 * std::f32::consts::PI * 1000.0 * i as f32 / 48_000.0).sin();
-        }
-    }
+    let marker = marker_sound();
     let mut sources = Vec::new();
     let mut floor = Signal::connect_to(origin).await;
     floor.join(&mint(origin, "demo", "floor", None).await, None).await;
@@ -978,23 +985,8 @@ async fn run_cluster(n: usize, nodes: usize) {
     stop.store(true, Ordering::Relaxed);
 
     let marker_start = sources[1].0.first_sent.lock().unwrap().expect("the es interpreter sent");
-    let lat = |probes: &[Arc<Mutex<Vec<Instant>>>]| {
-        let mut v = Vec::new();
-        for a in probes {
-            let mut last = None;
-            for at in a.lock().unwrap().iter() {
-                if last.is_some_and(|l: Instant| at.duration_since(l) < Duration::from_millis(200)) {
-                    continue;
-                }
-                last = Some(*at);
-                let since = at.duration_since(marker_start).as_secs_f64();
-                let period = MARKER_EVERY as f64 * 0.02;
-                v.push((since - (since / period).floor() * period) * 1000.0);
-            }
-        }
-        v
-    };
-    let (mut on_origin, mut on_edge) = (lat(&arrivals[..2]), lat(&arrivals[2..]));
+    let (mut on_origin, mut on_edge) =
+        (marker_latencies(&arrivals[..2], marker_start), marker_latencies(&arrivals[2..], marker_start));
     let size = counters.datagram_size();
     let per_node = n / nodes;
     let bare = bare_send(per_node, size, MEASURE_SECS).await / (per_node as f64 * MEASURE_SECS as f64) * 1e6;

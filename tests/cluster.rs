@@ -202,24 +202,20 @@ async fn heard(m: &Media, after: u64, hz: f32, secs: u64) -> u64 {
     }
 }
 
+/// A nats-server, nodes a, b and c, and room `r` (`room`'s JSON) made on a.
+async fn three_nodes(room: &str) -> (Nats, [(tokio::process::Child, SocketAddr); 3]) {
+    let nats = Nats::start(&fresh_dir("nats"), None).await;
+    let nodes = [node(nats.port, "a").await, node(nats.port, "b").await, node(nats.port, "c").await];
+    let (st, body) = http_at(nodes[0].1, "POST", "/api/rooms", Some("k"), "application/json", room).await;
+    assert_eq!(st, 201, "{body}");
+    (nats, nodes)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_room_plays_across_three_nodes_and_survives_its_node_and_nats() {
-    let nats = Nats::start(&fresh_dir("nats"), None).await;
-    let (mut a, a_addr) = node(nats.port, "a").await;
-    let (_b, b_addr) = node(nats.port, "b").await;
-    let (_c, c_addr) = node(nats.port, "c").await;
-
     // The room is made on A; B and C read it from the cluster.
-    let (st, body) = http_at(
-        a_addr,
-        "POST",
-        "/api/rooms",
-        Some("k"),
-        "application/json",
-        r#"{"id":"r","floor_lang":"en","channels":[{"lang":"es","name":"Español"},{"lang":"fr","name":"Français"}]}"#,
-    )
-    .await;
-    assert_eq!(st, 201, "{body}");
+    let room = r#"{"id":"r","floor_lang":"en","channels":[{"lang":"es","name":"Español"},{"lang":"fr","name":"Français"}]}"#;
+    let (nats, [(mut a, a_addr), (_b, b_addr), (_c, c_addr)]) = three_nodes(room).await;
     for n in [b_addr, c_addr] {
         let until = Instant::now() + Duration::from_secs(5);
         while http_at(n, "GET", "/api/rooms/r", Some("k"), "", "").await.0 != 200 {
@@ -367,20 +363,8 @@ async fn a_room_plays_across_three_nodes_and_survives_its_node_and_nats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_are_sent_to_a_less_loaded_node() {
-    let nats = Nats::start(&fresh_dir("nats"), None).await;
-    let (_a, a_addr) = node(nats.port, "a").await;
-    let (_b, b_addr) = node(nats.port, "b").await;
-    let (_c, c_addr) = node(nats.port, "c").await;
-    let (st, body) = http_at(
-        a_addr,
-        "POST",
-        "/api/rooms",
-        Some("k"),
-        "application/json",
-        r#"{"id":"r","channels":[{"lang":"es"}]}"#,
-    )
-    .await;
-    assert_eq!(st, 201, "{body}");
+    let (_nats, [(_a, a_addr), (_b, b_addr), (_c, c_addr)]) =
+        three_nodes(r#"{"id":"r","channels":[{"lang":"es"}]}"#).await;
     let listener = mint(a_addr, r#"{"role":"listener","name":"L"}"#).await;
 
     // No node is busier than another: the page is served where it was asked for.
