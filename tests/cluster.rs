@@ -377,7 +377,10 @@ async fn listeners_are_sent_to_a_less_loaded_node() {
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (st, head) = raw(a_addr, "GET /listen.html HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
-    assert_eq!(st, 307, "{head}");
+    if st != 307 {
+        let (_, nodes) = http_at(a_addr, "GET", "/api/node", None, "", "").await;
+        panic!("A's page is not sent elsewhere ({st}); the nodes as A sees them: {nodes}");
+    }
     let to = location(&head);
     println!("a listener's page on A (15 sessions) is sent to {to}");
     assert!(
@@ -447,6 +450,32 @@ async fn listeners_are_sent_to_a_less_loaded_node() {
         ServerMsg::Error { code, .. } => assert_eq!(code, tolk::protocol::ErrorCode::Revoked),
         other => panic!("a revoked link joined on B: {other:?}"),
     }
+
+    // Deleted on A and made again there: the room is mixed afresh (not left a mirror on the
+    // node that mixed it before) and plays to a listener on A and one on C.
+    drop((on_c, again));
+    let (st, b) = http_at(a_addr, "DELETE", "/api/rooms/r", Some("k"), "", "").await;
+    assert_eq!(st, 204, "{b}");
+    let room = r#"{"id":"r","channels":[{"lang":"es"}]}"#;
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (st, b) = http_at(a_addr, "POST", "/api/rooms", Some("k"), "application/json", room).await;
+        if st == 201 {
+            break;
+        }
+        assert!(Instant::now() < until, "room r not made again: {st} {b}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let floor = mint(a_addr, r#"{"role":"floor","name":"Floor"}"#).await;
+    let listener = mint(a_addr, r#"{"role":"listener","name":"L"}"#).await;
+    let (_floor, at) = whip(a_addr, &floor, 440.0, Duration::from_secs(10)).await;
+    let mut la = join(a_addr, &listener).await;
+    let on_a = media(&mut la, None, true).await;
+    let mut lc = join(c_addr, &listener).await;
+    let on_c = media(&mut lc, None, true).await;
+    let (ta, tc) = (heard(&on_a, 0, 440.0, 10).await, heard(&on_c, 0, 440.0, 10).await);
+    let on = if at == a_addr { "A, which mixed it before" } else { "another node" };
+    println!("room r made again, mixed on {on}: the floor heard on A and on C (media time {ta}, {tc})");
 }
 
 async fn raw(addr: SocketAddr, req: &str) -> (u16, String) {

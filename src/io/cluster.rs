@@ -12,8 +12,9 @@
 //! - `tolk.media.<room>.<stream>`: one message per tick and stream, the RTP timestamp (4
 //!   bytes, big-endian) and the Opus payload, published by the origin for streams edges want.
 //! - `tolk.want.<room>`: an edge's streams of the room and how many listeners hear each,
-//!   repeated every second.
-//! - `tolk.state.<room>`, `tolk.caption.<room>`: the origin's room state and captions.
+//!   said at once when they change and again every second (by the engine).
+//! - `tolk.state.<room>`, `tolk.caption.<room>`: the origin's room state (on change and every
+//!   second) and captions.
 //!
 //! The buckets are read by polling once a second rather than watched: a poll needs no
 //! consumer that must survive a NATS restart. A bucket whose last sequence has not moved is
@@ -40,8 +41,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const DEAD_AFTER: Duration = Duration::from_secs(3);
 /// What the media threads may queue for the cluster link (a few seconds of a busy node's ticks).
 pub const RELAY_QUEUE: usize = 8192;
-/// An edge repeats what it wants this often (an origin forgets it after `WANT_TTL`).
-const WANT_EVERY: Duration = Duration::from_secs(1);
+/// How long one read of the buckets may take: a NATS that answers this slowly is as good as
+/// gone for now, and the next read starts afresh.
+const READ_WITHIN: Duration = Duration::from_secs(3);
 
 /// A node as the others see it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -76,12 +78,12 @@ struct View {
     origins: HashMap<String, (String, u64)>,
     /// Since when this node's heartbeats have gone through (none: NATS unreachable now).
     connected_since: Option<Instant>,
-    /// What each local room was last told: mixed here or not.
+    /// What each local room was last told, for the log: mixed here or not.
     applied: HashMap<String, bool>,
     /// Rooms read from `tolk_rooms` (so a room deleted there goes here too), with the revision
     /// of their definition last followed.
     rooms: HashMap<String, u64>,
-    /// Each bucket's last sequence when it was last read (`origins`, `rooms`, `revoked`).
+    /// Each bucket's last sequence when it was last read through (`origins`, `rooms`, `revoked`).
     seqs: [u64; 3],
 }
 
@@ -218,6 +220,19 @@ impl Cluster {
         self.read_origins(app).await;
         self.read_rooms(app).await;
         self.read_revoked(app).await;
+        // The heartbeat on a task of its own: reads held up by a slow NATS never make this node
+        // look dead to the others.
+        let weak = Arc::downgrade(&app.inner);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEARTBEAT);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                me.beat(&App { inner }).await;
+            }
+        });
         let weak = Arc::downgrade(&app.inner);
         let me = self.clone();
         tokio::spawn(async move {
@@ -227,12 +242,16 @@ impl Cluster {
                 every.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
                 let app = App { inner };
-                me.beat(&app).await;
-                me.read_nodes().await;
-                me.read_origins(&app).await;
-                me.take_over(&app).await;
-                me.read_rooms(&app).await;
-                me.read_revoked(&app).await;
+                let read = async {
+                    me.read_nodes().await;
+                    me.read_origins(&app).await;
+                    me.take_over(&app).await;
+                    me.read_rooms(&app).await;
+                    me.read_revoked(&app).await;
+                };
+                if tokio::time::timeout(READ_WITHIN, read).await.is_err() {
+                    tracing::warn!("cluster: NATS answers slowly; the buckets are read again in a second");
+                }
             }
         });
         let subscribe = |subject: &'static str| {
@@ -298,7 +317,8 @@ impl Cluster {
     async fn beat(&self, app: &App) {
         let info = NodeInfo { load: app.load() as u64, ..self.me.clone() };
         let body = serde_json::to_vec(&info).expect("node info serialises");
-        let ok = self.nodes.put(&self.me.node, body.into()).await.is_ok();
+        let put = tokio::time::timeout(HEARTBEAT, self.nodes.put(&self.me.node, body.into())).await;
+        let ok = matches!(put, Ok(Ok(_)));
         let mut v = self.view();
         match (ok, v.connected_since) {
             (true, None) => v.connected_since = Some(Instant::now()),
@@ -311,8 +331,7 @@ impl Cluster {
     }
 
     async fn read_nodes(&self) {
-        let Ok(keys) = self.nodes.keys().await else { return };
-        let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
+        let Some(keys) = self.keys("tolk_nodes").await else { return };
         for key in keys {
             let Ok(Some(e)) = self.nodes.entry(key.clone()).await else { continue };
             let Ok(info) = serde_json::from_slice::<NodeInfo>(&e.value) else { continue };
@@ -341,6 +360,18 @@ impl Cluster {
 
     fn alive(v: &View, me: &str, node: &str) -> bool {
         node == me || v.nodes.get(node).is_some_and(|s| s.changed.elapsed() < DEAD_AFTER)
+    }
+
+    /// Whether this node has been connected long enough to have heard every live node beat, and
+    /// so may count a silent one dead (after NATS comes back, every other node looks silent).
+    fn judging(v: &View) -> bool {
+        v.connected_since.is_some_and(|t| t.elapsed() >= DEAD_AFTER + HEARTBEAT)
+    }
+
+    /// Whether `node`'s claim on a room stands: it is alive, or this node cannot judge yet and
+    /// knows where it is.
+    fn holds(v: &View, me: &str, node: &str) -> bool {
+        Self::alive(v, me, node) || (!Self::judging(v) && v.nodes.contains_key(node))
     }
 
     /// The live nodes, least loaded first (this node first among equals).
@@ -398,58 +429,73 @@ impl Cluster {
         (elsewhere && load as u64 > best.load + margin).then_some(best)
     }
 
-    /// Whether bucket `which` (0: origins, 1: rooms, 2: revoked) changed since it was last read.
-    async fn moved(&self, bucket: &str, which: usize) -> bool {
+    /// The last sequence of bucket `which` (0: origins, 1: rooms, 2: revoked) when it changed
+    /// since it was last read through ([`Cluster::read_through`]); none when it did not, or
+    /// NATS cannot say.
+    async fn moved(&self, bucket: &str, which: usize) -> Option<u64> {
         // The client's `status` is its cached view: the stream's own information is asked for.
-        let Ok(stream) = self.js.get_stream(format!("KV_{bucket}")).await else { return true };
+        let stream = self.js.get_stream(format!("KV_{bucket}")).await.ok()?;
         let seq = stream.cached_info().state.last_sequence;
-        let mut v = self.view();
-        let moved = v.seqs[which] != seq;
-        v.seqs[which] = seq;
-        moved
+        (self.view().seqs[which] != seq).then_some(seq)
+    }
+
+    /// Bucket `which` was read through up to `seq`: not read again until it changes. A read
+    /// that failed part way does not say so, and the next one reads it all again.
+    fn read_through(&self, which: usize, seq: u64) {
+        self.view().seqs[which] = seq;
+    }
+
+    /// The keys of a bucket (deleted ones too: their entries say so); none when NATS cannot
+    /// list them all. Read from the stream's subjects in one request: the client's `keys`
+    /// makes a consumer, whose listing can wait for more while another node writes.
+    async fn keys(&self, bucket: &str) -> Option<Vec<String>> {
+        let stream = self.js.get_stream(format!("KV_{bucket}")).await.ok()?;
+        let prefix = format!("$KV.{bucket}.");
+        let subjects = stream.info_with_subjects(format!("{prefix}>")).await.ok()?;
+        let subjects: Vec<Result<(String, usize), _>> = subjects.collect().await;
+        let mut keys = Vec::with_capacity(subjects.len());
+        for s in subjects {
+            let (subject, _) = s.ok()?;
+            keys.extend(subject.strip_prefix(&prefix).map(str::to_string));
+        }
+        Some(keys)
     }
 
     async fn read_origins(&self, app: &App) {
-        if !self.moved("tolk_origins", 0).await {
-            for room in app.local_rooms() {
-                self.apply(app, &room).await;
-            }
-            return;
-        }
-        let Ok(keys) = self.origins.keys().await else { return };
-        let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
-        let mut found = HashMap::new();
-        for key in keys {
-            if let Ok(Some(e)) = self.origins.entry(key.clone()).await {
-                if e.operation == kv::Operation::Put {
-                    found.insert(key, (String::from_utf8_lossy(&e.value).into_owned(), e.revision));
-                }
+        if let Some(seq) = self.moved("tolk_origins", 0).await {
+            if let Some(found) = self.read_claims().await {
+                self.view().origins = found;
+                self.read_through(0, seq);
             }
         }
-        self.view().origins = found;
+        // Told every time (a room remade, or an engine restarted, starts as a mirror).
         for room in app.local_rooms() {
             self.apply(app, &room).await;
         }
     }
 
-    /// Tells the local room whether it is mixed here, when that changed.
-    async fn apply(&self, app: &App, room: &str) {
-        let here = {
-            let mut v = self.view();
-            let here = v.origins.get(room).is_some_and(|(n, _)| *n == self.me.node);
-            if v.applied.get(room) == Some(&here) {
-                return;
+    /// Every room's claim; none when one of them could not be read.
+    async fn read_claims(&self) -> Option<HashMap<String, (String, u64)>> {
+        let mut found = HashMap::new();
+        for key in self.keys("tolk_origins").await? {
+            let e = self.origins.entry(key.clone()).await.ok()?;
+            if let Some(e) = e.filter(|e| e.operation == kv::Operation::Put) {
+                found.insert(key, (String::from_utf8_lossy(&e.value).into_owned(), e.revision));
             }
-            v.applied.insert(room.to_string(), here);
-            here
-        };
-        if here {
-            tracing::info!(room, "this node mixes the room");
         }
+        Some(found)
+    }
+
+    /// Tells the local room whether it is mixed here (the engine ignores what it already knows).
+    async fn apply(&self, app: &App, room: &str) {
+        let here = self.view().origins.get(room).is_some_and(|(n, _)| *n == self.me.node);
         let room = room.to_string();
-        if app.send(|_| Command::Origin { room, here }).await.is_err() {
-            // Not on an engine yet (being placed): asked again at the next read.
-            self.view().applied.clear();
+        if app.send(|_| Command::Origin { room: room.clone(), here }).await.is_err() {
+            return; // not on an engine yet (being placed): told at the next read
+        }
+        let was = self.view().applied.insert(room.clone(), here);
+        if here && was != Some(true) {
+            tracing::info!(room, "this node mixes the room");
         }
     }
 
@@ -458,7 +504,7 @@ impl Cluster {
     pub fn mixed_elsewhere(&self, room: &str) -> Option<String> {
         let v = self.view();
         let (node, _) = v.origins.get(room)?;
-        if *node == self.me.node || !Self::alive(&v, &self.me.node, node) {
+        if *node == self.me.node || !Self::holds(&v, &self.me.node, node) {
             return None;
         }
         v.nodes.get(node).map(|s| s.info.url.clone())
@@ -476,16 +522,25 @@ impl Cluster {
             }
         }
         for _ in 0..3 {
-            let entry = self.origins.entry(room).await.map_err(unreachable_cluster)?;
+            let entry = match self.origins.entry(room).await {
+                Ok(e) => e,
+                // NATS away: the claim as last read, so that rooms play on for those who join.
+                Err(e) => return self.last_origin(room).ok_or_else(|| unreachable_cluster(e)),
+            };
             let current = entry
                 .filter(|e| e.operation == kv::Operation::Put)
                 .map(|e| (String::from_utf8_lossy(&e.value).into_owned(), e.revision));
-            let live = {
+            let (live, judging) = {
                 let v = self.view();
-                current.as_ref().filter(|(n, _)| Self::alive(&v, &self.me.node, n)).cloned()
+                let live = current.as_ref().filter(|(n, _)| Self::holds(&v, &self.me.node, n)).cloned();
+                (live, Self::judging(&v))
             };
             let (node, revision) = match live {
                 Some(c) => c,
+                None if current.is_some() && !judging => {
+                    // Held by a node this one has not heard of yet: not taken before it can judge.
+                    return Err(unreachable_cluster(format!("room {room}: its node is not known here yet")));
+                }
                 None => {
                     let pick = self.pick(&self.me.region).node;
                     let claimed = match &current {
@@ -508,13 +563,24 @@ impl Cluster {
         Err(unreachable_cluster(format!("room {room}: its node changed three times while asked")))
     }
 
+    /// Where `room` was mixed when last read, if that node still holds it.
+    fn last_origin(&self, room: &str) -> Option<Origin> {
+        let v = self.view();
+        let (node, _) = v.origins.get(room)?;
+        if *node == self.me.node {
+            return Some(Origin::Here);
+        }
+        let seen = v.nodes.get(node).filter(|_| Self::alive(&v, &self.me.node, node))?;
+        Some(Origin::There(seen.info.url.clone()))
+    }
+
     /// Rooms whose node died go to the node `pick` names (each node computes the same; the
     /// compare-and-set keeps it to one if views differ). Only while this node has itself been
     /// connected long enough to have heard the others' heartbeats.
     async fn take_over(&self, app: &App) {
         let orphans: Vec<(String, u64)> = {
             let v = self.view();
-            if v.connected_since.is_none_or(|t| t.elapsed() < DEAD_AFTER + HEARTBEAT) {
+            if !Self::judging(&v) {
                 return;
             }
             v.origins
@@ -541,15 +607,25 @@ impl Cluster {
     /// Room definitions: those new in the bucket are made here, those changed are followed
     /// (channels added, renamed), those gone from it go.
     async fn read_rooms(&self, app: &App) {
-        if !self.moved("tolk_rooms", 1).await {
-            return;
-        }
-        let Ok(keys) = self.rooms.keys().await else { return };
-        let keys: HashSet<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
+        let Some(seq) = self.moved("tolk_rooms", 1).await else { return };
+        let Some(listed) = self.keys("tolk_rooms").await else { return };
         let known: HashSet<String> = app.local_rooms().into_iter().collect();
+        let mut keys = HashSet::new();
         let mut revisions = HashMap::new();
-        for id in &keys {
-            let Ok(Some(e)) = self.rooms.entry(id.clone()).await else { continue };
+        let mut through = true;
+        for id in &listed {
+            let e = match self.rooms.entry(id.clone()).await {
+                Ok(Some(e)) if e.operation == kv::Operation::Put => e,
+                Ok(_) => continue, // deleted
+                Err(_) => {
+                    // Not read: neither followed nor taken for gone.
+                    revisions.extend(self.view().rooms.get(id).map(|r| (id.clone(), *r)));
+                    keys.insert(id.clone());
+                    through = false;
+                    continue;
+                }
+            };
+            keys.insert(id.clone());
             revisions.insert(id.clone(), e.revision);
             let followed = self.view().rooms.get(id) == Some(&e.revision);
             if known.contains(id) && followed {
@@ -568,9 +644,13 @@ impl Cluster {
         let gone: Vec<String> = {
             let mut v = self.view();
             let gone = v.rooms.keys().filter(|k| !keys.contains(*k)).cloned().collect();
+            // A room not read this time is followed at the next read.
             v.rooms = revisions;
             gone
         };
+        if through {
+            self.read_through(1, seq);
+        }
         for id in gone.into_iter().filter(|id| known.contains(id)) {
             tracing::info!(room = id, "room deleted on another node");
             let _ = app.forget_room(id).await;
@@ -592,17 +672,31 @@ impl Cluster {
         Ok(())
     }
 
-    /// Invitations revoked on other nodes: kept here too, their sessions here ended.
+    /// Invitations revoked on other nodes: kept here too, their sessions here ended. Those past
+    /// their expiry (no node lets them in anyway) leave the bucket.
     async fn read_revoked(&self, app: &App) {
-        if !self.moved("tolk_revoked", 2).await {
-            return;
-        }
-        let Ok(keys) = self.revoked.keys().await else { return };
-        let keys: Vec<String> = keys.filter_map(|k| async { k.ok() }).collect().await;
-        for jti in keys.into_iter().filter(|k| !app.is_revoked(k)) {
-            let Ok(Some(body)) = self.revoked.get(jti.clone()).await else { continue };
+        let Some(seq) = self.moved("tolk_revoked", 2).await else { return };
+        let Some(keys) = self.keys("tolk_revoked").await else { return };
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut through = true;
+        for jti in keys {
+            let body = match self.revoked.get(jti.clone()).await {
+                Ok(Some(body)) => body,
+                Ok(None) => continue,
+                Err(_) => {
+                    through = false;
+                    continue;
+                }
+            };
             let Ok(r) = serde_json::from_slice::<RevokedMsg>(&body) else { continue };
-            app.revoked_elsewhere(&jti, &r.room, r.exp).await;
+            if r.exp < now {
+                let _ = self.revoked.delete(&jti).await;
+            } else if !app.is_revoked(&jti) {
+                app.revoked_elsewhere(&jti, &r.room, r.exp).await;
+            }
+        }
+        if through {
+            self.read_through(2, seq);
         }
     }
 
@@ -616,73 +710,47 @@ impl Cluster {
         Ok(())
     }
 
-    /// Carries what the media threads hand out: media and state of rooms mixed here to the
-    /// edges; what this node's listeners hear to the origins (and subscribes to it).
+    /// Carries what the media threads hand out: media, state and captions of rooms mixed here
+    /// to the edges; what this node's listeners hear to the origins (and subscribes to it).
+    /// The engine says wants and state again every second, so nothing is kept here.
     async fn relay(&self, app: std::sync::Weak<super::Inner>, mut rx: mpsc::Receiver<Relay>) {
-        let mut wants: HashMap<String, Vec<(Stream, u32)>> = HashMap::new();
-        let mut states: HashMap<String, ServerMsg> = HashMap::new();
         let mut subs: HashMap<(String, String), JoinHandle<()>> = HashMap::new();
-        let mut every = tokio::time::interval(WANT_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut media = bytes::BytesMut::new();
-        loop {
-            tokio::select! {
-                r = rx.recv() => {
-                    let Some(r) = r else { return };
-                    match r {
-                        Relay::Media { room, stream, ts, payload } => {
-                            let Some(key) = stream.key() else { continue };
-                            media.reserve(4 + payload.len());
-                            media.extend_from_slice(&ts.to_be_bytes());
-                            media.extend_from_slice(&payload);
-                            let _ = self.client.publish(format!("tolk.media.{room}.{key}"), media.split().freeze()).await;
-                        }
-                        Relay::State { room, msg } => {
-                            self.publish_state(&room, &msg).await;
-                            states.insert(room, msg);
-                        }
-                        Relay::Caption(caption) => {
-                            let body = serde_json::to_vec(&CaptionMsg { node: self.me.node.clone(), caption: caption.clone() }).expect("captions serialise");
-                            let _ = self.client.publish(format!("tolk.caption.{}", caption.room), body.into()).await;
-                        }
-                        Relay::Want { room, streams } => {
-                            self.publish_want(&room, &streams).await;
-                            let Some(inner) = app.upgrade() else { return };
-                            self.subscribe(&App { inner }, &room, &streams, &mut subs).await;
-                            if streams.is_empty() {
-                                wants.remove(&room);
-                            } else {
-                                wants.insert(room, streams);
-                            }
-                        }
-                    }
+        while let Some(r) = rx.recv().await {
+            let (subject, body) = match r {
+                Relay::Media { room, stream, ts, payload } => {
+                    let Some(key) = stream.key() else { continue };
+                    media.reserve(4 + payload.len());
+                    media.extend_from_slice(&ts.to_be_bytes());
+                    media.extend_from_slice(&payload);
+                    (format!("tolk.media.{room}.{key}"), media.split().freeze())
                 }
-                _ = every.tick() => {
-                    for (room, streams) in &wants {
-                        self.publish_want(room, streams).await;
-                    }
-                    // The origin's state again, for edges that came since; only of rooms still mixed here.
-                    let mine: HashSet<String> = self.view().origins.iter().filter(|(_, (n, _))| *n == self.me.node).map(|(r, _)| r.clone()).collect();
-                    states.retain(|room, _| mine.contains(room));
-                    for (room, msg) in &states {
-                        self.publish_state(room, msg).await;
-                    }
+                Relay::State { room, msg } => {
+                    let body = serde_json::to_vec(&StateMsg { node: self.me.node.clone(), msg })
+                        .expect("state serialises");
+                    (format!("tolk.state.{room}"), body.into())
                 }
-            }
+                Relay::Caption(caption) => {
+                    let subject = format!("tolk.caption.{}", caption.room);
+                    let body = serde_json::to_vec(&CaptionMsg { node: self.me.node.clone(), caption })
+                        .expect("captions serialise");
+                    (subject, body.into())
+                }
+                Relay::Want { room, streams } => {
+                    // A mirror that hears nothing says so once, not every second.
+                    if streams.is_empty() && !subs.keys().any(|(r, _)| *r == room) {
+                        continue;
+                    }
+                    let Some(inner) = app.upgrade() else { return };
+                    self.subscribe(&App { inner }, &room, &streams, &mut subs).await;
+                    let streams = streams.iter().filter_map(|(s, n)| Some((s.key()?, *n))).collect();
+                    let body = serde_json::to_vec(&WantMsg { node: self.me.node.clone(), streams })
+                        .expect("wants serialise");
+                    (format!("tolk.want.{room}"), body.into())
+                }
+            };
+            let _ = self.client.publish(subject, body).await;
         }
-    }
-
-    async fn publish_state(&self, room: &str, msg: &ServerMsg) {
-        let body = serde_json::to_vec(&StateMsg { node: self.me.node.clone(), msg: msg.clone() })
-            .expect("state serialises");
-        let _ = self.client.publish(format!("tolk.state.{room}"), body.into()).await;
-    }
-
-    async fn publish_want(&self, room: &str, streams: &[(Stream, u32)]) {
-        let streams = streams.iter().filter_map(|(s, n)| Some((s.key()?, *n))).collect();
-        let body =
-            serde_json::to_vec(&WantMsg { node: self.me.node.clone(), streams }).expect("wants serialise");
-        let _ = self.client.publish(format!("tolk.want.{room}"), body.into()).await;
     }
 
     /// Subscribes to the streams of `room` this node's listeners hear, and only those.

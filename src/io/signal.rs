@@ -85,6 +85,9 @@ async fn origin_elsewhere(app: &App, text: &str) -> Result<Option<String>, Error
 /// media address (the source's media goes straight to it, no hop added). When either side
 /// closes, so does the other; the page joins again, and is carried to whichever node mixes
 /// the room by then.
+/// How often a carried session pings the origin; three times this without a word ends it.
+const PROXY_PING: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn proxy(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     mut stream: futures_util::stream::SplitStream<WebSocket>,
@@ -105,8 +108,22 @@ async fn proxy(
     if up_sink.send(Up::Text(join.into())).await.is_err() {
         return;
     }
+    // The origin is pinged: one whose machine died or was cut off sends no close, and the
+    // session would otherwise wait for TCP to give up (many minutes) before the page rejoins.
+    let mut ping = tokio::time::interval(PROXY_PING);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
+            _ = ping.tick() => {
+                if heard.elapsed() > 3 * PROXY_PING {
+                    tracing::warn!(url, "cluster: the room's node stopped answering; the session ends");
+                    break;
+                }
+                if up_sink.send(Up::Ping(Vec::new().into())).await.is_err() {
+                    break;
+                }
+            }
             m = stream.next() => match m {
                 Some(Ok(Message::Text(t))) => {
                     if up_sink.send(Up::Text(t.as_str().into())).await.is_err() {
@@ -116,7 +133,7 @@ async fn proxy(
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Binary(_))) => {}
                 _ => break,
             },
-            m = up_stream.next() => match m {
+            m = up_stream.next() => match m.inspect(|_| heard = tokio::time::Instant::now()) {
                 Some(Ok(Up::Text(t))) => {
                     if sink.send(Message::Text(t.as_str().into())).await.is_err() {
                         break;

@@ -92,6 +92,17 @@ async fn offer(
     if !content_type_is(headers, "application/sdp") {
         return Ok(unsupported("the SDP offer with Content-Type: application/sdp"));
     }
+    // A language tag, as channels are named (and so safe to put in a redirect's query as it is).
+    if channel
+        .as_deref()
+        .is_some_and(|c| c.len() > 35 || !c.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+    {
+        return Err(Error::new(
+            ErrorCode::NotFound,
+            "no such channel: ?channel= takes a language tag (es, pt-BR)",
+        )
+        .into());
+    }
     let sdp =
         std::str::from_utf8(&body).ok().filter(|s| s.trim_start().starts_with("v=0")).ok_or_else(|| {
             Error::new(ErrorCode::BadSdp, "the body is not an SDP offer (it must start with v=0)")

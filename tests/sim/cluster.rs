@@ -11,23 +11,32 @@ use tolk::core::engine::{Caption, Relay};
 use tolk::core::room::Stream;
 use tolk::protocol::{ClientMsg, ErrorCode, Role, ServerMsg};
 
-/// Runs both nodes `d` in lockstep, carrying wants edge → origin and media origin → edge, as
-/// the cluster link does; returns how many payloads crossed.
+/// Runs both nodes `d` in lockstep, carrying wants edge → origin and media and state origin →
+/// edge, as the cluster link does; returns how many payloads crossed.
 fn run(origin: &mut Sim, edge: &mut Sim, d: Duration) -> usize {
+    link(origin, edge, d, true)
+}
+
+/// The same, with the link up (`carried`) or down: all that crosses while down is lost.
+fn link(origin: &mut Sim, edge: &mut Sim, d: Duration, carried: bool) -> usize {
     let mut crossed = 0;
     let until = origin.now + d;
     while origin.now < until {
         origin.step();
         edge.step();
-        for r in std::mem::take(&mut edge.relays) {
+        for r in std::mem::take(&mut edge.relays).into_iter().filter(|_| carried) {
             if let Relay::Want { room, streams } = r {
                 origin.engine.set_wants(origin.now, &room, "edge", streams);
             }
         }
-        for r in std::mem::take(&mut origin.relays) {
-            if let Relay::Media { stream, ts, payload, .. } = r {
-                edge.relay_in(&stream, ts, payload);
-                crossed += 1;
+        for r in std::mem::take(&mut origin.relays).into_iter().filter(|_| carried) {
+            match r {
+                Relay::Media { stream, ts, payload, .. } => {
+                    edge.relay_in(&stream, ts, payload);
+                    crossed += 1;
+                }
+                Relay::State { room, msg } => edge.engine.handle_remote_state(&room, msg),
+                _ => {}
             }
         }
     }
@@ -36,9 +45,9 @@ fn run(origin: &mut Sim, edge: &mut Sim, d: Duration) -> usize {
 
 #[test]
 fn an_edge_plays_the_origins_streams_and_its_listeners_switch_at_once() {
-    let mut origin = Sim::new(31);
-    let mut edge = Sim::new(32);
-    edge.engine.set_origin("r", false).unwrap();
+    let mut origin = Sim::node(31);
+    let mut edge = Sim::node(32);
+    origin.engine.set_origin("r", true).unwrap();
     origin.add(Role::Floor, None, "Floor", Some(Sound::Tone(440.0)));
     origin.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
     // A source cannot join the mirror: its session belongs on the origin.
@@ -160,4 +169,52 @@ fn an_edge_gives_its_listeners_the_origins_captions_and_state_and_ignores_its_ow
         _ => None,
     });
     assert_eq!(seen.as_deref(), Some("Ana"), "the listener on the edge sees who is live at the origin");
+}
+
+#[test]
+fn what_a_stalled_link_lost_is_made_good_within_a_second_and_a_promoted_mirror_stops_wanting() {
+    let mut origin = Sim::node(36);
+    let mut edge = Sim::node(37);
+    origin.engine.set_origin("r", true).unwrap();
+    origin.add(Role::Floor, None, "Floor", Some(Sound::Tone(440.0)));
+    origin.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
+    // The listener comes while the link is down: its want, said once on the change, is lost,
+    // and so is the origin's state of the room with Ana live.
+    let l = edge.add(Role::Listener, None, "Lena", None);
+    link(&mut origin, &mut edge, Duration::from_millis(1500), false);
+    assert!(edge.clients[&l].heard.is_empty(), "nothing crossed a link that is down");
+    let back = edge.now;
+    run(&mut origin, &mut edge, Duration::from_secs(2));
+    let c = &edge.clients[&l];
+    let first = c.heard.iter().find(|h| crate::harness::tone_db(&h.pcm, 440.0) > -25.0);
+    let took = first.expect("the floor heard once the link is back").at.duration_since(back).as_millis();
+    println!("link back: the floor heard after {took} ms of media time");
+    assert!(took <= 1100, "the want was said again only after {took} ms");
+    let live = c.inbox.iter().rev().find_map(|m| match m {
+        ServerMsg::State { channels, .. } => {
+            channels.iter().find(|ch| ch.lang == "es").map(|ch| ch.live.clone())
+        }
+        _ => None,
+    });
+    assert_eq!(live, Some(Some("Ana".to_string())), "the origin's state said again");
+    // Told once, not every second: the same state again is not sent to the sessions.
+    let states =
+        |c: &crate::harness::Client| c.inbox.iter().filter(|m| matches!(m, ServerMsg::State { .. })).count();
+    let before = states(&edge.clients[&l]);
+    run(&mut origin, &mut edge, Duration::from_secs(3));
+    assert_eq!(states(&edge.clients[&l]), before, "an unchanged state is not told again");
+
+    // The edge becomes the room's origin: it says at once that it wants nothing relayed.
+    edge.relays.clear();
+    edge.engine.set_origin("r", true).unwrap();
+    edge.run(Duration::from_secs(2));
+    let wants: Vec<usize> = edge
+        .relays
+        .iter()
+        .filter_map(|r| match r {
+            Relay::Want { streams, .. } => Some(streams.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(wants, [0], "one empty want, then none");
 }

@@ -160,6 +160,16 @@ pub fn tone_frame(hz: f32, n: u64) -> [f32; FRAME] {
 impl Sim {
     /// An engine with room `r` (channels en, es, fr) and no clients; network faults from `seed`.
     pub fn new(seed: u64) -> Sim {
+        Sim::with(seed, false)
+    }
+
+    /// The same, as one node of a cluster: room `r` starts as a mirror, until the test says
+    /// which node mixes it ([`Engine::set_origin`]).
+    pub fn node(seed: u64) -> Sim {
+        Sim::with(seed, true)
+    }
+
+    fn with(seed: u64, cluster: bool) -> Sim {
         let start = Instant::now();
         let server: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut engine = Engine::new(
@@ -168,7 +178,7 @@ impl Sim {
                 tcp_candidates: Vec::new(),
                 captions: true,
                 recording: true,
-                cluster: false,
+                cluster,
             },
             start,
         );

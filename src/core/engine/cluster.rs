@@ -58,6 +58,12 @@ impl Engine {
         r.mirror = !here;
         if here {
             self.remote_state.remove(room);
+            // What it wanted as a mirror it wants no more: said, so the link unsubscribes.
+            if let Some(f) = self.fanout.get_mut(room).filter(|f| !f.wanted.is_empty()) {
+                f.wanted.clear();
+                let room = room.to_string();
+                self.out.push_back(Output::Relay(Relay::Want { room, streams: Vec::new() }));
+            }
         } else {
             let mut moved: Vec<PeerId> =
                 self.peers_of(room).filter(|id| self.peers[id].role != Role::Listener).collect();
@@ -146,6 +152,29 @@ impl Engine {
         }
     }
 
+    /// Once a second: what this node wants of each mirrored room, and the state of each room
+    /// mixed here, said again. Both are otherwise said only when they change, and one lost on
+    /// the way (the link's queue full while NATS stalled) is so made good within a second.
+    pub(super) fn resync_cluster(&mut self) {
+        if !self.config.cluster {
+            return;
+        }
+        let mut ids: Vec<&String> = self.rooms.keys().collect();
+        ids.sort();
+        for id in ids {
+            let r = &self.rooms[id];
+            let relay = if r.mirror {
+                let streams = self.fanout.get(id).map(|f| f.wanted.clone()).unwrap_or_default();
+                Relay::Want { room: id.clone(), streams }
+            } else {
+                let (floor, channels) = self.room_state(r);
+                let msg = ServerMsg::State { floor, channels, recording: r.recording.is_some() };
+                Relay::State { room: id.clone(), msg }
+            };
+            self.out.push_back(Output::Relay(relay));
+        }
+    }
+
     /// After a tick: the payload of every stream other nodes want of the rooms mixed here.
     pub(super) fn relay_out(&mut self) {
         for (room, wants) in &self.wants {
@@ -216,6 +245,10 @@ impl Engine {
     /// The origin's state of a mirrored room: to this node's sessions of it.
     pub fn handle_remote_state(&mut self, room: &str, msg: ServerMsg) {
         if !self.rooms.get(room).is_some_and(|r| r.mirror) || !matches!(msg, ServerMsg::State { .. }) {
+            return;
+        }
+        // The origin says it again every second: the sessions here are told when it changed.
+        if self.remote_state.get(room) == Some(&msg) {
             return;
         }
         self.remote_state.insert(room.to_string(), msg.clone());

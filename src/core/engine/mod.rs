@@ -395,6 +395,7 @@ impl Engine {
                 self.stale.insert(room);
             }
             self.expire_wants(now);
+            self.resync_cluster();
         }
         while let Some(&Reverse((t, id))) = self.timers.peek() {
             if t > now {
