@@ -332,6 +332,8 @@ impl Cluster {
 
     async fn read_nodes(&self) {
         let Some(keys) = self.keys("tolk_nodes").await else { return };
+        // Nodes whose entry aged out of the bucket (a minute after their last beat) are forgotten.
+        self.view().nodes.retain(|k, _| keys.contains(k));
         for key in keys {
             let Ok(Some(e)) = self.nodes.entry(key.clone()).await else { continue };
             let Ok(info) = serde_json::from_slice::<NodeInfo>(&e.value) else { continue };
