@@ -216,41 +216,23 @@ impl Cluster {
     pub async fn run(self: &Arc<Self>, app: &App, relay: mpsc::Receiver<Relay>) -> Result<(), StartError> {
         // The first beat and reading before anything is served, so that placement sees the nodes.
         self.beat(app).await;
-        self.read_nodes().await;
-        self.read_origins(app).await;
-        self.read_rooms(app).await;
-        self.read_revoked(app).await;
-        // The heartbeat on a task of its own: reads held up by a slow NATS never make this node
-        // look dead to the others.
+        self.read_all(app).await;
+        // Every second: the heartbeat, then the reads on a task of their own (one at a time), so
+        // that reads held up by a slow NATS never make this node look dead to the others.
         let weak = Arc::downgrade(&app.inner);
         let me = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(HEARTBEAT);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                every.tick().await;
-                let Some(inner) = weak.upgrade() else { return };
-                me.beat(&App { inner }).await;
-            }
-        });
-        let weak = Arc::downgrade(&app.inner);
-        let me = self.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(HEARTBEAT);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut reading: Option<JoinHandle<()>> = None;
             loop {
                 every.tick().await;
                 let Some(inner) = weak.upgrade() else { return };
                 let app = App { inner };
-                let read = async {
-                    me.read_nodes().await;
-                    me.read_origins(&app).await;
-                    me.take_over(&app).await;
-                    me.read_rooms(&app).await;
-                    me.read_revoked(&app).await;
-                };
-                if tokio::time::timeout(READ_WITHIN, read).await.is_err() {
-                    tracing::warn!("cluster: NATS answers slowly; the buckets are read again in a second");
+                me.beat(&app).await;
+                if reading.as_ref().is_none_or(|r| r.is_finished()) {
+                    let me = me.clone();
+                    reading = Some(tokio::spawn(async move { me.read_all(&app).await }));
                 }
             }
         });
@@ -311,6 +293,21 @@ impl Cluster {
         let me = self.clone();
         tokio::spawn(async move { me.relay(weak, relay).await });
         Ok(())
+    }
+
+    /// Reads the nodes and the buckets, and takes over the rooms of dead nodes: given up after
+    /// [`READ_WITHIN`] (and started again a second later).
+    async fn read_all(&self, app: &App) {
+        let read = async {
+            self.read_nodes().await;
+            self.read_origins(app).await;
+            self.take_over(app).await;
+            self.read_rooms(app).await;
+            self.read_revoked(app).await;
+        };
+        if tokio::time::timeout(READ_WITHIN, read).await.is_err() {
+            tracing::warn!("cluster: NATS answers slowly; the buckets are read again in a second");
+        }
     }
 
     /// Says this node is alive, with its load.

@@ -43,13 +43,20 @@ fn link(origin: &mut Sim, edge: &mut Sim, d: Duration, carried: bool) -> usize {
     crossed
 }
 
-#[test]
-fn an_edge_plays_the_origins_streams_and_its_listeners_switch_at_once() {
-    let mut origin = Sim::node(31);
-    let mut edge = Sim::node(32);
+/// Two nodes of a cluster: the origin of room `r`, with the floor (440 Hz) and Ana live on es
+/// (880 Hz), and an edge that mirrors it.
+fn origin_and_edge(seed: u64) -> (Sim, Sim) {
+    let mut origin = Sim::node(seed);
+    let edge = Sim::node(seed + 1);
     origin.engine.set_origin("r", true).unwrap();
     origin.add(Role::Floor, None, "Floor", Some(Sound::Tone(440.0)));
     origin.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
+    (origin, edge)
+}
+
+#[test]
+fn an_edge_plays_the_origins_streams_and_its_listeners_switch_at_once() {
+    let (mut origin, mut edge) = origin_and_edge(31);
     // A source cannot join the mirror: its session belongs on the origin.
     let refused = edge.try_join(Role::Interpreter, Some("es"), &[], "Bea", None).unwrap_err();
     assert_eq!(refused.code, ErrorCode::NotJoined);
@@ -173,11 +180,7 @@ fn an_edge_gives_its_listeners_the_origins_captions_and_state_and_ignores_its_ow
 
 #[test]
 fn what_a_stalled_link_lost_is_made_good_within_a_second_and_a_promoted_mirror_stops_wanting() {
-    let mut origin = Sim::node(36);
-    let mut edge = Sim::node(37);
-    origin.engine.set_origin("r", true).unwrap();
-    origin.add(Role::Floor, None, "Floor", Some(Sound::Tone(440.0)));
-    origin.add(Role::Interpreter, Some("es"), "Ana", Some(Sound::Tone(880.0)));
+    let (mut origin, mut edge) = origin_and_edge(36);
     // The listener comes while the link is down: its want, said once on the change, is lost,
     // and so is the origin's state of the room with Ana live.
     let l = edge.add(Role::Listener, None, "Lena", None);
